@@ -1,0 +1,207 @@
+package natsembed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Config describes one embedded server. Zero ports mean "pick a free one";
+// the chosen addresses can be read back from the Server.
+type Config struct {
+	// Cluster is the NATS cluster (and gateway) name: a cell id or "global".
+	Cluster string
+	// Name is the server name; defaults to Cluster.
+	Name string
+	// Host to bind; defaults to 127.0.0.1.
+	Host        string
+	Port        int
+	ClusterPort int
+	GatewayPort int
+	// Gateways maps remote cluster names to one of their gateway URLs
+	// (nats://host:port). One remote is enough; the others are discovered.
+	Gateways map[string]string
+	// StoreDir is the JetStream store directory. Empty disables JetStream.
+	StoreDir string
+	// Tags are server tags usable in stream placement.
+	Tags []string
+}
+
+// Server is a running embedded NATS server.
+type Server struct {
+	ns  *server.Server
+	cfg Config
+}
+
+// FreePort returns a TCP port that was free a moment ago on host.
+func FreePort(host string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (c *Config) setDefaults() error {
+	if c.Cluster == "" {
+		return errors.New("natsembed: cluster name required")
+	}
+	if c.Name == "" {
+		c.Name = c.Cluster
+	}
+	if c.Host == "" {
+		c.Host = "127.0.0.1"
+	}
+	for _, p := range []*int{&c.Port, &c.ClusterPort, &c.GatewayPort} {
+		if *p == 0 {
+			port, err := FreePort(c.Host)
+			if err != nil {
+				return err
+			}
+			*p = port
+		}
+	}
+	return nil
+}
+
+// Start starts the server and waits until it accepts client connections.
+func Start(cfg Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	self, err := url.Parse(fmt.Sprintf("nats://%s", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.ClusterPort))))
+	if err != nil {
+		return nil, fmt.Errorf("natsembed: %w", err)
+	}
+	opts := &server.Options{
+		ServerName: cfg.Name,
+		Host:       cfg.Host,
+		Port:       cfg.Port,
+		NoSigs:     true,
+		NoLog:      true,
+		Tags:       cfg.Tags,
+		Cluster: server.ClusterOpts{
+			Name: cfg.Cluster,
+			Host: cfg.Host,
+			Port: cfg.ClusterPort,
+		},
+		// Clustered JetStream refuses a cluster without routes; a route to
+		// ourselves is enough (FACTS.md).
+		Routes: []*url.URL{self},
+		Gateway: server.GatewayOpts{
+			Name: cfg.Cluster,
+			Host: cfg.Host,
+			Port: cfg.GatewayPort,
+		},
+	}
+	for name, raw := range cfg.Gateways {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return nil, fmt.Errorf("natsembed: gateway %s: %w", name, err)
+		}
+		opts.Gateway.Gateways = append(opts.Gateway.Gateways, &server.RemoteGatewayOpts{Name: name, URLs: []*url.URL{u}})
+	}
+	if cfg.StoreDir != "" {
+		opts.JetStream = true
+		opts.StoreDir = cfg.StoreDir
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("natsembed: new server %s: %w", cfg.Name, err)
+	}
+	ns.SetLoggerV2(&slogAdapter{log: log.With("nats", cfg.Name)}, false, false, false)
+	ns.Start()
+	if !ns.ReadyForConnections(15 * time.Second) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("natsembed: server %s not ready for connections", cfg.Name)
+	}
+	return &Server{ns: ns, cfg: cfg}, nil
+}
+
+// ClientURL is the nats:// URL clients connect to.
+func (s *Server) ClientURL() string { return s.ns.ClientURL() }
+
+// GatewayURL is the URL other clusters use to join this one.
+func (s *Server) GatewayURL() string {
+	return fmt.Sprintf("nats://%s", net.JoinHostPort(s.cfg.Host, strconv.Itoa(s.cfg.GatewayPort)))
+}
+
+// Cluster returns the cluster name.
+func (s *Server) Cluster() string { return s.cfg.Cluster }
+
+// NumGateways is the number of remote clusters this server has an outbound
+// gateway connection to.
+func (s *Server) NumGateways() int { return s.ns.NumOutboundGateways() }
+
+// Shutdown stops the server and waits for it; safe to call twice.
+func (s *Server) Shutdown() {
+	s.ns.Shutdown()
+	s.ns.WaitForShutdown()
+}
+
+// Connect opens a client connection to this server.
+func (s *Server) Connect(name string) (*nats.Conn, error) {
+	nc, err := nats.Connect(s.ClientURL(), nats.Name(name), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, fmt.Errorf("natsembed: connect %s: %w", s.cfg.Name, err)
+	}
+	return nc, nil
+}
+
+// WaitJetStream blocks until the JetStream API answers through nc (the meta
+// group has a leader), or ctx ends.
+func WaitJetStream(ctx context.Context, nc *nats.Conn) error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	var last error
+	for {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := js.AccountInfo(actx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for jetstream: %w (last error: %v)", ctx.Err(), last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// WaitGateways blocks until s has outbound gateways to n remote clusters.
+func (s *Server) WaitGateways(ctx context.Context, n int) error {
+	for s.NumGateways() < n {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for %d gateways on %s (have %d): %w", n, s.cfg.Name, s.NumGateways(), ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+type slogAdapter struct{ log *slog.Logger }
+
+func (a *slogAdapter) Noticef(format string, v ...any) { a.log.Debug(fmt.Sprintf(format, v...)) }
+func (a *slogAdapter) Warnf(format string, v ...any)   { a.log.Warn(fmt.Sprintf(format, v...)) }
+func (a *slogAdapter) Fatalf(format string, v ...any)  { a.log.Error(fmt.Sprintf(format, v...)) }
+func (a *slogAdapter) Errorf(format string, v ...any)  { a.log.Error(fmt.Sprintf(format, v...)) }
+func (a *slogAdapter) Debugf(format string, v ...any)  { a.log.Debug(fmt.Sprintf(format, v...)) }
+func (a *slogAdapter) Tracef(format string, v ...any)  {}

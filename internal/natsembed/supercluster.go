@@ -1,0 +1,76 @@
+package natsembed
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+)
+
+// SuperCluster is a set of embedded servers, one per cluster, joined by
+// gateways.
+type SuperCluster struct {
+	Servers []*Server
+}
+
+// StartSuperCluster starts one JetStream-enabled server per name, each its
+// own cluster, all gatewayed to the first. storeRoot holds one store
+// directory per cluster. It waits until every gateway is up and JetStream
+// answers.
+func StartSuperCluster(ctx context.Context, storeRoot string, names []string, log *slog.Logger) (*SuperCluster, error) {
+	if len(names) == 0 {
+		return nil, fmt.Errorf("supercluster: no clusters")
+	}
+	sc := &SuperCluster{}
+	var seed map[string]string
+	for _, name := range names {
+		s, err := Start(Config{
+			Cluster:  name,
+			StoreDir: filepath.Join(storeRoot, name),
+			Gateways: seed,
+			Tags:     []string{"cluster:" + name},
+		}, log)
+		if err != nil {
+			sc.Shutdown()
+			return nil, err
+		}
+		sc.Servers = append(sc.Servers, s)
+		if seed == nil {
+			seed = map[string]string{name: s.GatewayURL()}
+		}
+	}
+	for _, s := range sc.Servers {
+		if err := s.WaitGateways(ctx, len(names)-1); err != nil {
+			sc.Shutdown()
+			return nil, err
+		}
+	}
+	nc, err := sc.Servers[0].Connect("supercluster-wait")
+	if err != nil {
+		sc.Shutdown()
+		return nil, err
+	}
+	defer nc.Close()
+	if err := WaitJetStream(ctx, nc); err != nil {
+		sc.Shutdown()
+		return nil, err
+	}
+	return sc, nil
+}
+
+// Server returns the server of the named cluster, or nil.
+func (sc *SuperCluster) Server(cluster string) *Server {
+	for _, s := range sc.Servers {
+		if s.Cluster() == cluster {
+			return s
+		}
+	}
+	return nil
+}
+
+// Shutdown stops every server.
+func (sc *SuperCluster) Shutdown() {
+	for _, s := range sc.Servers {
+		s.Shutdown()
+	}
+}

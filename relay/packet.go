@@ -1,0 +1,246 @@
+package relay
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+
+	"github.com/cellgrid/cellgrid/internal/connecttoken"
+)
+
+// Control packet wire format (all integers big endian):
+//
+//	0  4 bytes  Magic: 0xC3 'C' 'G' 'R'
+//	4  1 byte   PacketType
+//	5  ...      body, by type:
+//
+//	HELLO    connect token, exactly connecttoken.Size (147) bytes
+//	WELCOME  16-byte session id the binding belongs to
+//	REJECT   1-byte RejectReason
+//	PING     8-byte client timestamp, then optionally an 8-byte sequence number
+//	PONG     the PING body unchanged (8 or 16 bytes), then the 8-byte relay
+//	         receive time in Unix nanoseconds
+//
+// Anything else (other lengths, unknown types) is malformed and dropped.
+//
+// # Collision with KCP
+//
+// A KCP segment starts with its 4-byte conversation id, which kcp-go writes
+// little endian. A datagram is a control packet iff its first four bytes are
+// Magic, so the game protocol must never use the conversation id ReservedConv
+// (0x524743C3, i.e. the little-endian reading of Magic). Client SDK and DGS
+// pick conv ids with that one value excluded; the relay then never mistakes
+// game traffic for control traffic and never has to decode KCP.
+var Magic = [4]byte{0xC3, 'C', 'G', 'R'}
+
+// ReservedConv is the KCP conversation id whose little-endian encoding is
+// Magic. Clients and game servers must never use it.
+const ReservedConv uint32 = 0x524743C3
+
+// ControlHeaderLen is the length of Magic plus the type byte.
+const ControlHeaderLen = 5
+
+// PacketType identifies a control packet.
+type PacketType byte
+
+// Control packet types.
+const (
+	TypeHello   PacketType = 1 // client → relay (and relay → DGS, forwarded)
+	TypeWelcome PacketType = 2 // relay → client: bound
+	TypeReject  PacketType = 3 // relay → client: not bound, see RejectReason
+	TypePing    PacketType = 4 // anyone → relay: latency beacon
+	TypePong    PacketType = 5 // relay → sender of PING
+)
+
+func (t PacketType) String() string {
+	switch t {
+	case TypeHello:
+		return "hello"
+	case TypeWelcome:
+		return "welcome"
+	case TypeReject:
+		return "reject"
+	case TypePing:
+		return "ping"
+	case TypePong:
+		return "pong"
+	}
+	return fmt.Sprintf("type(%d)", byte(t))
+}
+
+// RejectReason says why a HELLO did not bind. Values are part of the wire
+// format: never renumber.
+type RejectReason byte
+
+// Reject reasons.
+const (
+	RejectMalformed      RejectReason = 1 // not a token of a known version
+	RejectInvalidToken   RejectReason = 2 // unknown key or bad signature
+	RejectExpired        RejectReason = 3 // token expired (and no binding to move)
+	RejectReplayed       RejectReason = 4 // nonce already used and no binding to move
+	RejectSessionNotLive RejectReason = 5 // the game session is over or unknown
+	RejectOverloaded     RejectReason = 6 // MaxBindings reached: try another relay/cell
+	RejectUnavailable    RejectReason = 7 // session/replay store error or upstream unusable: retry
+	RejectForbidden      RejectReason = 8 // token's server address outside Config.AllowedUpstreams
+)
+
+func (r RejectReason) String() string {
+	switch r {
+	case RejectMalformed:
+		return "malformed"
+	case RejectInvalidToken:
+		return "invalid_token"
+	case RejectExpired:
+		return "expired"
+	case RejectReplayed:
+		return "replayed"
+	case RejectSessionNotLive:
+		return "session_not_live"
+	case RejectOverloaded:
+		return "overloaded"
+	case RejectUnavailable:
+		return "unavailable"
+	case RejectForbidden:
+		return "forbidden"
+	}
+	return fmt.Sprintf("reason(%d)", byte(r))
+}
+
+// Ping is the body of a PING, echoed unchanged in the PONG. The relay never
+// interprets ClientTime; it is whatever clock the client wants back.
+type Ping struct {
+	ClientTime uint64
+	Seq        uint64
+	HasSeq     bool // Seq is on the wire only when HasSeq is true
+}
+
+// Control is a parsed control packet. Only the fields of its Type are set.
+type Control struct {
+	Type      PacketType
+	Token     []byte       // HELLO: aliases the parsed buffer, copy to keep
+	SessionID uuid.UUID    // WELCOME
+	Reason    RejectReason // REJECT
+	Ping      Ping         // PING, PONG
+	RelayTime uint64       // PONG: relay receive time, Unix nanoseconds
+}
+
+// Errors returned by ParseControl.
+var (
+	// ErrNotControl means the datagram does not start with Magic: it is game
+	// traffic (or garbage).
+	ErrNotControl = errors.New("relay: not a control packet")
+	// ErrMalformedControl means the datagram starts with Magic but its type or
+	// length is wrong.
+	ErrMalformedControl = errors.New("relay: malformed control packet")
+)
+
+// IsControl reports whether b starts with Magic and has room for a type.
+// It does not validate the body.
+func IsControl(b []byte) bool {
+	return len(b) >= ControlHeaderLen &&
+		b[0] == Magic[0] && b[1] == Magic[1] && b[2] == Magic[2] && b[3] == Magic[3]
+}
+
+const (
+	pingLen      = ControlHeaderLen + 8
+	pingSeqLen   = ControlHeaderLen + 16
+	helloLen     = ControlHeaderLen + connecttoken.Size
+	welcomeLen   = ControlHeaderLen + 16
+	rejectLen    = ControlHeaderLen + 1
+	pongLen      = pingLen + 8
+	pongSeqLen   = pingSeqLen + 8
+	maxPacketLen = helloLen // the longest control packet
+)
+
+func appendHeader(dst []byte, t PacketType) []byte {
+	return append(append(dst, Magic[:]...), byte(t))
+}
+
+// AppendHello appends a HELLO carrying token to dst.
+func AppendHello(dst, token []byte) []byte {
+	return append(appendHeader(dst, TypeHello), token...)
+}
+
+// AppendWelcome appends a WELCOME for sessionID to dst.
+func AppendWelcome(dst []byte, sessionID uuid.UUID) []byte {
+	return append(appendHeader(dst, TypeWelcome), sessionID[:]...)
+}
+
+// AppendReject appends a REJECT with reason to dst.
+func AppendReject(dst []byte, reason RejectReason) []byte {
+	return append(appendHeader(dst, TypeReject), byte(reason))
+}
+
+// AppendPing appends a PING to dst.
+func AppendPing(dst []byte, p Ping) []byte {
+	dst = binary.BigEndian.AppendUint64(appendHeader(dst, TypePing), p.ClientTime)
+	if p.HasSeq {
+		dst = binary.BigEndian.AppendUint64(dst, p.Seq)
+	}
+	return dst
+}
+
+// AppendPong appends the PONG answering p, stamped with relayTime (Unix
+// nanoseconds), to dst.
+func AppendPong(dst []byte, p Ping, relayTime uint64) []byte {
+	dst = binary.BigEndian.AppendUint64(appendHeader(dst, TypePong), p.ClientTime)
+	if p.HasSeq {
+		dst = binary.BigEndian.AppendUint64(dst, p.Seq)
+	}
+	return binary.BigEndian.AppendUint64(dst, relayTime)
+}
+
+// ParseControl parses a control packet. It returns ErrNotControl for
+// datagrams that do not start with Magic and ErrMalformedControl for control
+// packets of unknown type or wrong length. It never allocates; Control.Token
+// aliases b.
+func ParseControl(b []byte) (Control, error) {
+	if !IsControl(b) {
+		return Control{}, ErrNotControl
+	}
+	c := Control{Type: PacketType(b[4])}
+	body := b[ControlHeaderLen:]
+	switch c.Type {
+	case TypeHello:
+		if len(b) != helloLen {
+			return Control{}, ErrMalformedControl
+		}
+		c.Token = body
+	case TypeWelcome:
+		if len(b) != welcomeLen {
+			return Control{}, ErrMalformedControl
+		}
+		copy(c.SessionID[:], body)
+	case TypeReject:
+		if len(b) != rejectLen {
+			return Control{}, ErrMalformedControl
+		}
+		c.Reason = RejectReason(body[0])
+	case TypePing:
+		switch len(b) {
+		case pingLen:
+		case pingSeqLen:
+			c.Ping.HasSeq = true
+			c.Ping.Seq = binary.BigEndian.Uint64(body[8:])
+		default:
+			return Control{}, ErrMalformedControl
+		}
+		c.Ping.ClientTime = binary.BigEndian.Uint64(body)
+	case TypePong:
+		switch len(b) {
+		case pongLen:
+		case pongSeqLen:
+			c.Ping.HasSeq = true
+			c.Ping.Seq = binary.BigEndian.Uint64(body[8:])
+		default:
+			return Control{}, ErrMalformedControl
+		}
+		c.Ping.ClientTime = binary.BigEndian.Uint64(body)
+		c.RelayTime = binary.BigEndian.Uint64(b[len(b)-8:])
+	default:
+		return Control{}, ErrMalformedControl
+	}
+	return c, nil
+}

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -287,4 +288,27 @@ func atLeast(t testing.TB, got func() float64, want float64, what string) func()
 		}
 		return nil
 	}
+}
+
+// roundTrip sends msg until its echo comes back, as a KCP sender would
+// retransmit: under a flood the kernel may drop a datagram. Stale echoes of
+// earlier retransmissions are skipped.
+func roundTrip(t testing.TB, c *net.UDPConn, to netip.AddrPort, msg []byte) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	buf := make([]byte, 65536)
+	for time.Now().Before(deadline) {
+		send(t, c, to, msg)
+		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				break // timed out: retransmit
+			}
+			if bytes.Equal(buf[:n], msg) {
+				return
+			}
+		}
+	}
+	t.Fatalf("no echo of %q", msg)
 }

@@ -251,11 +251,7 @@ func TestGarbageFloodDoesNotDisturbBoundSession(t *testing.T) {
 		}
 	}()
 	for i := range 50 {
-		msg := []byte(fmt.Sprintf("move-%d", i))
-		send(t, c, tr.addr, msg)
-		if got := recv(t, c); !bytes.Equal(got, msg) {
-			t.Fatalf("echo %q, want %q", got, msg)
-		}
+		roundTrip(t, c, tr.addr, []byte(fmt.Sprintf("move-%d", i)))
 	}
 	<-done
 	// Loopback may drop some of the flood when the socket buffer fills; what

@@ -1,0 +1,220 @@
+package relay
+
+import (
+	"net"
+	"net/netip"
+	"runtime"
+	"slices"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Run all three in one go:
+//
+//	go test -run XXX -bench . -benchtime=1x ./relay/
+//
+// Loopback figures on a shared 2-core VM are noisy: read the ratios.
+
+const benchPackets = 200_000
+
+var benchConfig = Config{
+	PacketsPerSecond: 1e9, PacketBurst: 1 << 30,
+	BytesPerSecond: 1e12, ByteBurst: 1 << 30,
+}
+
+// sink counts datagrams arriving on a socket.
+type sink struct {
+	conn  *net.UDPConn
+	count atomic.Int64
+	last  atomic.Int64 // UnixNano of the last datagram
+}
+
+func startSink(b *testing.B) *sink {
+	s := &sink{conn: listen(b, networks[0])}
+	s.conn.SetReadBuffer(4 << 20)
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, err := s.conn.Read(buf)
+			if err != nil {
+				return
+			}
+			if IsControl(buf[:n]) { // the HELLO
+				continue
+			}
+			s.count.Add(1)
+			s.last.Store(time.Now().UnixNano())
+		}
+	}()
+	return s
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// blast sends n 64-byte datagrams from c to to as fast as it can and returns
+// delivered packets per second at s and process CPU per delivered packet.
+func blast(b *testing.B, c *net.UDPConn, to netip.AddrPort, s *sink, n int) (pps float64, cpuPerPkt time.Duration, loss float64) {
+	base := s.count.Load()
+	msg := make([]byte, 64)
+	cpu0, start := cpuTime(), time.Now()
+	s.last.Store(start.UnixNano())
+	for range n {
+		c.WriteToUDPAddrPort(msg, to)
+	}
+	// Wait until everything arrived or nothing arrived for a while.
+	for {
+		got := s.count.Load() - base
+		if got >= int64(n) || time.Since(time.Unix(0, s.last.Load())) > 300*time.Millisecond {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	got := s.count.Load() - base
+	end := time.Unix(0, s.last.Load())
+	cpu := cpuTime() - cpu0 // the idle wait at the end costs next to nothing
+	return float64(got) / end.Sub(start).Seconds(), cpu / time.Duration(max(got, 1)), 1 - float64(got)/float64(n)
+}
+
+// plainForwarder is the baseline: one goroutine, read → write, no lookups.
+func plainForwarder(b *testing.B, to netip.AddrPort) netip.AddrPort {
+	in := listen(b, networks[0])
+	in.SetReadBuffer(4 << 20)
+	out := listen(b, networks[0])
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, _, err := in.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			out.WriteToUDPAddrPort(buf[:n], to)
+		}
+	}()
+	return addrPort(in)
+}
+
+func relayTo(b *testing.B, cfg Config, dgs netip.AddrPort) (*testRelay, *net.UDPConn) {
+	tr := startRelay(b, networks[0], cfg)
+	tr.conn.(*net.UDPConn).SetReadBuffer(4 << 20)
+	token, _, _ := tr.session(b, dgs)
+	c := listen(b, networks[0])
+	tr.bind(b, c, token)
+	return tr, c
+}
+
+// BenchmarkForwarding compares client→DGS forwarding through the relay
+// (batched and single reads) with a plain single-goroutine forwarder.
+func BenchmarkForwarding(b *testing.B) {
+	var plain, batched, single, cpuPlain, cpuBatched, cpuSingle, lossMax float64
+	for range b.N {
+		s := startSink(b)
+		c := listen(b, networks[0])
+		fwd := plainForwarder(b, addrPort(s.conn))
+		pps, cpu, loss := blast(b, c, fwd, s, benchPackets)
+		plain, cpuPlain, lossMax = pps, float64(cpu.Nanoseconds()), max(lossMax, loss)
+
+		tr, rc := relayTo(b, benchConfig, addrPort(s.conn))
+		pps, cpu, loss = blast(b, rc, tr.addr, s, benchPackets)
+		batched, cpuBatched, lossMax = pps, float64(cpu.Nanoseconds()), max(lossMax, loss)
+
+		cfg := benchConfig
+		cfg.ReadBatch = 1
+		tr, rc = relayTo(b, cfg, addrPort(s.conn))
+		pps, cpu, loss = blast(b, rc, tr.addr, s, benchPackets)
+		single, cpuSingle, lossMax = pps, float64(cpu.Nanoseconds()), max(lossMax, loss)
+	}
+	b.ReportMetric(plain, "plain_pps")
+	b.ReportMetric(batched, "relay_batch_pps")
+	b.ReportMetric(single, "relay_single_pps")
+	b.ReportMetric(batched/plain, "batch/plain")
+	b.ReportMetric(single/plain, "single/plain")
+	b.ReportMetric(cpuPlain, "plain_cpu_ns/pkt")
+	b.ReportMetric(cpuBatched, "batch_cpu_ns/pkt")
+	b.ReportMetric(cpuSingle, "single_cpu_ns/pkt")
+	b.ReportMetric(lossMax, "max_loss")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkRoundTrip compares client↔echo-DGS round trips through the relay
+// with direct ones.
+func BenchmarkRoundTrip(b *testing.B) {
+	const samples = 20_000
+	dgs := startDGS(b, networks[0])
+	go func() { // startDGS records everything; keep its channel drained
+		for range dgs.got {
+		}
+	}()
+	measure := func(c *net.UDPConn, to netip.AddrPort) (p50, p99 float64) {
+		msg, buf := make([]byte, 64), make([]byte, 2048)
+		rtts := make([]time.Duration, 0, samples)
+		c.SetReadDeadline(time.Now().Add(time.Minute))
+		for range samples {
+			t0 := time.Now()
+			c.WriteToUDPAddrPort(msg, to)
+			if _, err := c.Read(buf); err != nil {
+				b.Fatal(err)
+			}
+			rtts = append(rtts, time.Since(t0))
+		}
+		slices.Sort(rtts)
+		us := func(q float64) float64 { return float64(rtts[int(q*float64(len(rtts)-1))].Nanoseconds()) / 1e3 }
+		return us(0.50), us(0.99)
+	}
+	var d50, d99, r50, r99 float64
+	for range b.N {
+		d50, d99 = measure(listen(b, networks[0]), dgs.addr())
+		tr := startRelay(b, networks[0], benchConfig)
+		token, _, _ := tr.session(b, dgs.addr())
+		c := listen(b, networks[0])
+		tr.bind(b, c, token)
+		r50, r99 = measure(c, tr.addr)
+	}
+	b.ReportMetric(d50, "direct_p50_µs")
+	b.ReportMetric(d99, "direct_p99_µs")
+	b.ReportMetric(r50, "relay_p50_µs")
+	b.ReportMetric(r99, "relay_p99_µs")
+	b.ReportMetric(r50/d50, "p50_ratio")
+	b.ReportMetric(r99/d99, "p99_ratio")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkMemoryPerBinding binds 1000 clients (the full handshake minus the
+// socket read) and reports heap and stack growth per binding.
+func BenchmarkMemoryPerBinding(b *testing.B) {
+	const sessions = 1000
+	dgs := startDGS(b, networks[0])
+	var heapPer, stackPer float64
+	for range b.N {
+		tr := startRelay(b, networks[0], Config{MaxBindings: sessions})
+		tokens := make([][]byte, sessions)
+		for i := range tokens {
+			tokens[i], _, _ = tr.session(b, dgs.addr())
+		}
+		var m0, m1 runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m0)
+		for i, tok := range tokens {
+			from := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(20000+i))
+			if res := tr.Relay.hello(from, tok); res.b == nil {
+				b.Fatalf("binding %d: %v", i, res.reason)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&m1)
+		if tr.bound() != sessions {
+			b.Fatalf("%d bound", tr.bound())
+		}
+		heapPer = float64(m1.HeapAlloc-m0.HeapAlloc) / sessions
+		stackPer = float64(m1.StackInuse-m0.StackInuse) / sessions
+		tr.stop()
+	}
+	b.ReportMetric(heapPer, "heap_B/session")
+	b.ReportMetric(stackPer, "stack_B/session")
+	b.ReportMetric(0, "ns/op")
+}

@@ -1,0 +1,15 @@
+DROP TABLE IF EXISTS game_event_log;
+DROP TABLE IF EXISTS applied_events;
+DROP TABLE IF EXISTS leaderboard_records;
+DROP TABLE IF EXISTS game_session_players;
+DROP TABLE IF EXISTS game_sessions;
+DROP TABLE IF EXISTS transactions;
+DROP TABLE IF EXISTS wallet_balances;
+DROP TABLE IF EXISTS inventory_items;
+DROP TABLE IF EXISTS item_prices;
+DROP TABLE IF EXISTS item_templates;
+DROP TABLE IF EXISTS signing_keys;
+DROP TABLE IF EXISTS refresh_tokens;
+DROP TABLE IF EXISTS refresh_token_families;
+DROP TABLE IF EXISTS auth_identities;
+DROP TABLE IF EXISTS players;

@@ -1,0 +1,130 @@
+package topology
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+
+	"github.com/cellgrid/cellgrid/internal/httpapi"
+)
+
+// Cell states.
+const (
+	StateHealthy  = "healthy"
+	StateDraining = "draining"
+	StateFailed   = "failed"
+)
+
+// Cell is one regional cell as clients see it.
+type Cell struct {
+	ID      string `json:"id"`
+	Region  string `json:"region"`
+	API     string `json:"api"`    // base URL of the cell API
+	Relay   string `json:"relay"`  // host:port of the UDP relay
+	Beacon  string `json:"beacon"` // host:port answering UDP pings (the relay)
+	State   string `json:"state"`
+	Version string `json:"version,omitempty"`
+}
+
+// Joinable reports whether new tickets may go to the cell.
+func (c Cell) Joinable() bool { return c.State == StateHealthy }
+
+// ErrUnknownCell is returned when a cell id is not registered.
+var ErrUnknownCell = errors.New("unknown cell")
+
+// Registry holds the current topology. It is safe for concurrent use.
+type Registry struct {
+	mu    sync.RWMutex
+	cells map[string]Cell // guarded by mu
+}
+
+// NewRegistry returns a registry holding cells.
+func NewRegistry(cells ...Cell) *Registry {
+	r := &Registry{cells: map[string]Cell{}}
+	for _, c := range cells {
+		r.Put(c)
+	}
+	return r
+}
+
+// Put adds or replaces a cell; an empty state means healthy.
+func (r *Registry) Put(c Cell) {
+	if c.State == "" {
+		c.State = StateHealthy
+	}
+	if c.Beacon == "" {
+		c.Beacon = c.Relay
+	}
+	r.mu.Lock()
+	r.cells[c.ID] = c
+	r.mu.Unlock()
+}
+
+// SetState marks a cell healthy, draining or failed.
+func (r *Registry) SetState(id, state string) error {
+	switch state {
+	case StateHealthy, StateDraining, StateFailed:
+	default:
+		return fmt.Errorf("set state %q: invalid state", state)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.cells[id]
+	if !ok {
+		return fmt.Errorf("set state of %s: %w", id, ErrUnknownCell)
+	}
+	c.State = state
+	r.cells[id] = c
+	return nil
+}
+
+// Cells returns every cell sorted by id.
+func (r *Registry) Cells() []Cell {
+	r.mu.RLock()
+	out := make([]Cell, 0, len(r.cells))
+	for _, c := range r.cells {
+		out = append(out, c)
+	}
+	r.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Cell) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Document is the body of GET /topology.
+type Document struct {
+	Cells []Cell `json:"cells"`
+}
+
+// Register mounts GET /topology on mux.
+func (r *Registry) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /topology", func(w http.ResponseWriter, _ *http.Request) {
+		httpapi.WriteJSON(w, http.StatusOK, Document{Cells: r.Cells()})
+	})
+}
+
+// Best picks the joinable cell with the lowest measured latency; cells
+// without a measurement are ignored. ok is false when none qualifies.
+func Best(cells []Cell, latency map[string]float64) (Cell, bool) {
+	var best Cell
+	found := false
+	for _, c := range cells {
+		l, measured := latency[c.ID]
+		if !c.Joinable() || !measured {
+			continue
+		}
+		if !found || l < latency[best.ID] {
+			best, found = c, true
+		}
+	}
+	return best, found
+}

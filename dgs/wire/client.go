@@ -1,0 +1,319 @@
+package wire
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/xtaci/kcp-go/v5"
+
+	"github.com/cellgrid/cellgrid/relay"
+)
+
+// KCP tuning shared by the client and the arena server: fast mode
+// (nodelay, 10 ms interval, fast resend after 2 duplicate acks, no
+// congestion window) and windows sized for ~30 snapshots/s of up to 4 KB.
+const (
+	KCPInterval = 10
+	KCPSendWnd  = 128
+	KCPRecvWnd  = 256
+)
+
+// TuneKCP applies the cellgrid KCP settings to s.
+func TuneKCP(s *kcp.UDPSession) {
+	s.SetNoDelay(1, KCPInterval, 2, 1)
+	s.SetWindowSize(KCPSendWnd, KCPRecvWnd)
+	s.SetWriteDelay(false)
+	s.SetACKNoDelay(false)
+}
+
+// ClientConfig configures Dial. Zero values are documented per field.
+type ClientConfig struct {
+	// Addr is where datagrams go: the relay (production) or the DGS game
+	// address directly (tests). Required.
+	Addr net.Addr
+	// Conn is the socket to use; Dial takes it over and Close closes it.
+	// Nil opens a fresh UDP socket.
+	Conn net.PacketConn
+	// Token is the connect token from matchmaking. Required.
+	Token []byte
+	// HelloInterval is how often HELLO is re-sent until ACCEPT (or REFUSE)
+	// arrives. Zero means 200 ms.
+	HelloInterval time.Duration
+	// SnapshotBuffer is the capacity of the Snapshots channel; when the
+	// consumer lags the oldest snapshot is dropped. Zero means 32.
+	SnapshotBuffer int
+	// WriteTimeout bounds SendInput when the KCP window is full. Zero
+	// means 2 s.
+	WriteTimeout time.Duration
+}
+
+// Client is one player's connection to a game server.
+type Client struct {
+	cfg    ClientConfig
+	conn   *controlFilter
+	sess   *kcp.UDPSession
+	accept Accept
+
+	snapshots chan Snapshot
+	done      chan struct{} // closed when the reader ends
+	wg        sync.WaitGroup
+
+	writeMu sync.Mutex // serialises frames on the stream
+	wbuf    []byte     // guarded by writeMu
+
+	closeOnce sync.Once
+	dropped   atomic.Int64
+
+	mu  sync.Mutex
+	end *End  // guarded by mu
+	err error // guarded by mu: why the reader ended
+}
+
+// Dial connects to a game server (through the relay or directly): HELLO,
+// KCP session, JOIN, then waits for ACCEPT until ctx is done. On REFUSE it
+// returns a *RefusedError, on a relay REJECT a *RelayRejectError.
+func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
+	if cfg.Addr == nil || len(cfg.Token) == 0 {
+		return nil, errors.New("wire dial: Addr and Token are required")
+	}
+	if cfg.HelloInterval <= 0 {
+		cfg.HelloInterval = 200 * time.Millisecond
+	}
+	if cfg.SnapshotBuffer <= 0 {
+		cfg.SnapshotBuffer = 32
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 2 * time.Second
+	}
+	pc := cfg.Conn
+	if pc == nil {
+		var err error
+		network := "udp4"
+		if ua, ok := cfg.Addr.(*net.UDPAddr); ok && ua.IP.To4() == nil {
+			network = "udp6"
+		}
+		if pc, err = net.ListenPacket(network, ""); err != nil {
+			return nil, fmt.Errorf("wire dial: %w", err)
+		}
+	}
+	filter := &controlFilter{PacketConn: pc, rejects: make(chan relay.RejectReason, 1)}
+	hello := relay.AppendHello(nil, cfg.Token)
+	if _, err := pc.WriteTo(hello, cfg.Addr); err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("wire dial: hello: %w", err)
+	}
+	sess, err := kcp.NewConn3(conversationID(), cfg.Addr, nil, 0, 0, filter)
+	if err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("wire dial: kcp: %w", err)
+	}
+	TuneKCP(sess)
+	c := &Client{
+		cfg:       cfg,
+		conn:      filter,
+		sess:      sess,
+		snapshots: make(chan Snapshot, cfg.SnapshotBuffer),
+		done:      make(chan struct{}),
+	}
+	if err := c.write(Join{Token: cfg.Token}); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("wire dial: join: %w", err)
+	}
+	accepted := make(chan Accept, 1)
+	c.wg.Add(1)
+	go c.readLoop(accepted)
+
+	t := time.NewTicker(cfg.HelloInterval)
+	defer t.Stop()
+	for {
+		select {
+		case a := <-accepted:
+			c.accept = a
+			return c, nil
+		case r := <-filter.rejects:
+			c.Close()
+			return nil, &RelayRejectError{Reason: r}
+		case <-c.done:
+			err := c.Err()
+			c.Close()
+			return nil, err
+		case <-t.C:
+			if _, err := pc.WriteTo(hello, cfg.Addr); err != nil {
+				c.Close()
+				return nil, fmt.Errorf("wire dial: hello: %w", err)
+			}
+		case <-ctx.Done():
+			c.Close()
+			return nil, fmt.Errorf("wire dial: %w", ctx.Err())
+		}
+	}
+}
+
+// conversationID picks a random KCP conversation id other than
+// relay.ReservedConv (which would read as a relay control packet) and 0.
+func conversationID() uint32 {
+	for {
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		if id := binary.LittleEndian.Uint32(b[:]); id != relay.ReservedConv && id != 0 {
+			return id
+		}
+	}
+}
+
+// Accept returns the server's ACCEPT: this player's slot, the roster, the
+// arena and its limits.
+func (c *Client) Accept() Accept { return c.accept }
+
+// Snapshots delivers snapshots in order; it is closed when the stream ends
+// (after End, on error, or on Close). If the consumer lags, the oldest
+// buffered snapshot is dropped (see Dropped).
+func (c *Client) Snapshots() <-chan Snapshot { return c.snapshots }
+
+// Done is closed when the stream has ended.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// End returns the END message once the match is over.
+func (c *Client) End() (End, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.end == nil {
+		return End{}, false
+	}
+	return *c.end, true
+}
+
+// Err returns why the stream ended (nil while it runs or after END).
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Dropped counts snapshots dropped because the consumer lagged.
+func (c *Client) Dropped() int64 { return c.dropped.Load() }
+
+// SendInput sends one INPUT. It blocks at most WriteTimeout when the KCP
+// send window is full.
+func (c *Client) SendInput(in Input) error { return c.write(in) }
+
+// Send sends any message (tests use it to send malformed or extra frames).
+func (c *Client) Send(m Message) error { return c.write(m) }
+
+func (c *Client) write(m Message) error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	c.wbuf = AppendFrame(c.wbuf[:0], m)
+	if err := c.sess.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout)); err != nil {
+		return err
+	}
+	if _, err := c.sess.Write(c.wbuf); err != nil {
+		return fmt.Errorf("wire send %s: %w", m.Type(), err)
+	}
+	return nil
+}
+
+// Close ends the session and closes the socket. Safe to call twice.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() {
+		c.sess.Close()
+		c.conn.Close() // ends kcp-go's read loop
+		c.wg.Wait()
+	})
+	return nil
+}
+
+func (c *Client) finish(err error) {
+	c.mu.Lock()
+	if c.err == nil && c.end == nil {
+		c.err = err
+	}
+	c.mu.Unlock()
+}
+
+func (c *Client) readLoop(accepted chan<- Accept) {
+	defer c.wg.Done()
+	defer close(c.done)
+	defer close(c.snapshots)
+	r := bufio.NewReaderSize(c.sess, 16<<10)
+	buf := make([]byte, MaxFrame)
+	for {
+		frame, err := ReadFrame(r, buf)
+		if err != nil {
+			c.finish(fmt.Errorf("wire read: %w", err))
+			return
+		}
+		m, err := Decode(frame)
+		if err != nil {
+			c.finish(err)
+			return
+		}
+		switch m := m.(type) {
+		case Accept:
+			select {
+			case accepted <- m:
+			default:
+			}
+		case Refuse:
+			c.finish(&RefusedError{Reason: m.Reason})
+			return
+		case Snapshot:
+			c.pushSnapshot(m)
+		case End:
+			c.mu.Lock()
+			c.end = &m
+			c.mu.Unlock()
+			return
+		default:
+			c.finish(fmt.Errorf("%w: unexpected %s from server", ErrMalformed, m.Type()))
+			return
+		}
+	}
+}
+
+// pushSnapshot queues s, dropping the oldest queued snapshot when full. Only
+// the reader sends, so after one receive there is room.
+func (c *Client) pushSnapshot(s Snapshot) {
+	for {
+		select {
+		case c.snapshots <- s:
+			return
+		default:
+		}
+		select {
+		case <-c.snapshots:
+			c.dropped.Add(1)
+		default:
+		}
+	}
+}
+
+// controlFilter hides relay control packets (WELCOME, REJECT, PONG) from
+// kcp-go and reports REJECTs.
+type controlFilter struct {
+	net.PacketConn
+	rejects chan relay.RejectReason
+}
+
+func (f *controlFilter) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := f.PacketConn.ReadFrom(b)
+		if err != nil || !relay.IsControl(b[:n]) {
+			return n, addr, err
+		}
+		if c, perr := relay.ParseControl(b[:n]); perr == nil && c.Type == relay.TypeReject {
+			select {
+			case f.rejects <- c.Reason:
+			default:
+			}
+		}
+	}
+}

@@ -1,0 +1,39 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/cellgrid/cellgrid/internal/devstack"
+	"github.com/spf13/cobra"
+)
+
+func devCmd(rf *rootFlags) *cobra.Command {
+	var cfg devstack.Config
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run the whole stack on this machine: PostgreSQL, Redis, NATS supercluster, global layer and cells",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := rf.logger()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			st, err := devstack.Start(ctx, cfg, log)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "global  %s\n", st.GlobalURL)
+			for _, c := range st.Cells {
+				fmt.Fprintf(out, "cell    %-12s %s  relay %s\n", c.ID, c.API, c.Relay)
+			}
+			fmt.Fprintln(out, "Ctrl-C stops everything.")
+			return st.Run(ctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data", ".cellgrid", "data folder for PostgreSQL, Redis and JetStream (reused across runs)")
+	f.StringSliceVar(&cfg.Cells, "cells", devstack.DefaultCells, "cell ids to run")
+	f.StringVar(&cfg.GlobalAddr, "global-addr", "127.0.0.1:8080", "global layer listen address")
+	return cmd
+}

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"github.com/cellgrid/cellgrid/global"
+	"github.com/cellgrid/cellgrid/internal/db"
+	"github.com/cellgrid/cellgrid/internal/redisclient"
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+)
+
+func globalCmd(rf *rootFlags) *cobra.Command {
+	var cfg global.Config
+	var dbURL, redisAddr, natsURL string
+	cmd := &cobra.Command{
+		Use:   "global",
+		Short: "Run the global layer (auth, profiles, store, leaderboards, topology)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := rf.logger()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			pool, err := db.Open(ctx, dbURL)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			rc, err := redisclient.New(redisclient.Config{Addr: redisAddr})
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			nc, err := nats.Connect(natsURL, nats.Name("cellgrid-global"), nats.MaxReconnects(-1))
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			g, err := global.New(ctx, cfg, global.Deps{DB: pool, Redis: rc, NATS: nc, Log: log})
+			if err != nil {
+				return err
+			}
+			return g.Run(ctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Addr, "addr", "0.0.0.0:8080", "HTTP listen address")
+	f.StringSliceVar(&cfg.Cells, "cells", nil, "cell ids whose streams to source")
+	f.StringVar(&dbURL, "db", envOr("CELLGRID_DB", ""), "database URL; env CELLGRID_DB")
+	f.StringVar(&redisAddr, "redis", envOr("CELLGRID_REDIS", "127.0.0.1:6379"), "Redis host:port; env CELLGRID_REDIS")
+	f.StringVar(&natsURL, "nats", envOr("CELLGRID_NATS", "nats://127.0.0.1:4222"), "NATS URL; env CELLGRID_NATS")
+	_ = cmd.MarkFlagRequired("db")
+	return cmd
+}

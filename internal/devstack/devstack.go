@@ -1,0 +1,214 @@
+package devstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/cellgrid/cellgrid/global"
+	"github.com/cellgrid/cellgrid/internal/db"
+	"github.com/cellgrid/cellgrid/internal/localserver"
+	"github.com/cellgrid/cellgrid/internal/natsembed"
+	"github.com/cellgrid/cellgrid/internal/redisclient"
+	"github.com/cellgrid/cellgrid/topology"
+	"github.com/nats-io/nats.go"
+	"github.com/redis/rueidis"
+)
+
+// DefaultCells are the cells `cellgrid dev` starts.
+var DefaultCells = []string{"eu-west-1", "us-east-1", "ap-south-1"}
+
+// Config configures a dev stack.
+type Config struct {
+	// DataDir holds PostgreSQL, Redis and JetStream data; reused on restart.
+	DataDir string
+	// Cells are the cell ids; DefaultCells when empty.
+	Cells []string
+	// GlobalAddr is the global layer's listen address ("127.0.0.1:0" = free).
+	GlobalAddr string
+	// DatabaseURL, when set, is used instead of starting PostgreSQL (tests).
+	DatabaseURL string
+	// Ephemeral runs PostgreSQL without fsync and Redis without persistence.
+	Ephemeral bool
+}
+
+// Stack is a running dev stack.
+type Stack struct {
+	GlobalURL string
+	Cells     []topology.Cell
+
+	log     *slog.Logger
+	closers []func() // in start order; closed in reverse
+	runs    []func(context.Context) error
+}
+
+// Start brings everything up. Call Run to serve and Close (or cancel Run's
+// context) to stop; on error everything started so far is stopped.
+func Start(ctx context.Context, cfg Config, log *slog.Logger) (st *Stack, err error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	if len(cfg.Cells) == 0 {
+		cfg.Cells = DefaultCells
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = ".cellgrid"
+	}
+	if cfg.GlobalAddr == "" {
+		cfg.GlobalAddr = "127.0.0.1:0"
+	}
+	abs, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	cfg.DataDir = abs
+	st = &Stack{log: log}
+	defer func() {
+		if err != nil {
+			st.Close()
+		}
+	}()
+
+	dbURL := cfg.DatabaseURL
+	if dbURL == "" {
+		pg, err := localserver.StartPostgres(ctx, localserver.PostgresConfig{Dir: filepath.Join(cfg.DataDir, "postgres"), NoFsync: cfg.Ephemeral})
+		if err != nil {
+			return nil, err
+		}
+		st.closers = append(st.closers, func() { _ = pg.Close() })
+		if err := ensureDatabase(ctx, pg.URL("postgres"), "cellgrid"); err != nil {
+			return nil, err
+		}
+		dbURL = pg.URL("cellgrid")
+		log.Info("postgres started", "url", dbURL)
+	}
+	pool, err := db.Open(ctx, dbURL)
+	if err != nil {
+		return nil, err
+	}
+	st.closers = append(st.closers, pool.Close)
+	if v, err := db.Migrate(ctx, pool); err != nil {
+		return nil, err
+	} else {
+		log.Info("schema migrated", "version", v)
+	}
+
+	sc, err := natsembed.StartSuperCluster(ctx, filepath.Join(cfg.DataDir, "nats"), append([]string{"global"}, cfg.Cells...), log)
+	if err != nil {
+		return nil, err
+	}
+	st.closers = append(st.closers, sc.Shutdown)
+
+	redisFor := func(name string) (rueidis.Client, error) {
+		r, err := localserver.StartRedis(ctx, localserver.RedisConfig{Dir: filepath.Join(cfg.DataDir, "redis-"+name), Persist: !cfg.Ephemeral})
+		if err != nil {
+			return nil, err
+		}
+		st.closers = append(st.closers, func() { _ = r.Close() })
+		c, err := redisclient.New(redisclient.Config{Addr: r.Addr()})
+		if err != nil {
+			return nil, err
+		}
+		st.closers = append(st.closers, c.Close)
+		return c, nil
+	}
+	natsFor := func(cluster string) (*nats.Conn, error) {
+		nc, err := sc.Server(cluster).Connect("cellgrid-" + cluster)
+		if err != nil {
+			return nil, err
+		}
+		st.closers = append(st.closers, nc.Close)
+		return nc, nil
+	}
+
+	topo := topology.NewRegistry()
+	gRedis, err := redisFor("global")
+	if err != nil {
+		return nil, err
+	}
+	gNATS, err := natsFor("global")
+	if err != nil {
+		return nil, err
+	}
+	g, err := global.New(ctx, global.Config{Addr: cfg.GlobalAddr, Cells: cfg.Cells}, global.Deps{
+		DB: pool, Redis: gRedis, NATS: gNATS, Topology: topo, Log: log.With("component", "global"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	st.GlobalURL = g.URL()
+	st.runs = append(st.runs, g.Run)
+
+	if err := st.startCells(ctx, cfg, pool, topo, redisFor, natsFor); err != nil {
+		return nil, err
+	}
+	st.Cells = topo.Cells()
+	return st, nil
+}
+
+func ensureDatabase(ctx context.Context, adminURL, name string) error {
+	admin, err := db.Open(ctx, adminURL)
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	var exists bool
+	if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		return fmt.Errorf("check database %s: %w", name, err)
+	}
+	if exists {
+		return nil
+	}
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return fmt.Errorf("create database %s: %w", name, err)
+	}
+	return nil
+}
+
+// Run serves every component until ctx is cancelled, then stops them all.
+func (st *Stack) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(st.runs))
+	for _, run := range st.runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				errs <- err
+				cancel() // one component failing stops the stack
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	var err error
+	for e := range errs {
+		err = errors.Join(err, e)
+	}
+	st.Close()
+	return err
+}
+
+// Close stops the servers started by Start, in reverse order. Safe twice.
+func (st *Stack) Close() {
+	for i := len(st.closers) - 1; i >= 0; i-- {
+		st.closers[i]()
+	}
+	st.closers = nil
+}
+
+// dataFile returns a path in the data folder, creating its parent.
+func dataFile(dir string, parts ...string) (string, error) {
+	p := filepath.Join(append([]string{dir}, parts...)...)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return "", err
+	}
+	return p, nil
+}
+

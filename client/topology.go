@@ -1,0 +1,162 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cellgrid/cellgrid/relay"
+)
+
+// Cell is one cell of the topology, as GET /topology returns it.
+type Cell struct {
+	ID     string `json:"id"`
+	Region string `json:"region"`
+	API    string `json:"api"`
+	Relay  string `json:"relay"`
+	Beacon string `json:"beacon"`
+	State  string `json:"state"`
+}
+
+// Joinable reports whether new tickets may go to the cell.
+func (c Cell) Joinable() bool { return c.State == "healthy" }
+
+// Topology fetches the cells from the global layer.
+func (c *Client) Topology(ctx context.Context) ([]Cell, error) {
+	var doc struct {
+		Cells []Cell `json:"cells"`
+	}
+	if err := c.do(ctx, http.MethodGet, c.cfg.GlobalURL+"/topology", nil, &doc, false); err != nil {
+		return nil, fmt.Errorf("topology: %w", err)
+	}
+	return doc.Cells, nil
+}
+
+// ProbeConfig tunes Probe.
+type ProbeConfig struct {
+	Pings    int           // per beacon; 0 means 5
+	Interval time.Duration // between pings; 0 means 20 ms
+	Timeout  time.Duration // per beacon overall; 0 means 1 s
+}
+
+// Probe pings every joinable cell's beacon over UDP and returns the median
+// round trip per cell id. Cells that never answer are absent.
+func Probe(ctx context.Context, cells []Cell, cfg ProbeConfig) map[string]time.Duration {
+	if cfg.Pings <= 0 {
+		cfg.Pings = 5
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = 20 * time.Millisecond
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = time.Second
+	}
+	var mu sync.Mutex
+	out := map[string]time.Duration{}
+	var wg sync.WaitGroup
+	for _, cell := range cells {
+		if !cell.Joinable() || cell.Beacon == "" {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rtt, err := PingBeacon(ctx, cell.Beacon, cfg)
+			if err == nil {
+				mu.Lock()
+				out[cell.ID] = rtt
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// PingBeacon sends cfg.Pings PINGs to addr and returns the median RTT.
+func PingBeacon(ctx context.Context, addr string, cfg ProbeConfig) (time.Duration, error) {
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return 0, fmt.Errorf("ping %s: %w", addr, err)
+	}
+	conn, err := net.DialUDP("udp", nil, ua)
+	if err != nil {
+		return 0, fmt.Errorf("ping %s: %w", addr, err)
+	}
+	defer conn.Close()
+	deadline := time.Now().Add(cfg.Timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = conn.SetDeadline(deadline)
+	start := time.Now()
+	errc := make(chan error, 1)
+	go func() {
+		for i := 0; i < cfg.Pings; i++ {
+			now := uint64(time.Since(start))
+			if _, err := conn.Write(relay.AppendPing(nil, relay.Ping{ClientTime: now, Seq: uint64(i), HasSeq: true})); err != nil {
+				errc <- err
+				return
+			}
+			time.Sleep(cfg.Interval)
+		}
+		errc <- nil
+	}()
+	var rtts []time.Duration
+	buf := make([]byte, 64)
+	for len(rtts) < cfg.Pings {
+		n, err := conn.Read(buf)
+		if err != nil {
+			break
+		}
+		c, err := relay.ParseControl(buf[:n])
+		if err != nil || c.Type != relay.TypePong {
+			continue
+		}
+		rtts = append(rtts, time.Since(start)-time.Duration(c.Ping.ClientTime))
+	}
+	_ = conn.SetDeadline(time.Now()) // unblock the writer if it is still sending
+	<-errc
+	if len(rtts) == 0 {
+		return 0, fmt.Errorf("ping %s: no answer", addr)
+	}
+	slices.Sort(rtts)
+	return rtts[len(rtts)/2], nil
+}
+
+// ErrNoCell means no joinable cell answered its beacon.
+var ErrNoCell = errors.New("no joinable cell answered")
+
+// BestCell fetches the topology, probes it, and returns the joinable cell
+// with the lowest latency plus all measured latencies in milliseconds (the
+// form matchmaking wants).
+func (c *Client) BestCell(ctx context.Context, pc ProbeConfig) (Cell, map[string]int, error) {
+	cells, err := c.Topology(ctx)
+	if err != nil {
+		return Cell{}, nil, err
+	}
+	rtts := Probe(ctx, cells, pc)
+	var best Cell
+	found := false
+	ms := map[string]int{}
+	for _, cell := range cells {
+		rtt, ok := rtts[cell.ID]
+		if !ok {
+			continue
+		}
+		ms[cell.ID] = int((rtt + time.Millisecond - 1) / time.Millisecond)
+		if !found || rtt < rtts[best.ID] {
+			best, found = cell, true
+		}
+	}
+	if !found {
+		return Cell{}, nil, ErrNoCell
+	}
+	return best, ms, nil
+}
+

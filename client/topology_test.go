@@ -1,0 +1,96 @@
+package client
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/cellgrid/cellgrid/internal/connecttoken"
+	"github.com/cellgrid/cellgrid/relay"
+)
+
+// startRelay runs a real relay on a loopback socket; it answers beacons.
+func startRelay(t *testing.T) string {
+	t.Helper()
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	v, err := connecttoken.NewVerifier(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := relay.New(relay.DefaultConfig(), relay.Deps{Conn: pc, Verifier: v, Sessions: relay.NewStaticSessions(), Replay: relay.NewMemoryReplayGuard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return r.Addr().String()
+}
+
+func TestBestCellProbesBeacons(t *testing.T) {
+	live := startRelay(t)
+	// A beacon address nobody answers on.
+	dead, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dead.Close()
+	cells := []Cell{
+		{ID: "eu", API: "http://eu", Relay: live, Beacon: live, State: "healthy"},
+		{ID: "us", API: "http://us", Relay: dead.LocalAddr().String(), Beacon: dead.LocalAddr().String(), State: "healthy"},
+		{ID: "ap", API: "http://ap", Relay: live, Beacon: live, State: "draining"},
+	}
+	global := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/topology" {
+			http.NotFound(w, r)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"cells": cells})
+	}))
+	defer global.Close()
+	c, err := New(Config{GlobalURL: global.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	best, lat, err := c.BestCell(context.Background(), ProbeConfig{Pings: 3, Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if best.ID != "eu" {
+		t.Fatalf("best = %s, want eu (us is silent, ap draining)", best.ID)
+	}
+	if _, ok := lat["eu"]; !ok || len(lat) != 1 {
+		t.Fatalf("latencies = %v, want only eu", lat)
+	}
+	cells[0].State = "failed"
+	if _, _, err := c.BestCell(context.Background(), ProbeConfig{Pings: 2, Timeout: 200 * time.Millisecond}); !errors.Is(err, ErrNoCell) {
+		t.Fatalf("all cells down: err = %v, want ErrNoCell", err)
+	}
+}
+
+func TestAPIErrorDecoded(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "3")
+		w.WriteHeader(503)
+		_, _ = w.Write([]byte(`{"error":{"code":"unavailable","message":"pool full"}}`))
+	}))
+	defer srv.Close()
+	c, _ := New(Config{GlobalURL: srv.URL})
+	_, err := c.LoginDevice(context.Background(), "d1")
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Status != 503 || ae.Code != "unavailable" || ae.RetryAfter != 3*time.Second {
+		t.Fatalf("err = %#v", err)
+	}
+}

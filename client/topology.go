@@ -159,4 +159,3 @@ func (c *Client) BestCell(ctx context.Context, pc ProbeConfig) (Cell, map[string
 	}
 	return best, ms, nil
 }
-

@@ -1,0 +1,171 @@
+package store
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/cellgrid/cellgrid/internal/accesstoken"
+	"github.com/cellgrid/cellgrid/internal/httpapi"
+	"github.com/google/uuid"
+)
+
+// Register mounts the store routes. Every route requires an access token.
+//
+//	GET  /store/items
+//	POST /store/purchase
+//	GET  /wallet
+//	GET  /inventory/{playerId}          ("me" is the caller)
+//	POST /inventory/{itemId}/equip|unequip|consume
+func (s *Store) Register(mux *http.ServeMux, requireAuth func(http.Handler) http.Handler) {
+	mux.Handle("GET /store/items", requireAuth(httpapi.Handle(s.handleItems)))
+	mux.Handle("POST /store/purchase", requireAuth(httpapi.Handle(s.handlePurchase)))
+	mux.Handle("GET /wallet", requireAuth(httpapi.Handle(s.handleWallet)))
+	mux.Handle("GET /inventory/{playerId}", requireAuth(httpapi.Handle(s.handleInventory)))
+	for _, a := range []string{ActionEquip, ActionUnequip, ActionConsume} {
+		mux.Handle("POST /inventory/{itemId}/"+a, requireAuth(httpapi.Handle(s.itemActionHandler(a))))
+	}
+}
+
+// Caller returns the authenticated player id.
+func Caller(r *http.Request) (uuid.UUID, error) {
+	c, ok := accesstoken.FromContext(r.Context())
+	if !ok {
+		return uuid.Nil, httpapi.Unauthorized("missing access token")
+	}
+	id, err := uuid.Parse(c.PlayerID)
+	if err != nil {
+		return uuid.Nil, httpapi.Unauthorized("access token subject is not a player id")
+	}
+	return id, nil
+}
+
+// PlayerParam resolves a {playerId} path value ("me" = caller).
+func PlayerParam(r *http.Request, name string, caller uuid.UUID) (uuid.UUID, error) {
+	v := r.PathValue(name)
+	if v == "me" {
+		return caller, nil
+	}
+	id, err := uuid.Parse(v)
+	if err != nil {
+		return uuid.Nil, httpapi.BadRequest("invalid_player_id", "player id must be a UUID or \"me\"")
+	}
+	return id, nil
+}
+
+func (s *Store) handleItems(w http.ResponseWriter, r *http.Request) error {
+	items, err := s.Catalog(r.Context())
+	if err != nil {
+		return err
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"items": items})
+	return nil
+}
+
+func (s *Store) handlePurchase(w http.ResponseWriter, r *http.Request) error {
+	player, err := Caller(r)
+	if err != nil {
+		return err
+	}
+	var req PurchaseRequest
+	if err := httpapi.DecodeJSON(w, r, &req, 4<<10); err != nil {
+		return err
+	}
+	switch {
+	case req.ItemTemplateID == "":
+		return httpapi.BadRequest("invalid_request", "item_template_id required")
+	case req.Quantity < 1 || req.Quantity > s.cfg.MaxQuantity:
+		return httpapi.BadRequest("invalid_quantity", "quantity out of range")
+	case len(req.IdempotencyKey) < 8 || len(req.IdempotencyKey) > 128 || strings.ContainsAny(req.IdempotencyKey, "\x00"):
+		return httpapi.BadRequest("invalid_idempotency_key", "idempotency_key must be 8..128 characters")
+	case req.Currency != "" && !s.HasCurrency(req.Currency):
+		return httpapi.BadRequest("unknown_currency", "unknown currency")
+	}
+	res, err := s.Purchase(r.Context(), player, req)
+	if err != nil {
+		return toHTTP(err)
+	}
+	status := http.StatusCreated
+	if res.Replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+		status = http.StatusOK
+	}
+	httpapi.WriteJSON(w, status, res)
+	return nil
+}
+
+func (s *Store) handleWallet(w http.ResponseWriter, r *http.Request) error {
+	player, err := Caller(r)
+	if err != nil {
+		return err
+	}
+	b, err := s.Balances(r.Context(), player)
+	if err != nil {
+		return err
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"player_id": player, "balances": b})
+	return nil
+}
+
+func (s *Store) handleInventory(w http.ResponseWriter, r *http.Request) error {
+	caller, err := Caller(r)
+	if err != nil {
+		return err
+	}
+	owner, err := PlayerParam(r, "playerId", caller)
+	if err != nil {
+		return err
+	}
+	items, err := s.Inventory(r.Context(), caller, owner)
+	if err != nil {
+		return toHTTP(err)
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"player_id": owner, "items": items})
+	return nil
+}
+
+func (s *Store) itemActionHandler(action string) httpapi.Handler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		caller, err := Caller(r)
+		if err != nil {
+			return err
+		}
+		itemID, err := uuid.Parse(r.PathValue("itemId"))
+		if err != nil {
+			return httpapi.BadRequest("invalid_item_id", "item id must be a UUID")
+		}
+		var body struct {
+			Quantity int64 `json:"quantity"`
+		}
+		if action == ActionConsume && r.ContentLength != 0 {
+			if err := httpapi.DecodeJSON(w, r, &body, 1<<10); err != nil {
+				return err
+			}
+		}
+		it, err := s.ItemAction(r.Context(), caller, itemID, action, body.Quantity)
+		if err != nil {
+			return toHTTP(err)
+		}
+		httpapi.WriteJSON(w, http.StatusOK, it)
+		return nil
+	}
+}
+
+// toHTTP maps the package's sentinels to wire errors, once, at the edge.
+func toHTTP(err error) error {
+	switch {
+	case errors.Is(err, ErrInsufficientFunds):
+		return &httpapi.Error{Status: http.StatusConflict, Code: "insufficient_funds", Message: "insufficient funds", Err: err}
+	case errors.Is(err, ErrIdempotencyMismatch):
+		return &httpapi.Error{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused", Message: "idempotency key was used for a different request", Err: err}
+	case errors.Is(err, ErrUnknownItem):
+		return &httpapi.Error{Status: http.StatusNotFound, Code: "unknown_item", Message: "no such item for sale in that currency", Err: err}
+	case errors.Is(err, ErrMaxStack):
+		return &httpapi.Error{Status: http.StatusConflict, Code: "max_stack_exceeded", Message: "purchase would exceed the item's max stack", Err: err}
+	case errors.Is(err, ErrNotFound):
+		return &httpapi.Error{Status: http.StatusNotFound, Code: "not_found", Message: "not found", Err: err}
+	case errors.Is(err, ErrNotAllowed):
+		return &httpapi.Error{Status: http.StatusConflict, Code: "action_not_allowed", Message: "action not allowed for this item", Err: err}
+	}
+	return err
+}

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/cellgrid/cellgrid/client/bots"
+	"github.com/spf13/cobra"
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+)
+
+func botsCmd(rf *rootFlags) *cobra.Command {
+	var cfg bots.Config
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "bots",
+		Short: "Run a swarm of simulated players against a cellgrid deployment",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, err := rf.logger(); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			ctr := &bots.Counters{}
+			stopBars := func() {}
+			if !quiet {
+				stopBars = showProgress(ctx, cmd.ErrOrStderr(), ctr, int64(cfg.Players))
+			}
+			start := time.Now()
+			sum, err := bots.Run(ctx, cfg, ctr)
+			stopBars()
+			if err != nil {
+				return err
+			}
+			printSummary(cmd.OutOrStdout(), sum, time.Since(start))
+			if len(sum.Errors) > 0 {
+				return fmt.Errorf("%d of %d bots failed", len(sum.Errors), sum.Players)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.GlobalURL, "global", "http://127.0.0.1:8080", "global layer URL (the dev stack's by default)")
+	f.IntVar(&cfg.Players, "players", 8, "number of simulated players")
+	f.StringVar(&cfg.Mode, "mode", "duel", "game mode to queue for")
+	f.IntVar(&cfg.Cheaters, "cheaters", 0, "how many bots send impossible moves")
+	f.DurationVar(&cfg.MatchTimeout, "timeout", 2*time.Minute, "limit for one bot's whole loop")
+	f.BoolVar(&quiet, "quiet", false, "no progress bars")
+	return cmd
+}
+
+// showProgress draws one bar per stage (logged in / queued / playing /
+// finished) until the returned stop function is called.
+func showProgress(ctx context.Context, w io.Writer, ctr *bots.Counters, total int64) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	p := mpb.NewWithContext(ctx, mpb.WithOutput(w), mpb.WithRefreshRate(150*time.Millisecond), mpb.WithWidth(40))
+	type stage struct {
+		name string
+		get  func() int64
+	}
+	stages := []stage{
+		{"logged in", ctr.LoggedIn.Load},
+		{"queued", ctr.Queued.Load},
+		{"playing", ctr.Playing.Load},
+		{"finished", ctr.Finished.Load},
+		{"errors", ctr.Errors.Load},
+	}
+	bars := make([]*mpb.Bar, len(stages))
+	for i, s := range stages {
+		bars[i] = p.AddBar(total,
+			mpb.PrependDecorators(decor.Name(fmt.Sprintf("%-10s", s.name)), decor.CountersNoUnit("%4d / %4d")),
+			mpb.AppendDecorators(decor.Elapsed(decor.ET_STYLE_MMSS)),
+		)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			for i, s := range stages {
+				bars[i].SetCurrent(s.get())
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		for _, b := range bars {
+			b.Abort(false)
+		}
+		p.Wait()
+	}
+}
+
+func printSummary(w io.Writer, s bots.Summary, took time.Duration) {
+	fmt.Fprintf(w, "bots: %d players, %d finished, %d matches completed, %d errors in %s\n",
+		s.Players, s.Finished, s.MatchesCompleted, len(s.Errors), took.Round(time.Millisecond))
+	fmt.Fprintf(w, "time to match   p50 %-10s p99 %-10s (n=%d)\n", s.TimeToMatch.P50.Round(time.Microsecond), s.TimeToMatch.P99.Round(time.Microsecond), s.TimeToMatch.N)
+	fmt.Fprintf(w, "relay RTT       p50 %-10s p99 %-10s (n=%d)\n", s.RelayRTT.P50.Round(time.Microsecond), s.RelayRTT.P99.Round(time.Microsecond), s.RelayRTT.N)
+	fmt.Fprintf(w, "input→ack RTT   p50 %-10s p99 %-10s (n=%d)\n", s.InputRTT.P50.Round(time.Microsecond), s.InputRTT.P99.Round(time.Microsecond), s.InputRTT.N)
+	for i, e := range s.Errors {
+		if i == 5 {
+			fmt.Fprintf(w, "… %d more errors\n", len(s.Errors)-5)
+			break
+		}
+		fmt.Fprintln(w, "error:", e)
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 
@@ -201,14 +200,5 @@ func (st *Stack) Close() {
 		st.closers[i]()
 	}
 	st.closers = nil
-}
-
-// dataFile returns a path in the data folder, creating its parent.
-func dataFile(dir string, parts ...string) (string, error) {
-	p := filepath.Join(append([]string{dir}, parts...)...)
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return "", err
-	}
-	return p, nil
 }
 

@@ -1,0 +1,177 @@
+package auth
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/cellgrid/cellgrid/internal/accesstoken"
+	"github.com/cellgrid/cellgrid/internal/httpapi"
+	"github.com/google/uuid"
+)
+
+type loginRequest struct {
+	Provider string `json:"provider"`
+	IDToken  string `json:"id_token,omitempty"`
+	DeviceID string `json:"device_id,omitempty"`
+}
+
+type refreshRequest struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+// tokenResponse is the body of a successful login or refresh.
+type tokenResponse struct {
+	PlayerID     string `json:"player_id"`
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+	ExpiresIn    int    `json:"expires_in"` // seconds
+	TokenType    string `json:"token_type"`
+}
+
+func writeTokens(w http.ResponseWriter, t Tokens) {
+	w.Header().Set("Cache-Control", "no-store")
+	httpapi.WriteJSON(w, http.StatusOK, tokenResponse{
+		PlayerID: t.PlayerID.String(), AccessToken: t.AccessToken, RefreshToken: t.RefreshToken,
+		ExpiresIn: int(t.ExpiresIn / time.Second), TokenType: "Bearer",
+	})
+}
+
+func (a *Auth) handle(h httpapi.Handler) http.Handler {
+	return httpapi.Handle(func(w http.ResponseWriter, r *http.Request) error {
+		if err := h(w, r); err != nil {
+			return a.httpError(r, err)
+		}
+		return nil
+	})
+}
+
+// httpError maps the package's errors to the wire, once.
+func (a *Auth) httpError(r *http.Request, err error) error {
+	var he *httpapi.Error
+	switch {
+	case errors.As(err, &he):
+		return he
+	case errors.Is(err, ErrInvalidIDToken):
+		return &httpapi.Error{Status: 401, Code: "invalid_id_token", Message: "id token refused", Err: err}
+	case errors.Is(err, ErrIssuerUnavailable):
+		return &httpapi.Error{Status: 503, Code: "issuer_unavailable", Message: "identity provider unavailable", RetryAfter: discoveryRetry, Err: err}
+	case errors.Is(err, ErrDeviceLoginDisabled):
+		return &httpapi.Error{Status: 403, Code: "device_login_disabled", Message: "device login is disabled", Err: err}
+	case errors.Is(err, ErrInvalidDeviceID):
+		return httpapi.BadRequest("invalid_device_id", "device_id must be 16-128 characters of [A-Za-z0-9_.:-]")
+	case errors.Is(err, ErrRefreshTokenReused):
+		return &httpapi.Error{Status: 401, Code: "refresh_token_reused", Message: "refresh token already used; session revoked", Err: err}
+	case errors.Is(err, ErrInvalidRefreshToken):
+		return &httpapi.Error{Status: 401, Code: "invalid_refresh_token", Message: "refresh token invalid, expired or revoked", Err: err}
+	case errors.Is(err, ErrNotYourToken):
+		return &httpapi.Error{Status: 403, Code: "forbidden", Message: "refresh token belongs to another player", Err: err}
+	}
+	a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	return err
+}
+
+func (a *Auth) handleLogin(w http.ResponseWriter, r *http.Request) error {
+	start := time.Now()
+	var req loginRequest
+	if err := httpapi.DecodeJSON(w, r, &req, a.cfg.MaxBody); err != nil {
+		return err
+	}
+	var (
+		t   Tokens
+		err error
+	)
+	switch req.Provider {
+	case "oidc":
+		if req.IDToken == "" || req.DeviceID != "" {
+			return httpapi.BadRequest("invalid_request", "provider oidc needs id_token (and no device_id)")
+		}
+		t, err = a.LoginOIDC(r.Context(), req.IDToken)
+	case "device":
+		if req.DeviceID == "" || req.IDToken != "" {
+			return httpapi.BadRequest("invalid_request", "provider device needs device_id (and no id_token)")
+		}
+		t, err = a.LoginDevice(r.Context(), req.DeviceID)
+	default:
+		return httpapi.BadRequest("unknown_provider", `provider must be "oidc" or "device"`)
+	}
+	switch {
+	case err == nil && t.NewPlayer:
+		a.m.logins.WithLabelValues(req.Provider, "new_player").Inc()
+	case err == nil:
+		a.m.logins.WithLabelValues(req.Provider, "ok").Inc()
+	case errors.Is(err, ErrInvalidIDToken) || errors.Is(err, ErrDeviceLoginDisabled) || errors.Is(err, ErrInvalidDeviceID):
+		a.m.logins.WithLabelValues(req.Provider, "refused").Inc()
+		return err
+	default:
+		a.m.logins.WithLabelValues(req.Provider, "error").Inc()
+		return err
+	}
+	a.m.loginDur.WithLabelValues(req.Provider).Observe(time.Since(start).Seconds())
+	writeTokens(w, t)
+	return nil
+}
+
+func (a *Auth) handleRefresh(w http.ResponseWriter, r *http.Request) error {
+	var req refreshRequest
+	if err := httpapi.DecodeJSON(w, r, &req, a.cfg.MaxBody); err != nil {
+		return err
+	}
+	if req.RefreshToken == "" {
+		return httpapi.BadRequest("invalid_request", "refresh_token is required")
+	}
+	t, err := a.Refresh(r.Context(), req.RefreshToken)
+	switch {
+	case err == nil:
+		a.m.refreshes.WithLabelValues("ok").Inc()
+	case errors.Is(err, ErrRefreshTokenReused):
+		a.m.refreshes.WithLabelValues("reused").Inc()
+		return err
+	case errors.Is(err, ErrInvalidRefreshToken):
+		a.m.refreshes.WithLabelValues("invalid").Inc()
+		return err
+	default:
+		a.m.refreshes.WithLabelValues("error").Inc()
+		return err
+	}
+	writeTokens(w, t)
+	return nil
+}
+
+func (a *Auth) handleLogout(w http.ResponseWriter, r *http.Request) error {
+	claims, ok := accesstoken.FromContext(r.Context())
+	if !ok {
+		return httpapi.Unauthorized("missing access token")
+	}
+	playerID, err := uuid.Parse(claims.PlayerID)
+	if err != nil {
+		return httpapi.Unauthorized("bad subject")
+	}
+	var req refreshRequest
+	if r.ContentLength != 0 {
+		if err := httpapi.DecodeJSON(w, r, &req, a.cfg.MaxBody); err != nil {
+			return err
+		}
+	}
+	var fam uuid.UUID
+	if req.RefreshToken == "" {
+		if fam, err = uuid.Parse(claims.Family); err != nil {
+			return httpapi.BadRequest("invalid_request", "refresh_token is required")
+		}
+	}
+	if err := a.Logout(r.Context(), playerID, req.RefreshToken, fam); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *Auth) handleJWKS(w http.ResponseWriter, r *http.Request) error {
+	set, err := a.keys.JWKS(r.Context())
+	if err != nil {
+		return httpapi.Unavailable("signing keys unavailable", time.Second)
+	}
+	w.Header().Set("Cache-Control", "public, max-age=60")
+	httpapi.WriteJSON(w, http.StatusOK, set)
+	return nil
+}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/zitadel/oidc/v3/example/server/exampleop"
 	"github.com/zitadel/oidc/v3/example/server/storage"
+	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
 // OIDCProvider is a real OpenID provider (zitadel/oidc's example OP with
@@ -62,7 +63,7 @@ func NewOIDCProvider(t testing.TB) *OIDCProvider {
 		p.ClientID: storage.WebClient(p.ClientID, p.ClientSecret, p.RedirectURI),
 	}
 	p.storage = storage.NewStorageWithClients(p.users, clients)
-	srv.Config.Handler = exampleop.SetupServer(p.Issuer, p.storage, nil, false)
+	srv.Config.Handler = exampleop.SetupServer(p.Issuer, claimsInIDToken{p.storage}, nil, false)
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return p
@@ -321,6 +322,23 @@ func rsaSign(t testing.TB, k *rsa.PrivateKey, in []byte) []byte {
 	}
 	return sig
 }
+
+// claimsInIDToken makes the provider put the profile and email claims in
+// the ID token itself, as Keycloak, Google or Cognito do (the example
+// clients only serve them from the userinfo endpoint).
+type claimsInIDToken struct{ *storage.Storage }
+
+func (s claimsInIDToken) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
+	c, err := s.Storage.GetClientByClientID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return userinfoInIDToken{c}, nil
+}
+
+type userinfoInIDToken struct{ op.Client }
+
+func (userinfoInIDToken) IDTokenUserinfoClaimsAssertion() bool { return true }
 
 // oidcUsers is the provider's user store (storage.UserStore), filled on
 // demand by username.

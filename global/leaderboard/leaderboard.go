@@ -377,3 +377,35 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 	}
 	return c
 }
+
+// Records reads the current-season records of players on boards, for
+// republishing a match whose Redis update may not have happened (a
+// redelivery after a crash between commit and Publish).
+func (l *Leaderboards) Records(ctx context.Context, boards, players []string) ([]Record, error) {
+	var out []Record
+	for _, b := range boards {
+		if _, ok := l.boards[b]; !ok {
+			continue
+		}
+		rows, err := l.db.Query(ctx, `SELECT r.season, r.player_id::TEXT, r.region, r.score
+			FROM leaderboard_records r JOIN leaderboard_seasons s
+			ON s.leaderboard_id = r.leaderboard_id AND s.season = r.season
+			WHERE r.leaderboard_id = $1 AND r.player_id = ANY($2::UUID[])`, b, players)
+		if err != nil {
+			return nil, fmt.Errorf("records %s: %w", b, err)
+		}
+		for rows.Next() {
+			r := Record{Board: b}
+			if err := rows.Scan(&r.Season, &r.PlayerID, &r.Region, &r.Score); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("records %s: %w", b, err)
+			}
+			out = append(out, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("records %s: %w", b, err)
+		}
+	}
+	return out, nil
+}

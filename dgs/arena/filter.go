@@ -1,0 +1,139 @@
+package arena
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"github.com/google/uuid"
+
+	"github.com/cellgrid/cellgrid/internal/connecttoken"
+	"github.com/cellgrid/cellgrid/relay"
+)
+
+// admission is who may speak KCP to the server: source addresses whose HELLO
+// carried a valid token for the current match.
+type admission struct {
+	mu   sync.RWMutex
+	byIP map[netip.AddrPort]admitted // guarded by mu
+}
+
+type admitted struct {
+	player uuid.UUID
+	token  []byte
+}
+
+func (a *admission) lookup(ap netip.AddrPort) (admitted, bool) {
+	a.mu.RLock()
+	e, ok := a.byIP[ap]
+	a.mu.RUnlock()
+	return e, ok
+}
+
+func (a *admission) admit(ap netip.AddrPort, e admitted) {
+	a.mu.Lock()
+	if a.byIP == nil {
+		a.byIP = make(map[netip.AddrPort]admitted)
+	}
+	a.byIP[ap] = e
+	a.mu.Unlock()
+}
+
+func (a *admission) revoke(ap netip.AddrPort) {
+	a.mu.Lock()
+	delete(a.byIP, ap)
+	a.mu.Unlock()
+}
+
+func (a *admission) reset() {
+	a.mu.Lock()
+	a.byIP = nil
+	a.mu.Unlock()
+}
+
+// addrPort returns the canonical (unmapped) ip:port of a UDP address.
+func addrPort(addr net.Addr) (netip.AddrPort, bool) {
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok {
+		return netip.AddrPort{}, false
+	}
+	ap := ua.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), true
+}
+
+// filterConn is the net.PacketConn kcp-go reads from: it consumes relay
+// control packets (HELLO pre-authorises its source) and drops KCP traffic
+// from addresses that are not admitted, so kcp-go never creates a session
+// for an unverified address.
+type filterConn struct {
+	net.PacketConn
+	adm     *admission
+	onHello func(ap netip.AddrPort, token []byte) // verifies and admits
+
+	helloSeen    atomic.Int64
+	unauthorised atomic.Int64
+}
+
+// ReadFrom implements net.PacketConn for kcp-go.
+func (f *filterConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := f.PacketConn.ReadFrom(b)
+		if err != nil {
+			return n, addr, err
+		}
+		ap, ok := addrPort(addr)
+		if !ok {
+			continue
+		}
+		if relay.IsControl(b[:n]) {
+			if c, err := relay.ParseControl(b[:n]); err == nil && c.Type == relay.TypeHello {
+				f.helloSeen.Add(1)
+				f.onHello(ap, c.Token)
+			}
+			continue
+		}
+		if _, ok := f.adm.lookup(ap); !ok {
+			f.unauthorised.Add(1)
+			continue
+		}
+		return n, addr, nil
+	}
+}
+
+// verifyHello decides whether a HELLO admits ap. It runs on kcp-go's read
+// goroutine: a repeated HELLO with the same token from an admitted address
+// returns before any signature check.
+func (s *Server) verifyHello(ap netip.AddrPort, token []byte) {
+	prev, known := s.adm.lookup(ap)
+	if known && bytes.Equal(prev.token, token) {
+		return // retransmission or NAT rebinding through the same upstream
+	}
+	m := s.currentMatch()
+	if m == nil {
+		return
+	}
+	tok, err := m.verifier.Verify(token, s.now().Add(-s.cfg.TokenLeeway))
+	switch {
+	case err == nil:
+	case errors.Is(err, connecttoken.ErrExpired) && known:
+		// Signature good, expired: may still refresh its own address.
+		if tok, err = connecttoken.Parse(token); err != nil {
+			return
+		}
+	default:
+		return
+	}
+	if tok.SessionID != m.session {
+		return
+	}
+	if _, ok := m.slotOf[tok.PlayerID]; !ok {
+		return
+	}
+	if known && prev.player != tok.PlayerID {
+		return // one address carries one player
+	}
+	s.adm.admit(ap, admitted{player: tok.PlayerID, token: bytes.Clone(token)})
+}

@@ -42,6 +42,14 @@ func TestRefreshReuseRevokesFamily(t *testing.T) {
 	if code, _ := g.refresh(t, s2.RefreshToken); code != 200 {
 		t.Fatalf("other family: %d", code)
 	}
+	// Logout with only the bearer token revokes the family it was issued under.
+	s3 := g.mustLoginOIDC(t, id)
+	if code := call(t, "POST", g.Srv.URL+"/auth/logout", s3.AccessToken, nil, nil); code != 204 {
+		t.Fatalf("logout by fam claim: %d", code)
+	}
+	if code, _ := g.refresh(t, s3.RefreshToken); code != 401 {
+		t.Fatalf("refresh after bearer-only logout: %d", code)
+	}
 	if got := metricValue(t, g, "cellgrid_auth_refreshes_total", "result", "reused"); got != 1 {
 		t.Errorf("refreshes_total{reused} = %v", got)
 	}

@@ -18,6 +18,7 @@ type player struct {
 	health   uint16
 	score    int32
 	cooldown uint16 // ticks until the next shot is allowed
+	respawn  uint16 // ticks of spawn protection left: shots ignored, not flagged
 	lastSeq  uint32 // last processed input seq (0: none yet)
 
 	accepted int64 // inputs processed
@@ -60,6 +61,10 @@ func (s *sim) spawn(p *player) {
 	}
 	p.y = int32(int64(s.cfg.ArenaH) * (row + 1) / (rows + 1))
 	p.health = s.cfg.MaxHealth
+	// A player killed this tick must not shoot back in the same tick (that
+	// made two mirrored players trade kills forever): its shots are ignored
+	// for one cooldown, without flagging, since the client could not know.
+	p.respawn = s.cfg.FireCooldown
 }
 
 // beginTick advances the clock and the cooldowns.
@@ -68,6 +73,9 @@ func (s *sim) beginTick() {
 	for _, p := range s.players {
 		if p.cooldown > 0 {
 			p.cooldown--
+		}
+		if p.respawn > 0 {
+			p.respawn--
 		}
 	}
 }
@@ -100,6 +108,8 @@ func (s *sim) apply(p *player, in wire.Input) {
 
 	if in.Fire {
 		switch {
+		case p.respawn > 0:
+			// spawn protection: ignored, not the client's fault
 		case p.cooldown > 0:
 			flagged = true // faster than the weapon allows
 		case s.started:

@@ -95,7 +95,7 @@ type Deps struct {
 	DB *pgxpool.Pool
 	// JS is a JetStream context on a connection to the global cluster.
 	JS           jetstream.JetStream
-	Leaderboards *leaderboard.Leaderboards  // required
+	Leaderboards *leaderboard.Leaderboards // required
 	Achievements *achievement.Achievements // nil: no achievements
 	Log          *slog.Logger
 	Metrics      prometheus.Registerer

@@ -1,0 +1,280 @@
+package telemetry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/cellgrid/cellgrid/internal/accesstoken"
+	"github.com/cellgrid/cellgrid/internal/events"
+	"github.com/cellgrid/cellgrid/internal/httpapi"
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+)
+
+// IntakeConfig configures the cell-side intake.
+type IntakeConfig struct {
+	// Cell id (required): names the subject and stream.
+	Cell string
+	// MaxEvents per request (100) and MaxBody bytes (256 KiB, → 413).
+	MaxEvents int
+	MaxBody   int64
+	// EventTypes allowed; empty allows any name matching [a-z][a-z0-9_.]{0,63}.
+	EventTypes []string
+	// MaxFutureSkew (1m) and MaxAge (24h) bound event timestamps.
+	MaxFutureSkew, MaxAge time.Duration
+	// EventsPerSecond (50) and Burst (200) limit events per player, per
+	// intake instance (in memory). Over the limit → 429 with Retry-After.
+	EventsPerSecond float64
+	Burst           int
+	// MaxTrackedPlayers bounds the limiter table (100000); past it the table
+	// is reset (a burst allowance for everyone, never a lockout).
+	MaxTrackedPlayers int
+	// StreamReplicas of the cell's telemetry stream (1), MaxAge 7 days.
+	StreamReplicas int
+	// Now is the clock (time.Now).
+	Now func() time.Time
+}
+
+func (c *IntakeConfig) setDefaults() error {
+	if c.Cell == "" {
+		return errors.New("telemetry intake: Cell required")
+	}
+	if c.MaxEvents <= 0 {
+		c.MaxEvents = 100
+	}
+	if c.MaxBody <= 0 {
+		c.MaxBody = 256 << 10
+	}
+	if c.MaxFutureSkew <= 0 {
+		c.MaxFutureSkew = time.Minute
+	}
+	if c.MaxAge <= 0 {
+		c.MaxAge = 24 * time.Hour
+	}
+	if c.EventsPerSecond <= 0 {
+		c.EventsPerSecond = 50
+	}
+	if c.Burst <= 0 {
+		c.Burst = 200
+	}
+	if c.Burst < c.MaxEvents {
+		c.Burst = c.MaxEvents
+	}
+	if c.MaxTrackedPlayers <= 0 {
+		c.MaxTrackedPlayers = 100000
+	}
+	if c.StreamReplicas <= 0 {
+		c.StreamReplicas = 1
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+// IntakeDeps are the intake's collaborators.
+type IntakeDeps struct {
+	// JS is a JetStream context on a connection to the cell's cluster.
+	JS      jetstream.JetStream
+	Log     *slog.Logger
+	Metrics prometheus.Registerer
+}
+
+// IntakeHandler is the cell's POST /game/telemetry handler. Mount it behind
+// the access-token middleware (it reads the player from
+// accesstoken.FromContext), e.g. with Register.
+type IntakeHandler struct {
+	cfg     IntakeConfig
+	js      jetstream.JetStream
+	log     *slog.Logger
+	allowed map[string]bool
+	events  *prometheus.CounterVec
+
+	mu sync.Mutex
+	// mu guards limiters.
+	limiters map[string]*rate.Limiter
+}
+
+// NewIntakeHandler validates cfg; no I/O (call EnsureStream once at start).
+func NewIntakeHandler(cfg IntakeConfig, deps IntakeDeps) (*IntakeHandler, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	if deps.JS == nil {
+		return nil, errors.New("telemetry intake: Deps.JS required")
+	}
+	if deps.Log == nil {
+		deps.Log = slog.Default()
+	}
+	h := &IntakeHandler{cfg: cfg, js: deps.JS, log: deps.Log.With("component", "telemetry-intake", "cell", cfg.Cell),
+		limiters: map[string]*rate.Limiter{}}
+	if len(cfg.EventTypes) > 0 {
+		h.allowed = map[string]bool{}
+		for _, t := range cfg.EventTypes {
+			h.allowed[t] = true
+		}
+	}
+	h.events = register(deps.Metrics, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cellgrid_telemetry_intake_events_total", Help: "Telemetry events at the cell intake by outcome.",
+	}, []string{"outcome"}))
+	return h, nil
+}
+
+// EnsureStream creates or updates the cell's telemetry stream, placed in
+// the cell's cluster.
+func (h *IntakeHandler) EnsureStream(ctx context.Context) error {
+	_, err := h.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:       events.TelemetryStream(h.cfg.Cell),
+		Subjects:   []string{events.TelemetrySubjects(h.cfg.Cell)},
+		Storage:    jetstream.FileStorage,
+		Replicas:   h.cfg.StreamReplicas,
+		Placement:  &jetstream.Placement{Cluster: h.cfg.Cell},
+		MaxAge:     7 * 24 * time.Hour,
+		Duplicates: 2 * time.Minute,
+	})
+	if err != nil {
+		return fmt.Errorf("telemetry intake: stream: %w", err)
+	}
+	return nil
+}
+
+// Register mounts POST /game/telemetry behind requireAuth.
+func (h *IntakeHandler) Register(mux *http.ServeMux, requireAuth func(http.Handler) http.Handler) {
+	mux.Handle("POST /game/telemetry", requireAuth(h))
+}
+
+// IntakeRequest is the body of POST /game/telemetry.
+type IntakeRequest struct {
+	Events []IntakeEvent `json:"events"`
+}
+
+// IntakeEvent is one event as a client sends it.
+type IntakeEvent struct {
+	EventType string         `json:"event_type"`
+	SessionID string         `json:"session_id,omitempty"`
+	Timestamp time.Time      `json:"timestamp"`
+	Payload   map[string]any `json:"payload,omitempty"`
+}
+
+var typeRe = regexp.MustCompile(`^[a-z][a-z0-9_.]{0,63}$`)
+
+func (h *IntakeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	httpapi.Handle(h.serve)(w, r)
+}
+
+func (h *IntakeHandler) serve(w http.ResponseWriter, r *http.Request) error {
+	c, ok := accesstoken.FromContext(r.Context())
+	if !ok || c.PlayerID == "" {
+		return httpapi.Unauthorized("missing access token")
+	}
+	player, err := uuid.Parse(c.PlayerID)
+	if err != nil {
+		return httpapi.Unauthorized("access token subject is not a player id")
+	}
+	var req IntakeRequest
+	if err := httpapi.DecodeJSON(w, r, &req, h.cfg.MaxBody); err != nil {
+		h.events.WithLabelValues("invalid").Inc()
+		return err
+	}
+	n := len(req.Events)
+	if n == 0 || n > h.cfg.MaxEvents {
+		h.events.WithLabelValues("invalid").Add(float64(n))
+		return httpapi.BadRequest("invalid_events", fmt.Sprintf("send 1..%d events", h.cfg.MaxEvents))
+	}
+	now := h.cfg.Now()
+	batch := events.TelemetryBatch{Events: make([]events.TelemetryEvent, 0, n)}
+	for i, e := range req.Events {
+		if err := h.validate(e, now); err != nil {
+			h.events.WithLabelValues("invalid").Add(float64(n))
+			return httpapi.BadRequest("invalid_event", fmt.Sprintf("event %d: %v", i, err))
+		}
+		batch.Events = append(batch.Events, events.TelemetryEvent{
+			EventID: uuid.NewString(), PlayerID: player.String(), EventType: e.EventType,
+			SessionID: e.SessionID, Timestamp: e.Timestamp.UTC(), Payload: e.Payload, Cell: h.cfg.Cell,
+		})
+	}
+	if !h.limiter(player.String()).AllowN(now, n) {
+		h.events.WithLabelValues("rate_limited").Add(float64(n))
+		return &httpapi.Error{Status: http.StatusTooManyRequests, Code: "rate_limited",
+			Message: "too many telemetry events", RetryAfter: time.Duration(float64(n) / h.cfg.EventsPerSecond * float64(time.Second))}
+	}
+	data, err := json.Marshal(batch)
+	if err != nil {
+		return err
+	}
+	msg := nats.NewMsg(events.TelemetrySubject(h.cfg.Cell))
+	msg.Data = data
+	msg.Header.Set(jetstream.MsgIDHeader, batch.Events[0].EventID)
+	if _, err := h.js.PublishMsg(r.Context(), msg); err != nil {
+		h.events.WithLabelValues("unavailable").Add(float64(n))
+		h.log.Warn("telemetry publish failed", "err", err)
+		return httpapi.Unavailable("telemetry store unavailable", time.Second)
+	}
+	h.events.WithLabelValues("accepted").Add(float64(n))
+	ids := make([]string, n)
+	for i, e := range batch.Events {
+		ids[i] = e.EventID
+	}
+	httpapi.WriteJSON(w, http.StatusAccepted, map[string]any{"accepted": n, "event_ids": ids})
+	return nil
+}
+
+func (h *IntakeHandler) validate(e IntakeEvent, now time.Time) error {
+	switch {
+	case h.allowed != nil && !h.allowed[e.EventType]:
+		return fmt.Errorf("event_type %q not allowed", e.EventType)
+	case h.allowed == nil && !typeRe.MatchString(e.EventType):
+		return fmt.Errorf("event_type %q invalid", e.EventType)
+	case e.Timestamp.IsZero():
+		return errors.New("timestamp required")
+	case e.Timestamp.After(now.Add(h.cfg.MaxFutureSkew)):
+		return errors.New("timestamp in the future")
+	case e.Timestamp.Before(now.Add(-h.cfg.MaxAge)):
+		return errors.New("timestamp too old")
+	}
+	if e.SessionID != "" {
+		if _, err := uuid.Parse(e.SessionID); err != nil {
+			return errors.New("session_id must be a UUID")
+		}
+	}
+	return nil
+}
+
+func (h *IntakeHandler) limiter(player string) *rate.Limiter {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	l, ok := h.limiters[player]
+	if !ok {
+		if len(h.limiters) >= h.cfg.MaxTrackedPlayers {
+			h.limiters = map[string]*rate.Limiter{}
+		}
+		l = rate.NewLimiter(rate.Limit(h.cfg.EventsPerSecond), h.cfg.Burst)
+		h.limiters[player] = l
+	}
+	return l
+}
+
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if reg == nil {
+		return c
+	}
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+	}
+	return c
+}

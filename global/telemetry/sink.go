@@ -1,0 +1,368 @@
+package telemetry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cellgrid/cellgrid/internal/db"
+	"github.com/cellgrid/cellgrid/internal/events"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config of the global telemetry layer.
+type Config struct {
+	// Cells whose telemetry streams are sourced. Required.
+	Cells []string
+	// Stream ("TELEMETRY_GLOBAL") in Cluster ("global") with Replicas (1).
+	Stream   string
+	Cluster  string
+	Replicas int
+	// Durable sink consumer ("telemetry-sink").
+	Durable string
+	// BatchMessages (64 batches of ≤100 events) fetched per transaction;
+	// MaxWait (200ms) bounds how long a partial batch waits.
+	BatchMessages int
+	MaxWait       time.Duration
+	// AckWait (30s) before JetStream redelivers an unacked batch.
+	AckWait time.Duration
+	// ScoreEventType ("score") and MaxScoreEventsPerMinute (120; 0 disables)
+	// drive RuleScoreRate.
+	ScoreEventType          string
+	MaxScoreEventsPerMinute int64
+	// AdminPlayerIDs may call GET /admin/flags.
+	AdminPlayerIDs []string
+}
+
+func (c *Config) setDefaults() error {
+	if len(c.Cells) == 0 {
+		return errors.New("telemetry: Config.Cells required")
+	}
+	if c.Stream == "" {
+		c.Stream = "TELEMETRY_GLOBAL"
+	}
+	if c.Cluster == "" {
+		c.Cluster = "global"
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.Durable == "" {
+		c.Durable = "telemetry-sink"
+	}
+	if c.BatchMessages <= 0 {
+		c.BatchMessages = 64
+	}
+	if c.MaxWait <= 0 {
+		c.MaxWait = 200 * time.Millisecond
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.ScoreEventType == "" {
+		c.ScoreEventType = "score"
+	}
+	if c.MaxScoreEventsPerMinute == 0 {
+		c.MaxScoreEventsPerMinute = 120
+	}
+	return nil
+}
+
+// Deps of the global telemetry layer.
+type Deps struct {
+	DB *pgxpool.Pool
+	// JS is a JetStream context on a connection to the global cluster.
+	JS      jetstream.JetStream
+	Log     *slog.Logger
+	Metrics prometheus.Registerer
+}
+
+// Telemetry is the global sink, rules and admin API.
+type Telemetry struct {
+	cfg    Config
+	db     *pgxpool.Pool
+	js     jetstream.JetStream
+	log    *slog.Logger
+	admins map[uuid.UUID]bool
+	m      struct {
+		events  *prometheus.CounterVec
+		batches prometheus.Histogram
+	}
+}
+
+// New validates cfg; no I/O.
+func New(cfg Config, deps Deps) (*Telemetry, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	if deps.DB == nil || deps.JS == nil {
+		return nil, errors.New("telemetry: Deps.DB and JS required")
+	}
+	if deps.Log == nil {
+		deps.Log = slog.Default()
+	}
+	t := &Telemetry{cfg: cfg, db: deps.DB, js: deps.JS, log: deps.Log.With("component", "telemetry-sink"), admins: map[uuid.UUID]bool{}}
+	for _, a := range cfg.AdminPlayerIDs {
+		id, err := uuid.Parse(a)
+		if err != nil {
+			return nil, fmt.Errorf("telemetry: admin id %q: %w", a, err)
+		}
+		t.admins[id] = true
+	}
+	t.m.events = register(deps.Metrics, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cellgrid_telemetry_sink_events_total", Help: "Telemetry events at the global sink (written, duplicate, invalid).",
+	}, []string{"outcome"}))
+	t.m.batches = register(deps.Metrics, prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "cellgrid_telemetry_sink_batch_seconds", Help: "Time to write one sink batch.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+	}))
+	return t, nil
+}
+
+// EnsureStream creates or updates the global stream sourcing every cell's
+// telemetry stream.
+func (t *Telemetry) EnsureStream(ctx context.Context) error {
+	sc := jetstream.StreamConfig{
+		Name:        t.cfg.Stream,
+		Description: "telemetry of every cell, sourced into the global cluster",
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.cfg.Replicas,
+		Placement:   &jetstream.Placement{Cluster: t.cfg.Cluster},
+		MaxAge:      3 * 24 * time.Hour,
+	}
+	for _, cell := range t.cfg.Cells {
+		sc.Sources = append(sc.Sources, &jetstream.StreamSource{Name: events.TelemetryStream(cell)})
+	}
+	if _, err := t.js.CreateOrUpdateStream(ctx, sc); err != nil {
+		return fmt.Errorf("telemetry: stream %s: %w", t.cfg.Stream, err)
+	}
+	return nil
+}
+
+// Run is the batch sink: it returns nil when ctx is cancelled, after naking
+// what it fetched but did not commit (so the next sink gets it at once).
+func (t *Telemetry) Run(ctx context.Context) error {
+	if err := t.EnsureStream(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	cons, err := t.js.CreateOrUpdateConsumer(ctx, t.cfg.Stream, jetstream.ConsumerConfig{
+		Durable:       t.cfg.Durable,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       t.cfg.AckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: t.cfg.BatchMessages * 4,
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("telemetry: consumer: %w", err)
+	}
+	for ctx.Err() == nil {
+		if err := t.sinkOnce(ctx, cons); err != nil && ctx.Err() == nil {
+			t.log.Warn("telemetry sink batch failed, will retry", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+func (t *Telemetry) sinkOnce(ctx context.Context, cons jetstream.Consumer) error {
+	fctx, cancel := context.WithTimeout(ctx, t.cfg.MaxWait)
+	defer cancel()
+	batch, err := cons.Fetch(t.cfg.BatchMessages, jetstream.FetchContext(fctx))
+	if err != nil {
+		return fmt.Errorf("fetch: %w", err)
+	}
+	var msgs []jetstream.Msg
+	var evs []events.TelemetryEvent
+	for msg := range batch.Messages() {
+		var b events.TelemetryBatch
+		if err := json.Unmarshal(msg.Data(), &b); err != nil {
+			t.log.Error("telemetry: invalid batch, terminating message", "err", err)
+			t.m.events.WithLabelValues("invalid").Inc()
+			_ = msg.Term()
+			continue
+		}
+		msgs = append(msgs, msg)
+		evs = append(evs, b.Events...)
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	start := time.Now()
+	written, err := t.write(ctx, evs)
+	if err != nil {
+		for _, m := range msgs {
+			if ctx.Err() != nil {
+				_ = m.Nak()
+			} else {
+				_ = m.NakWithDelay(time.Second)
+			}
+		}
+		return err
+	}
+	t.m.batches.Observe(time.Since(start).Seconds())
+	t.m.events.WithLabelValues("written").Add(float64(written))
+	t.m.events.WithLabelValues("duplicate").Add(float64(len(evs) - written))
+	for _, m := range msgs {
+		if err := m.Ack(); err != nil {
+			t.log.Warn("telemetry: ack", "err", err) // redelivered and deduplicated by id
+		}
+	}
+	return nil
+}
+
+const insertChunk = 1000
+
+type row struct {
+	id, player, session *uuid.UUID
+	e                   *events.TelemetryEvent
+	payload             string
+}
+
+// write stores evs once each and runs the rules, in one transaction. It
+// returns how many rows were new.
+func (t *Telemetry) write(ctx context.Context, evs []events.TelemetryEvent) (int, error) {
+	rows := make([]row, 0, len(evs))
+	for i := range evs {
+		e := &evs[i]
+		id, err := uuid.Parse(e.EventID)
+		if err != nil {
+			t.m.events.WithLabelValues("invalid").Inc()
+			continue
+		}
+		r := row{id: &id, e: e, payload: "null"}
+		if p, err := uuid.Parse(e.PlayerID); err == nil {
+			r.player = &p
+		}
+		if s, err := uuid.Parse(e.SessionID); err == nil {
+			r.session = &s
+		}
+		if e.Payload != nil {
+			b, err := json.Marshal(e.Payload)
+			if err != nil {
+				t.m.events.WithLabelValues("invalid").Inc()
+				continue
+			}
+			r.payload = string(b)
+		}
+		rows = append(rows, r)
+	}
+	var written int
+	err := db.RunTx(ctx, t.db, func(ctx context.Context, tx pgx.Tx) error {
+		written = 0
+		for lo := 0; lo < len(rows); lo += insertChunk {
+			n, err := insertRows(ctx, tx, rows[lo:min(lo+insertChunk, len(rows))])
+			if err != nil {
+				return err
+			}
+			written += n
+		}
+		return t.scoreRateRule(ctx, tx, rows)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("telemetry write %d events: %w", len(rows), err)
+	}
+	return written, nil
+}
+
+func insertRows(ctx context.Context, tx pgx.Tx, rows []row) (int, error) {
+	var sb strings.Builder
+	sb.WriteString(`INSERT INTO game_event_log (id, player_id, session_id, cell, event_type, occurred_at, payload) VALUES `)
+	args := make([]any, 0, len(rows)*7)
+	for i, r := range rows {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		n := i * 7
+		sb.WriteString("($" + strconv.Itoa(n+1) + ",$" + strconv.Itoa(n+2) + ",$" + strconv.Itoa(n+3) + ",$" +
+			strconv.Itoa(n+4) + ",$" + strconv.Itoa(n+5) + ",$" + strconv.Itoa(n+6) + ",$" + strconv.Itoa(n+7) + "::JSONB)")
+		args = append(args, r.id, r.player, r.session, r.e.Cell, r.e.EventType, r.e.Timestamp, r.payload)
+	}
+	sb.WriteString(` ON CONFLICT (id) DO NOTHING`)
+	tag, err := tx.Exec(ctx, sb.String(), args...)
+	if err != nil {
+		return 0, fmt.Errorf("insert events: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// scoreRateRule flags players with more than MaxScoreEventsPerMinute score
+// events in a calendar minute touched by this batch. It counts the log of
+// record, so events split over several batches (or cells) still add up.
+func (t *Telemetry) scoreRateRule(ctx context.Context, tx pgx.Tx, rows []row) error {
+	limit := t.cfg.MaxScoreEventsPerMinute
+	if limit <= 0 {
+		return nil
+	}
+	players := map[uuid.UUID]bool{}
+	var lo, hi time.Time
+	for _, r := range rows {
+		if r.e.EventType != t.cfg.ScoreEventType || r.player == nil {
+			continue
+		}
+		players[*r.player] = true
+		ts := r.e.Timestamp.UTC().Truncate(time.Minute)
+		if lo.IsZero() || ts.Before(lo) {
+			lo = ts
+		}
+		if ts.After(hi) {
+			hi = ts
+		}
+	}
+	if len(players) == 0 {
+		return nil
+	}
+	ids := make([]uuid.UUID, 0, len(players))
+	for p := range players {
+		ids = append(ids, p)
+	}
+	q, err := tx.Query(ctx, `
+		SELECT player_id, date_trunc('minute', occurred_at AT TIME ZONE 'UTC'), count(*)
+		FROM game_event_log
+		WHERE event_type = $1 AND player_id = ANY($2::UUID[]) AND occurred_at >= $3 AND occurred_at < $4
+		GROUP BY 1, 2 HAVING count(*) > $5`,
+		t.cfg.ScoreEventType, ids, lo, hi.Add(time.Minute), limit)
+	if err != nil {
+		return fmt.Errorf("score rate rule: %w", err)
+	}
+	var flags []Flag
+	for q.Next() {
+		var f Flag
+		var w time.Time
+		if err := q.Scan(&f.PlayerID, &w, &f.Observed); err != nil {
+			q.Close()
+			return fmt.Errorf("score rate rule: %w", err)
+		}
+		f.Rule, f.Threshold = RuleScoreRate, limit
+		f.WindowStart = time.Date(w.Year(), w.Month(), w.Day(), w.Hour(), w.Minute(), 0, 0, time.UTC)
+		f.Detail = fmt.Sprintf("%d %s events in one minute", f.Observed, t.cfg.ScoreEventType)
+		flags = append(flags, f)
+	}
+	q.Close()
+	if err := q.Err(); err != nil {
+		return fmt.Errorf("score rate rule: %w", err)
+	}
+	for _, f := range flags {
+		if err := FlagPlayer(ctx, tx, f); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,270 @@
+package telemetry_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cellgrid/cellgrid/global/telemetry"
+	"github.com/cellgrid/cellgrid/internal/accesstoken"
+	"github.com/cellgrid/cellgrid/internal/events"
+	"github.com/cellgrid/cellgrid/internal/testenv"
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+func post(h http.Handler, player string, body any) *httptest.ResponseRecorder {
+	b, _ := json.Marshal(body)
+	req := httptest.NewRequest("POST", "/game/telemetry", bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	if player != "" {
+		req = req.WithContext(accesstoken.WithClaims(req.Context(), accesstoken.Claims{PlayerID: player}))
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	return w
+}
+
+func evs(n int, typ string, at time.Time) map[string]any {
+	list := make([]map[string]any, n)
+	for i := range list {
+		list[i] = map[string]any{"event_type": typ, "timestamp": at.Format(time.RFC3339Nano), "payload": map[string]any{"i": i}}
+	}
+	return map[string]any{"events": list}
+}
+
+func TestIntakeValidation(t *testing.T) {
+	// testenv.NewNATS (a one-server, one-cluster "supercluster") never elects a
+	// JetStream meta leader here (503 for 60s): use two clusters.
+	sc := testenv.NewSuperCluster(t, "global", "eu-west-1")
+	js, _ := jetstream.New(testenv.Connect(t, sc.Server("eu-west-1")))
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	h, err := telemetry.NewIntakeHandler(telemetry.IntakeConfig{
+		Cell: "eu-west-1", EventsPerSecond: 1, Burst: 150, MaxBody: 32 << 10,
+		Now: func() time.Time { return now },
+	}, telemetry.IntakeDeps{JS: js, Metrics: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := h.EnsureStream(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p := uuid.NewString()
+	cases := []struct {
+		name   string
+		player string
+		body   any
+		want   int
+	}{
+		{"no token", "", evs(1, "kill", now), 401},
+		{"empty", p, map[string]any{"events": []any{}}, 400},
+		{"too many", p, evs(101, "kill", now), 400},
+		{"future", p, evs(1, "kill", now.Add(2*time.Minute)), 400},
+		{"too old", p, evs(1, "kill", now.Add(-25*time.Hour)), 400},
+		{"bad type", p, evs(1, "Kill Me", now), 400},
+		{"unknown field", p, map[string]any{"events": []any{map[string]any{"event_type": "kill", "timestamp": now, "x": 1}}}, 400},
+		{"bad session", p, map[string]any{"events": []any{map[string]any{"event_type": "kill", "timestamp": now, "session_id": "nope"}}}, 400},
+		{"too large", p, map[string]any{"events": []any{map[string]any{"event_type": "kill", "timestamp": now, "payload": map[string]any{"s": strings.Repeat("x", 40<<10)}}}}, 413},
+		{"ok", p, evs(100, "kill", now.Add(30*time.Second)), 202},
+		{"rate limited", p, evs(100, "kill", now), 429},
+		{"other player not limited", uuid.NewString(), evs(3, "kill", now), 202},
+	}
+	for _, c := range cases {
+		if w := post(h, c.player, c.body); w.Code != c.want {
+			t.Fatalf("%s: %d %s, want %d", c.name, w.Code, w.Body, c.want)
+		}
+	}
+	st, err := js.Stream(ctx, events.TelemetryStream("eu-west-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := st.GetMsg(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b events.TelemetryBatch
+	if err := json.Unmarshal(msg.Data, &b); err != nil || len(b.Events) != 100 || b.Events[0].PlayerID != p || b.Events[0].Cell != "eu-west-1" {
+		t.Fatalf("stored batch: %v %+v", err, b.Events[:1])
+	}
+	if _, err := uuid.Parse(b.Events[0].EventID); err != nil {
+		t.Fatalf("event id %q", b.Events[0].EventID)
+	}
+}
+
+type rig struct {
+	sc     *testenv.Database
+	intake *telemetry.IntakeHandler
+	jsG    jetstream.JetStream
+}
+
+func newRig(t *testing.T) *rig {
+	d := testenv.NewDatabase(t) // first: the shared PostgreSQL outlives the test
+	testenv.CheckGoroutines(t)
+	sc := testenv.NewSuperCluster(t, "global", "eu-west-1")
+	jsEU, _ := jetstream.New(testenv.Connect(t, sc.Server("eu-west-1")))
+	jsG, _ := jetstream.New(testenv.Connect(t, sc.Server("global")))
+	h, err := telemetry.NewIntakeHandler(telemetry.IntakeConfig{Cell: "eu-west-1", EventsPerSecond: 1e6, Burst: 1e6},
+		telemetry.IntakeDeps{JS: jsEU})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.EnsureStream(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return &rig{sc: d, intake: h, jsG: jsG}
+}
+
+func (r *rig) sink(t *testing.T, admins ...string) *telemetry.Telemetry {
+	s, err := telemetry.New(telemetry.Config{Cells: []string{"eu-west-1"}, MaxScoreEventsPerMinute: 120, AdminPlayerIDs: admins},
+		telemetry.Deps{DB: r.sc.Pool, JS: r.jsG, Metrics: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func start(s *telemetry.Telemetry) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	return func() error { cancel(); return <-done }
+}
+
+func (r *rig) count(t *testing.T) (int, int) {
+	var n, distinct int
+	if err := r.sc.Pool.QueryRow(context.Background(), `SELECT count(*), count(DISTINCT id) FROM game_event_log`).Scan(&n, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	return n, distinct
+}
+
+func TestSinkSurvivesRestart(t *testing.T) {
+	r := newRig(t)
+	const batches, per = 120, 50
+	var mu sync.Mutex
+	ids := map[string]bool{}
+	published := make(chan int, batches)
+	go func() {
+		defer close(published)
+		for i := range batches {
+			w := post(r.intake, uuid.NewString(), evs(per, "kill", time.Now()))
+			if w.Code != 202 {
+				t.Errorf("batch %d: %d %s", i, w.Code, w.Body)
+				return
+			}
+			var out struct {
+				EventIDs []string `json:"event_ids"`
+			}
+			_ = json.Unmarshal(w.Body.Bytes(), &out)
+			mu.Lock()
+			for _, id := range out.EventIDs {
+				ids[id] = true
+			}
+			mu.Unlock()
+			published <- i
+		}
+	}()
+	stop1 := start(r.sink(t))
+	// Stop the first sink mid-stream: some events written, not all published.
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if n, _ := r.count(t); n == 0 {
+			return fmt.Errorf("nothing written yet")
+		}
+		return nil
+	})
+	if err := stop1(); err != nil {
+		t.Fatal(err)
+	}
+	mid, _ := r.count(t)
+	stop2 := start(r.sink(t))
+	defer func() {
+		if err := stop2(); err != nil {
+			t.Error(err)
+		}
+	}()
+	for range published {
+	}
+	testenv.Eventually(t, 60*time.Second, func() error {
+		n, distinct := r.count(t)
+		if n != batches*per || distinct != n {
+			return fmt.Errorf("%d rows (%d distinct), want %d", n, distinct, batches*per)
+		}
+		return nil
+	})
+	t.Logf("first sink wrote %d of %d events before it stopped", mid, batches*per)
+	rows, err := r.sc.Pool.Query(context.Background(), `SELECT id::TEXT FROM game_event_log`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		_ = rows.Scan(&id)
+		if !ids[id] {
+			t.Fatalf("row %s was never returned by the intake", id)
+		}
+	}
+}
+
+func TestScoreRateRuleAndAdmin(t *testing.T) {
+	r := newRig(t)
+	admin, cheat, honest := uuid.NewString(), uuid.NewString(), uuid.NewString()
+	s := r.sink(t, admin)
+	stop := start(s)
+	defer stop()
+	minute := time.Now().UTC().Truncate(time.Minute)
+	at := minute.Add(10 * time.Second)
+	if at.After(time.Now()) {
+		at = time.Now()
+	}
+	// 121 score events in one minute over two requests: flagged once.
+	for _, n := range []int{100, 21} {
+		if w := post(r.intake, cheat, evs(n, "score", at)); w.Code != 202 {
+			t.Fatalf("post: %d %s", w.Code, w.Body)
+		}
+	}
+	if w := post(r.intake, honest, evs(100, "score", at)); w.Code != 202 {
+		t.Fatal(w.Code)
+	}
+	mux := http.NewServeMux()
+	s.Register(mux, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			h.ServeHTTP(w, req.WithContext(accesstoken.WithClaims(req.Context(), accesstoken.Claims{PlayerID: req.Header.Get("X-Player")})))
+		})
+	})
+	get := func(player string) (int, []telemetry.Flag) {
+		req := httptest.NewRequest("GET", "/admin/flags", nil)
+		req.Header.Set("X-Player", player)
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, req)
+		var out struct{ Flags []telemetry.Flag }
+		_ = json.Unmarshal(w.Body.Bytes(), &out)
+		return w.Code, out.Flags
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		code, flags := get(admin)
+		if code != 200 || len(flags) != 1 {
+			return fmt.Errorf("%d %+v", code, flags)
+		}
+		f := flags[0]
+		if f.PlayerID.String() != cheat || f.Rule != telemetry.RuleScoreRate || !f.WindowStart.Equal(minute) || f.Observed != 121 {
+			return fmt.Errorf("flag %+v", f)
+		}
+		return nil
+	})
+	if code, _ := get(cheat); code != 403 {
+		t.Fatalf("non-admin: %d", code)
+	}
+}

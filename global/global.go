@@ -8,6 +8,9 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/cellgrid/cellgrid/global/auth"
+	"github.com/cellgrid/cellgrid/global/profile"
+	"github.com/cellgrid/cellgrid/global/store"
 	"github.com/cellgrid/cellgrid/internal/db"
 	"github.com/cellgrid/cellgrid/internal/httpapi"
 	"github.com/cellgrid/cellgrid/internal/redisclient"
@@ -22,9 +25,16 @@ import (
 type Config struct {
 	// Addr is the HTTP listen address; "127.0.0.1:0" picks a free port.
 	Addr string
+	// PublicURL is the URL clients and cells reach the global layer at; it
+	// is the access tokens' issuer. Empty means the listen URL.
+	PublicURL string
 	// Cells lists the cell ids whose JetStream streams the global layer
 	// sources (match results, telemetry).
 	Cells []string
+	// Auth configures login and tokens; Issuer is filled from PublicURL.
+	Auth auth.Config
+	// Store configures the catalog, currencies and the starting grant.
+	Store store.Config
 }
 
 // Deps are the shared clients the global layer runs on.
@@ -39,10 +49,11 @@ type Deps struct {
 
 // Server is a running global layer.
 type Server struct {
-	cfg  Config
-	deps Deps
-	http *httpapi.Server
-	runs []func(context.Context) error
+	cfg    Config
+	deps   Deps
+	http   *httpapi.Server
+	issuer string
+	runs   []func(context.Context) error
 }
 
 // New checks the schema is current and builds the global layer.
@@ -67,7 +78,6 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, deps: deps}
 	mux := http.NewServeMux()
-	deps.Topology.Register(mux)
 
 	checks := []httpapi.Check{
 		{Name: "database", Fn: func(ctx context.Context) error { return deps.DB.Ping(ctx) }},
@@ -79,8 +89,53 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		return nil, fmt.Errorf("global: %w", err)
 	}
 	s.http = hs
+	if err := s.build(mux); err != nil {
+		_ = hs.Close()
+		return nil, err
+	}
 	return s, nil
 }
+
+// build creates every component and mounts its routes on mux.
+func (s *Server) build(mux *http.ServeMux) error {
+	cfg, deps := s.cfg, s.deps
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = s.http.URL()
+	}
+	logFor := func(component string) *slog.Logger { return deps.Log.With("component", component) }
+
+	st, err := store.New(cfg.Store, store.Deps{DB: deps.DB, Log: logFor("store"), Metrics: deps.Registry})
+	if err != nil {
+		return fmt.Errorf("global: %w", err)
+	}
+	authCfg := cfg.Auth
+	authCfg.Issuer = cfg.PublicURL
+	a, err := auth.New(authCfg, auth.Deps{
+		DB: deps.DB, Log: logFor("auth"), Metrics: deps.Registry,
+		OnNewPlayer: st.GrantStarting,
+	})
+	if err != nil {
+		return fmt.Errorf("global: %w", err)
+	}
+	prof, err := profile.New(profile.Config{EncryptionKey: cfg.Auth.EncryptionKey}, profile.Deps{DB: deps.DB, Log: logFor("profile"), Metrics: deps.Registry})
+	if err != nil {
+		return fmt.Errorf("global: %w", err)
+	}
+	requireAuth := a.Verifier().Middleware
+	deps.Topology.Register(mux)
+	a.Register(mux, requireAuth)
+	prof.Register(mux, requireAuth)
+	st.Register(mux, requireAuth)
+	s.issuer = cfg.PublicURL
+	return nil
+}
+
+// Issuer is the iss of the access tokens this layer signs; cells verify
+// against Issuer() and JWKSURL().
+func (s *Server) Issuer() string { return s.issuer }
+
+// JWKSURL is where the public signing keys are published.
+func (s *Server) JWKSURL() string { return s.issuer + "/.well-known/jwks.json" }
 
 func natsReady(nc *nats.Conn) error {
 	if !nc.IsConnected() {

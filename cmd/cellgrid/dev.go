@@ -9,12 +9,16 @@ import (
 
 func devCmd(rf *rootFlags) *cobra.Command {
 	var cfg devstack.Config
+	var af authFlags
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the whole stack on this machine: PostgreSQL, Redis, NATS supercluster, global layer and cells",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := rf.logger()
 			if err != nil {
+				return err
+			}
+			if cfg.Auth, err = af.config(); err != nil {
 				return err
 			}
 			ctx := cmd.Context()
@@ -35,5 +39,6 @@ func devCmd(rf *rootFlags) *cobra.Command {
 	f.StringVar(&cfg.DataDir, "data", ".cellgrid", "data folder for PostgreSQL, Redis and JetStream (reused across runs)")
 	f.StringSliceVar(&cfg.Cells, "cells", devstack.DefaultCells, "cell ids to run")
 	f.StringVar(&cfg.GlobalAddr, "global-addr", "127.0.0.1:8080", "global layer listen address")
+	af.register(f, true)
 	return cmd
 }

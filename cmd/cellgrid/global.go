@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/cellgrid/cellgrid/global"
 	"github.com/cellgrid/cellgrid/internal/db"
 	"github.com/cellgrid/cellgrid/internal/redisclient"
@@ -11,6 +13,7 @@ import (
 func globalCmd(rf *rootFlags) *cobra.Command {
 	var cfg global.Config
 	var dbURL, redisAddr, natsURL string
+	var af authFlags
 	cmd := &cobra.Command{
 		Use:   "global",
 		Short: "Run the global layer (auth, profiles, store, leaderboards, topology)",
@@ -18,6 +21,12 @@ func globalCmd(rf *rootFlags) *cobra.Command {
 			log, err := rf.logger()
 			if err != nil {
 				return err
+			}
+			if cfg.Auth, err = af.config(); err != nil {
+				return err
+			}
+			if cfg.Auth.EncryptionKey == nil {
+				return fmt.Errorf("--encryption-key (or CELLGRID_ENCRYPTION_KEY) is required")
 			}
 			ctx := cmd.Context()
 			pool, err := db.Open(ctx, dbURL)
@@ -44,6 +53,8 @@ func globalCmd(rf *rootFlags) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Addr, "addr", "0.0.0.0:8080", "HTTP listen address")
+	f.StringVar(&cfg.PublicURL, "public-url", "", "URL clients and cells use for this layer (the token issuer); default the listen URL")
+	af.register(f, false)
 	f.StringSliceVar(&cfg.Cells, "cells", nil, "cell ids whose streams to source")
 	f.StringVar(&dbURL, "db", envOr("CELLGRID_DB", ""), "database URL; env CELLGRID_DB")
 	f.StringVar(&redisAddr, "redis", envOr("CELLGRID_REDIS", "127.0.0.1:6379"), "Redis host:port; env CELLGRID_REDIS")

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/cellgrid/cellgrid/global"
+	"github.com/cellgrid/cellgrid/global/auth"
 	"github.com/cellgrid/cellgrid/internal/db"
 	"github.com/cellgrid/cellgrid/internal/localserver"
 	"github.com/cellgrid/cellgrid/internal/natsembed"
@@ -33,6 +34,10 @@ type Config struct {
 	DatabaseURL string
 	// Ephemeral runs PostgreSQL without fsync and Redis without persistence.
 	Ephemeral bool
+	// Auth is the login configuration. Device (guest) login is always on in
+	// a dev stack; a missing EncryptionKey is generated once and kept in
+	// DataDir.
+	Auth auth.Config
 }
 
 // Stack is a running dev stack.
@@ -40,6 +45,7 @@ type Stack struct {
 	GlobalURL string
 	Cells     []topology.Cell
 
+	global  *global.Server
 	log     *slog.Logger
 	closers []func() // in start order; closed in reverse
 	runs    []func(context.Context) error
@@ -133,13 +139,20 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (st *Stack, err er
 	if err != nil {
 		return nil, err
 	}
-	g, err := global.New(ctx, global.Config{Addr: cfg.GlobalAddr, Cells: cfg.Cells}, global.Deps{
+	cfg.Auth.AllowDeviceLogin = true
+	if cfg.Auth.EncryptionKey == nil {
+		if cfg.Auth.EncryptionKey, err = loadOrCreateKey(filepath.Join(cfg.DataDir, "encryption.key")); err != nil {
+			return nil, err
+		}
+	}
+	g, err := global.New(ctx, global.Config{Addr: cfg.GlobalAddr, Cells: cfg.Cells, Auth: cfg.Auth, Store: DevStore()}, global.Deps{
 		DB: pool, Redis: gRedis, NATS: gNATS, Topology: topo, Log: log.With("component", "global"),
 	})
 	if err != nil {
 		return nil, err
 	}
 	st.GlobalURL = g.URL()
+	st.global = g
 	st.runs = append(st.runs, g.Run)
 
 	if err := st.startCells(ctx, cfg, pool, topo, redisFor, natsFor); err != nil {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cellgrid/cellgrid/client"
+	"github.com/cellgrid/cellgrid/internal/accesstoken"
 	"github.com/cellgrid/cellgrid/internal/testenv"
 )
 
@@ -58,5 +60,51 @@ func TestDevStackReady(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, func() error { return ready(st.GlobalURL) })
 	for _, c := range st.Cells {
 		testenv.Eventually(t, 10*time.Second, func() error { return ready(c.API) })
+	}
+}
+
+// TestDevStackGuestLoginWalletProfile walks the global layer of a dev stack
+// through the client SDK: guest login, the starting grant, the profile,
+// and the JWKS a cell verifies with.
+func TestDevStackGuestLoginWalletProfile(t *testing.T) {
+	st := startStack(t, "eu-west-1")
+	c, err := client.New(client.Config{GlobalURL: st.GlobalURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	sess, err := c.LoginDevice(ctx, "device-0001-abcdef")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sess.PlayerID == "" || sess.AccessToken == "" || sess.RefreshToken == "" {
+		t.Fatalf("login answer incomplete: %+v", sess)
+	}
+	var wallet struct {
+		Balances map[string]int64 `json:"balances"`
+	}
+	if err := c.Get(ctx, st.GlobalURL+"/wallet", &wallet); err != nil {
+		t.Fatal(err)
+	}
+	if wallet.Balances["gold"] != 1000 {
+		t.Fatalf("starting grant: balances = %v, want gold 1000", wallet.Balances)
+	}
+	var prof map[string]any
+	if err := c.Get(ctx, st.GlobalURL+"/player/"+sess.PlayerID+"/profile", &prof); err != nil {
+		t.Fatal(err)
+	}
+	if _, hasEmail := prof["email"]; hasEmail || prof["username"] == nil {
+		t.Fatalf("profile = %v", prof)
+	}
+	// A cell would verify the access token locally from the published JWKS.
+	v := accesstoken.NewRemoteVerifier(ctx, st.global.Issuer(), st.global.JWKSURL())
+	claims, err := v.Verify(ctx, sess.AccessToken)
+	if err != nil || claims.PlayerID != sess.PlayerID {
+		t.Fatalf("verify at a cell: %+v %v", claims, err)
+	}
+	// The same device logs in as the same player.
+	again, err := c.LoginDevice(ctx, "device-0001-abcdef")
+	if err != nil || again.PlayerID != sess.PlayerID {
+		t.Fatalf("second login: %+v %v", again, err)
 	}
 }

@@ -1,0 +1,48 @@
+package devstack
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/cellgrid/cellgrid/global/store"
+)
+
+// loadOrCreateKey returns the 32-byte key stored hex-encoded at path,
+// creating it on first use so a restarted dev stack can still read what it
+// sealed.
+func loadOrCreateKey(path string) ([]byte, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		k, err := hex.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil || len(k) != 32 {
+			return nil, fmt.Errorf("dev key %s: want 64 hex characters", path)
+		}
+		return k, nil
+	}
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(k)+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("dev key %s: %w", path, err)
+	}
+	return k, nil
+}
+
+// DevStore is the catalog and starting grant of a dev stack.
+func DevStore() store.Config {
+	return store.Config{
+		Currencies:    []string{"gold", "gems"},
+		StartingGrant: map[string]int64{"gold": 1000},
+		Items: []store.ItemTemplate{
+			{ID: "potion", Name: "Health potion", Prices: map[string]int64{"gold": 50}, MaxStack: 20, Consumable: true},
+			{ID: "sword", Name: "Iron sword", Prices: map[string]int64{"gold": 300, "gems": 5}, MaxStack: 1, Tradable: true, Equippable: true},
+		},
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/cellgrid/cellgrid/global/auth"
 	"github.com/cellgrid/cellgrid/internal/accesstoken"
 	"github.com/cellgrid/cellgrid/internal/testenv"
+	"github.com/cellgrid/cellgrid/internal/testenv/testoidc"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/google/uuid"
 )
@@ -39,7 +40,7 @@ func rate(b *testing.B, n int, f func(i int) error) float64 {
 func BenchmarkLogin(b *testing.B) {
 	ctx := context.Background()
 	db := testenv.NewDatabase(b)
-	idp := testenv.NewOIDCProvider(b)
+	idp := testoidc.NewOIDCProvider(b)
 	cfg := baseConfig(idp)
 	cfg.AllowDeviceLogin = true
 	a, err := auth.New(cfg, auth.Deps{DB: db.Pool, Log: quiet})

@@ -8,6 +8,7 @@ import (
 	"github.com/cellgrid/cellgrid/global/auth"
 	"github.com/cellgrid/cellgrid/internal/accesstoken"
 	"github.com/cellgrid/cellgrid/internal/testenv"
+	"github.com/cellgrid/cellgrid/internal/testenv/testoidc"
 	"github.com/google/uuid"
 )
 
@@ -17,7 +18,7 @@ import (
 func TestLoginEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	db := testenv.NewDatabase(t)
-	idp := testenv.NewOIDCProvider(t)
+	idp := testoidc.NewOIDCProvider(t)
 	g := startGlobal(t, baseConfig(idp), auth.Deps{DB: db.Pool})
 	cell := startCell(t, accesstoken.NewRemoteVerifier(ctx, g.Auth.Issuer(), g.JWKSURL()))
 

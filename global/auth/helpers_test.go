@@ -17,6 +17,7 @@ import (
 	"github.com/cellgrid/cellgrid/internal/accesstoken"
 	"github.com/cellgrid/cellgrid/internal/httpapi"
 	"github.com/cellgrid/cellgrid/internal/testenv"
+	"github.com/cellgrid/cellgrid/internal/testenv/testoidc"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -32,7 +33,7 @@ type global struct {
 	Reg  *prometheus.Registry
 }
 
-func baseConfig(idps ...*testenv.OIDCProvider) auth.Config {
+func baseConfig(idps ...*testoidc.OIDCProvider) auth.Config {
 	cfg := auth.Config{Issuer: testIssuer, EncryptionKey: testKey}
 	for _, p := range idps {
 		cfg.OIDCIssuers = append(cfg.OIDCIssuers, auth.OIDCIssuer{Issuer: p.Issuer, ClientID: p.ClientID})

@@ -7,6 +7,7 @@ import (
 
 	"github.com/cellgrid/cellgrid/global/auth"
 	"github.com/cellgrid/cellgrid/internal/testenv"
+	"github.com/cellgrid/cellgrid/internal/testenv/testoidc"
 )
 
 // Every kind of bad ID token is refused with 401 invalid_id_token and
@@ -14,22 +15,22 @@ import (
 // (so each refusal is for its stated reason, not for how the test signs).
 func TestLoginRefusesBadIDTokens(t *testing.T) {
 	db := testenv.NewDatabase(t)
-	idp := testenv.NewOIDCProvider(t)
-	other := testenv.NewOIDCProvider(t) // a second configured issuer
-	stranger := testenv.NewOIDCProvider(t)
+	idp := testoidc.NewOIDCProvider(t)
+	other := testoidc.NewOIDCProvider(t) // a second configured issuer
+	stranger := testoidc.NewOIDCProvider(t)
 	g := startGlobal(t, baseConfig(idp, other), auth.Deps{DB: db.Pool})
 
-	reasons := map[testenv.Forgery]string{
-		testenv.ForgeExpired:        "token is expired",
-		testenv.ForgeWrongAudience:  "expected audience",
-		testenv.ForgeWrongIssuer:    "not configured",
-		testenv.ForgeAlgNone:        "unexpected signature algorithm",
-		testenv.ForgeHS256PublicKey: "unexpected signature algorithm",
-		testenv.ForgeUnknownKID:     "failed to verify",
-		testenv.ForgeForeignKey:     "failed to verify",
-		testenv.ForgeTampered:       "failed to verify",
+	reasons := map[testoidc.Forgery]string{
+		testoidc.ForgeExpired:        "token is expired",
+		testoidc.ForgeWrongAudience:  "expected audience",
+		testoidc.ForgeWrongIssuer:    "not configured",
+		testoidc.ForgeAlgNone:        "unexpected signature algorithm",
+		testoidc.ForgeHS256PublicKey: "unexpected signature algorithm",
+		testoidc.ForgeUnknownKID:     "failed to verify",
+		testoidc.ForgeForeignKey:     "failed to verify",
+		testoidc.ForgeTampered:       "failed to verify",
 	}
-	for _, f := range testenv.Forgeries {
+	for _, f := range testoidc.Forgeries {
 		t.Run(f.String(), func(t *testing.T) {
 			code, tr := g.login(t, map[string]string{"provider": "oidc", "id_token": idp.ForgedIDToken(t, "mallory", f)})
 			if code != 401 || tr.Error.Code != "invalid_id_token" || tr.AccessToken != "" {
@@ -68,7 +69,7 @@ func TestLoginRefusesBadIDTokens(t *testing.T) {
 	})
 
 	t.Run("control", func(t *testing.T) {
-		g.mustLoginOIDC(t, idp.ForgedIDToken(t, "mallory", testenv.ForgeNone))
+		g.mustLoginOIDC(t, idp.ForgedIDToken(t, "mallory", testoidc.ForgeNone))
 		g.mustLoginOIDC(t, other.IDToken(t, "olivia")) // several issuers
 	})
 	if n := count(t, db, `SELECT count(*) FROM players`); n != 2 {
@@ -157,7 +158,7 @@ func TestDeviceLogin(t *testing.T) {
 // (case-insensitively).
 func TestUsernamesFromClaims(t *testing.T) {
 	db := testenv.NewDatabase(t)
-	idp := testenv.NewOIDCProvider(t)
+	idp := testoidc.NewOIDCProvider(t)
 	g := startGlobal(t, baseConfig(idp), auth.Deps{DB: db.Pool})
 	names := map[string]string{}
 	for _, u := range []string{"ana", "ANA", "ana.maria@example.com", "z", "José Ñandú"} {

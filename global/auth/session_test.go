@@ -9,6 +9,7 @@ import (
 	"github.com/cellgrid/cellgrid/global/auth"
 	"github.com/cellgrid/cellgrid/internal/accesstoken"
 	"github.com/cellgrid/cellgrid/internal/testenv"
+	"github.com/cellgrid/cellgrid/internal/testenv/testoidc"
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -17,7 +18,7 @@ import (
 
 func TestRefreshReuseRevokesFamily(t *testing.T) {
 	db := testenv.NewDatabase(t)
-	idp := testenv.NewOIDCProvider(t)
+	idp := testoidc.NewOIDCProvider(t)
 	g := startGlobal(t, baseConfig(idp), auth.Deps{DB: db.Pool})
 	id := idp.IDToken(t, "carol")
 	s1 := g.mustLoginOIDC(t, id)
@@ -94,7 +95,7 @@ func TestConcurrentRefreshSameToken(t *testing.T) {
 func TestTokensSurviveRestart(t *testing.T) {
 	ctx := context.Background()
 	db := testenv.NewDatabase(t)
-	idp := testenv.NewOIDCProvider(t)
+	idp := testoidc.NewOIDCProvider(t)
 	g1 := startGlobal(t, baseConfig(idp), auth.Deps{DB: db.Pool})
 	s := g1.mustLoginOIDC(t, idp.IDToken(t, "dave"))
 	g1.Srv.Close()
@@ -261,7 +262,7 @@ func TestAutomaticRotation(t *testing.T) {
 // transaction), and every login succeeds with that player.
 func TestParallelFirstLoginsOnePlayer(t *testing.T) {
 	db := testenv.NewDatabase(t)
-	idp := testenv.NewOIDCProvider(t)
+	idp := testoidc.NewOIDCProvider(t)
 	onNew := func(ctx context.Context, tx pgx.Tx, playerID uuid.UUID) error {
 		_, err := tx.Exec(ctx, `INSERT INTO wallet_balances (player_id, currency, balance) VALUES ($1, 'gold', 100)`, playerID)
 		return err

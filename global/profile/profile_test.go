@@ -14,6 +14,7 @@ import (
 	"github.com/cellgrid/cellgrid/global/auth"
 	"github.com/cellgrid/cellgrid/global/profile"
 	"github.com/cellgrid/cellgrid/internal/testenv"
+	"github.com/cellgrid/cellgrid/internal/testenv/testoidc"
 	"github.com/google/uuid"
 )
 
@@ -21,7 +22,7 @@ var testKey = bytes.Repeat([]byte{7}, 32)
 
 type env struct {
 	db  *testenv.Database
-	idp *testenv.OIDCProvider
+	idp *testoidc.OIDCProvider
 	srv *httptest.Server
 }
 
@@ -35,7 +36,7 @@ type session struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	db := testenv.NewDatabase(t)
-	idp := testenv.NewOIDCProvider(t)
+	idp := testoidc.NewOIDCProvider(t)
 	a, err := auth.New(auth.Config{
 		Issuer:        "https://global.cellgrid.test",
 		EncryptionKey: testKey,

@@ -214,4 +214,3 @@ func (st *Stack) Close() {
 	}
 	st.closers = nil
 }
-

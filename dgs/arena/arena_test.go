@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"net"
 	"sync"
 	"testing"
@@ -266,17 +267,43 @@ func TestJoinRefused(t *testing.T) {
 	// The real player still gets in, and a repeated HELLO is harmless.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := f.dial(ctx, good)
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := wire.Dial(ctx, wire.ClientConfig{Addr: f.addr, Token: good, Conn: pc})
 	if err != nil {
 		t.Fatalf("good dial: %v", err)
 	}
-	pc, _ := net.ListenPacket("udp4", "127.0.0.1:0")
-	defer pc.Close()
-	select {
-	case <-c.Snapshots():
-	case <-time.After(5 * time.Second):
-		t.Fatal("no snapshot")
+	defer c.Close()
+	nextSnapshot := func() wire.Snapshot {
+		t.Helper()
+		select {
+		case s, ok := <-c.Snapshots():
+			if !ok {
+				t.Fatalf("stream ended: %v", c.Err())
+			}
+			return s
+		case <-time.After(5 * time.Second):
+			t.Fatal("no snapshot")
+		}
+		return wire.Snapshot{}
 	}
+	nextSnapshot()
+	// Retransmitted / rebinding HELLOs from the same address, as the relay
+	// forwards them, leave the stream alone.
+	for range 3 {
+		if _, err := pc.WriteTo(relay.AppendHello(nil, good), f.addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := nextSnapshot().Tick
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if s := nextSnapshot(); s.Tick < first+5 {
+			return errors.New("waiting for more ticks")
+		}
+		return nil
+	})
 	if got := f.srv.Stats().Joined.Load(); got != 1 {
 		t.Errorf("joined %d", got)
 	}

@@ -5,8 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
-	"math"
 	"net"
 	"net/netip"
 	"testing"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cellgrid/cellgrid/dgs/internal/dgstest"
 	"github.com/cellgrid/cellgrid/dgs/wire"
 	"github.com/cellgrid/cellgrid/internal/connecttoken"
 	"github.com/cellgrid/cellgrid/internal/events"
@@ -118,57 +117,6 @@ func (f *fixture) waitResult() events.MatchResult {
 	return events.MatchResult{}
 }
 
-// bot plays honestly: one input per snapshot, moves towards the nearest
-// opponent (never closer than 4 units) within MaxStep, aims at it, and fires
-// no faster than the cooldown. It returns every snapshot it saw.
-func bot(c *wire.Client) []wire.Snapshot {
-	acc := c.Accept()
-	var seen []wire.Snapshot
-	var seq uint32
-	for snap := range c.Snapshots() {
-		seen = append(seen, snap)
-		var me, target *wire.PlayerState
-		for i := range snap.Players {
-			p := &snap.Players[i]
-			if p.Slot == acc.Slot {
-				me = p
-			} else if p.Flags&wire.FlagConnected != 0 && (target == nil || dist(me, p) < dist(me, target)) {
-				target = p
-			}
-		}
-		seq++
-		in := wire.Input{Seq: seq}
-		if me != nil && target != nil {
-			dx, dy := float64(target.X-me.X), float64(target.Y-me.Y)
-			d := math.Hypot(dx, dy)
-			if d > 4*wire.Q8 {
-				step := float64(acc.MaxStep) / d
-				in.DX, in.DY = int16(dx*step), int16(dy*step)
-			}
-			a := math.Atan2(dy, dx)
-			if a < 0 {
-				a += 2 * math.Pi
-			}
-			in.Aim = uint16(a / (2 * math.Pi) * 65536)
-			in.Fire = seq%uint32(acc.FireCooldown) == 0
-		}
-		if c.SendInput(in) != nil {
-			break
-		}
-	}
-	for range c.Snapshots() {
-	}
-	return seen
-}
+func bot(c *wire.Client) []wire.Snapshot { return dgstest.Bot(c) }
 
-func dist(a, b *wire.PlayerState) float64 {
-	if a == nil || b == nil {
-		return math.Inf(1)
-	}
-	return math.Hypot(float64(a.X-b.X), float64(a.Y-b.Y))
-}
-
-func isRefused(err error, want wire.RefuseReason) bool {
-	var re *wire.RefusedError
-	return errors.As(err, &re) && re.Reason == want
-}
+func dist(a, b *wire.PlayerState) float64 { return dgstest.Dist(a, b) }

@@ -107,9 +107,12 @@ type rig struct {
 	sc     *testenv.Database
 	intake *telemetry.IntakeHandler
 	jsG    jetstream.JetStream
+	jsEU   jetstream.JetStream
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t *testing.T) *rig { return newRigB(t) }
+
+func newRigB(t testing.TB) *rig {
 	d := testenv.NewDatabase(t) // first: the shared PostgreSQL outlives the test
 	testenv.CheckGoroutines(t)
 	sc := testenv.NewSuperCluster(t, "global", "eu-west-1")
@@ -123,10 +126,10 @@ func newRig(t *testing.T) *rig {
 	if err := h.EnsureStream(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	return &rig{sc: d, intake: h, jsG: jsG}
+	return &rig{sc: d, intake: h, jsG: jsG, jsEU: jsEU}
 }
 
-func (r *rig) sink(t *testing.T, admins ...string) *telemetry.Telemetry {
+func (r *rig) sink(t testing.TB, admins ...string) *telemetry.Telemetry {
 	s, err := telemetry.New(telemetry.Config{Cells: []string{"eu-west-1"}, MaxScoreEventsPerMinute: 120, AdminPlayerIDs: admins},
 		telemetry.Deps{DB: r.sc.Pool, JS: r.jsG, Metrics: prometheus.NewRegistry()})
 	if err != nil {

@@ -34,6 +34,11 @@ type Config struct {
 	StoreDir string
 	// Tags are server tags usable in stream placement.
 	Tags []string
+	// Standalone runs a lone server: no cluster routes, no gateways, and
+	// JetStream unclustered (clustered JetStream cannot elect a meta leader
+	// with one server routed only to itself). Streams placed in Cluster
+	// still work.
+	Standalone bool
 }
 
 // Server is a running embedded NATS server.
@@ -113,6 +118,11 @@ func Start(cfg Config, log *slog.Logger) (*Server, error) {
 			return nil, fmt.Errorf("natsembed: gateway %s: %w", name, err)
 		}
 		opts.Gateway.Gateways = append(opts.Gateway.Gateways, &server.RemoteGatewayOpts{Name: name, URLs: []*url.URL{u}})
+	}
+	if cfg.Standalone {
+		opts.Routes = nil
+		opts.Cluster = server.ClusterOpts{Name: cfg.Cluster}
+		opts.Gateway = server.GatewayOpts{}
 	}
 	if cfg.StoreDir != "" {
 		opts.JetStream = true

@@ -29,6 +29,8 @@ func StartSuperCluster(ctx context.Context, storeRoot string, names []string, lo
 			StoreDir: filepath.Join(storeRoot, name),
 			Gateways: seed,
 			Tags:     []string{"cluster:" + name},
+			// One cluster alone has nobody to gateway to.
+			Standalone: len(names) == 1,
 		}, log)
 		if err != nil {
 			sc.Shutdown()

@@ -1,0 +1,256 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/cellgrid/cellgrid/cell/internal/testdgs"
+	"github.com/cellgrid/cellgrid/internal/events"
+	"github.com/cellgrid/cellgrid/internal/testenv"
+)
+
+// TestMain re-executes the test binary as a DGS when the fleet launches it.
+func TestMain(m *testing.M) {
+	if testdgs.Child() {
+		os.Exit(testdgs.Main(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+const cellID = "test-cell"
+
+func testVersion(name string, extra ...string) Version {
+	return Version{Name: name, Command: os.Args[0], Args: append([]string{"--health-interval=100ms"}, extra...)}
+}
+
+// transitions records OnStateChange calls.
+type transitions struct {
+	mu  sync.Mutex
+	log []string // guarded by mu; "id from→to"
+}
+
+func (tr *transitions) record(id, from, to string) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.log = append(tr.log, id+" "+from+"→"+to)
+}
+
+func (tr *transitions) saw(id, to string) bool {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	for _, l := range tr.log {
+		if len(l) > len(id) && l[:len(id)] == id && l[len(l)-len(to):] == to {
+			return true
+		}
+	}
+	return false
+}
+
+type fleetRig struct {
+	f   *Fleet
+	nc  *nats.Conn
+	tr  *transitions
+	run func() // cancels Run and waits for it
+}
+
+func startFleet(t *testing.T, cfg Config) *fleetRig {
+	t.Helper()
+	testenv.CheckGoroutines(t)
+	// testenv.NewNATS (a one-cluster supercluster) never elects a
+	// JetStream meta leader here; two clusters do.
+	sc := testenv.NewSuperCluster(t, cellID, "global")
+	srv := sc.Server(cellID)
+	nc := testenv.Connect(t, srv)
+	tr := &transitions{}
+	cfg.Cell, cfg.NATSURL, cfg.OnStateChange = cellID, srv.ClientURL(), tr.record
+	if cfg.Version.Name == "" {
+		cfg.Version = testVersion("v1")
+	}
+	if cfg.HealthTimeout == 0 {
+		cfg.HealthTimeout = time.Second
+	}
+	cfg.AutoscaleInterval = 50 * time.Millisecond
+	l := &LocalLauncher{Env: []string{testdgs.EnvVar + "=1"}, StopGrace: 2 * time.Second, Output: os.Stderr}
+	f, err := New(cfg, nc, l, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("fleet run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return &fleetRig{f: f, nc: nc, tr: tr, run: stop}
+}
+
+func count(f *Fleet, state, version string) (n int) {
+	for _, s := range f.Servers() {
+		if s.State == state && (version == "" || s.Version == version) {
+			n++
+		}
+	}
+	return n
+}
+
+func waitReady(t *testing.T, f *Fleet, n int, version string) {
+	t.Helper()
+	testenv.Eventually(t, 20*time.Second, func() error {
+		if got := count(f, events.DGSReady, version); got != n {
+			return fmt.Errorf("%d ready %s servers, want %d: %+v", got, version, n, f.Servers())
+		}
+		return nil
+	})
+}
+
+func TestWarmBufferRefillsAfterAllocation(t *testing.T) {
+	r := startFleet(t, Config{Buffer: 2, Max: 4})
+	waitReady(t, r.f, 2, "v1")
+	a, err := r.f.Allocate(context.Background(), events.Allocation{SessionID: "s1", GameMode: "duel", Players: []string{"a", "b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.GameAddr.IsValid() || a.GameAddr.Port() == 0 {
+		t.Fatalf("game addr %v", a.GameAddr)
+	}
+	waitReady(t, r.f, 2, "v1")
+	if n := count(r.f, events.DGSAllocated, ""); n != 1 {
+		t.Fatalf("%d allocated", n)
+	}
+	r.run()
+	if n := len(r.f.Servers()); n != 0 {
+		t.Fatalf("%d servers left after Run returned: %+v", n, r.f.Servers())
+	}
+}
+
+func TestAllocationIsAtomic(t *testing.T) {
+	r := startFleet(t, Config{Buffer: 3, Max: 3})
+	waitReady(t, r.f, 3, "v1")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	got := map[string]int{}
+	var none int
+	for i := range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a, err := r.f.Allocate(context.Background(), events.Allocation{SessionID: fmt.Sprint("s", i)})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, ErrNoReadyServer):
+				none++
+			case err != nil:
+				t.Error(err)
+			default:
+				got[a.ServerID]++
+			}
+		}()
+	}
+	wg.Wait()
+	if len(got) != 3 || none != 9 {
+		t.Fatalf("allocations per server %v, %d without a server", got, none)
+	}
+	for id, n := range got {
+		if n != 1 {
+			t.Fatalf("server %s allocated %d times", id, n)
+		}
+	}
+}
+
+func TestKilledServerIsMarkedUnhealthyAndReplaced(t *testing.T) {
+	r := startFleet(t, Config{Buffer: 2, Max: 4})
+	waitReady(t, r.f, 2, "v1")
+	victim := r.f.Servers()[0]
+	if err := syscall.Kill(PIDOf(victim.Handle), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 20*time.Second, func() error {
+		if !r.tr.saw(victim.ID, events.DGSUnhealthy) {
+			return errors.New("victim never unhealthy")
+		}
+		for _, s := range r.f.Servers() {
+			if s.ID == victim.ID {
+				return errors.New("victim still listed")
+			}
+		}
+		if n := count(r.f, events.DGSReady, "v1"); n != 2 {
+			return fmt.Errorf("%d ready", n)
+		}
+		return nil
+	})
+}
+
+func TestSilentServerIsMarkedUnhealthyAndReplaced(t *testing.T) {
+	r := startFleet(t, Config{Buffer: 1, Max: 3, HealthTimeout: 500 * time.Millisecond})
+	waitReady(t, r.f, 1, "v1")
+	victim := r.f.Servers()[0]
+	pid := PIDOf(victim.Handle)
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil { // alive but silent
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 20*time.Second, func() error {
+		if !r.tr.saw(victim.ID, events.DGSUnhealthy) {
+			return errors.New("victim never unhealthy")
+		}
+		for _, s := range r.f.Servers() {
+			if s.ID == victim.ID {
+				return errors.New("victim still listed")
+			}
+		}
+		if n := count(r.f, events.DGSReady, "v1"); n != 1 {
+			return fmt.Errorf("%d ready", n)
+		}
+		return nil
+	})
+	if err := syscall.Kill(pid, 0); err == nil {
+		t.Fatal("silent server process still exists")
+	}
+}
+
+func TestRolloutReplacesReadyAndLetsAllocatedFinish(t *testing.T) {
+	r := startFleet(t, Config{Buffer: 2, Max: 6, Version: testVersion("v1", "--match-duration=1500ms")})
+	waitReady(t, r.f, 2, "v1")
+	a, err := r.f.Allocate(context.Background(), events.Allocation{SessionID: "s1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.f.SetVersion(testVersion("v2"))
+	testenv.Eventually(t, 20*time.Second, func() error {
+		if n := count(r.f, events.DGSReady, "v2"); n != 2 {
+			return fmt.Errorf("%d ready v2", n)
+		}
+		if n := count(r.f, events.DGSReady, "v1"); n != 0 {
+			return fmt.Errorf("%d ready v1", n)
+		}
+		return nil
+	})
+	// The allocated v1 server finishes its match, reports Ready, and is
+	// retired rather than reused.
+	testenv.Eventually(t, 20*time.Second, func() error {
+		for _, s := range r.f.Servers() {
+			if s.ID == a.ServerID {
+				return fmt.Errorf("v1 server %s still %s", s.ID, s.State)
+			}
+		}
+		return nil
+	})
+	if !r.tr.saw(a.ServerID, events.DGSShutdown) {
+		t.Fatalf("allocated v1 server was not shut down after its match: %v", r.tr.log)
+	}
+}

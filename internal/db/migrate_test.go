@@ -3,6 +3,7 @@ package db_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/cellgrid/cellgrid/internal/db"
@@ -60,5 +61,26 @@ func TestMigrateAndCheckSchema(t *testing.T) {
 	ran, err := db.ApplyMultiRegion(ctx, pool, db.MultiRegion{Database: "migrate_fresh", PrimaryRegion: "eu-west-1"})
 	if err != nil || ran {
 		t.Fatalf("ApplyMultiRegion on PostgreSQL: ran=%v err=%v", ran, err)
+	}
+}
+
+// TestEveryTableHasALocality keeps the CockroachDB layer in step with the
+// migrations: every table they create is either player-homed or global.
+func TestEveryTableHasALocality(t *testing.T) {
+	d := testenv.NewDatabase(t)
+	rows, err := d.Pool.Query(context.Background(),
+		`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_name <> 'schema_migrations'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(db.PlayerHomedTables, name) && !slices.Contains(db.GlobalTables, name) {
+			t.Errorf("table %s has no multi-region locality in internal/db/multiregion.go", name)
+		}
 	}
 }

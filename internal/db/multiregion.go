@@ -28,10 +28,11 @@ var PlayerHomedTables = []string{
 	"players", "auth_identities", "refresh_token_families", "refresh_tokens",
 	"inventory_items", "wallet_balances", "transactions", "game_sessions",
 	"game_session_players", "leaderboard_records", "game_event_log",
+	"applied_events", "achievement_progress", "player_storage", "player_flags",
 }
 
 // GlobalTables are read everywhere and written rarely: GLOBAL locality.
-var GlobalTables = []string{"item_templates", "item_prices", "signing_keys"}
+var GlobalTables = []string{"item_templates", "item_prices", "signing_keys", "leaderboard_seasons"}
 
 // DDL returns the statements that make the database multi-region, in order.
 func (m MultiRegion) DDL() ([]string, error) {

@@ -39,6 +39,11 @@ func TestMultiRegionDDL(t *testing.T) {
 	if strings.Count(strings.Join(stmts, "\n"), `ADD REGION IF NOT EXISTS "eu-west-1"`) != 0 {
 		t.Error("primary region added twice")
 	}
+	for _, tbl := range GlobalTables {
+		if !slices.Contains(stmts, `ALTER TABLE "`+tbl+`" SET LOCALITY GLOBAL`) {
+			t.Errorf("global table %s not GLOBAL", tbl)
+		}
+	}
 	for _, tbl := range PlayerHomedTables {
 		if !slices.Contains(stmts, `ALTER TABLE "`+tbl+`" SET LOCALITY REGIONAL BY ROW`) {
 			t.Errorf("player-homed table %s not REGIONAL BY ROW", tbl)

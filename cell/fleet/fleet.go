@@ -103,6 +103,7 @@ type server struct {
 	Server
 	launchedAt  time.Time
 	allocatedAt time.Time
+	confirmed   bool // a heartbeat reported our allocation
 	stopping    bool // a stop is in flight; the entry goes once it ends
 }
 
@@ -274,7 +275,7 @@ func (f *Fleet) pickReady(session string) (Server, error) {
 		f.poke()
 		return Server{}, ErrNoReadyServer
 	}
-	best.State, best.SessionID, best.allocatedAt = events.DGSAllocated, session, time.Now()
+	best.State, best.SessionID, best.allocatedAt, best.confirmed = events.DGSAllocated, session, time.Now(), false
 	snap := best.Server
 	f.mu.Unlock()
 	f.changed(snap.ID, events.DGSReady, events.DGSAllocated)
@@ -369,13 +370,15 @@ func (f *Fleet) onHealth(data []byte) {
 		// terminal here; the server is on its way out
 	case h.State == events.DGSReady && s.State == events.DGSAllocated:
 		// Back to Ready after a match, unless this heartbeat left before
-		// our allocation reached the server.
-		if now.Sub(s.allocatedAt) > f.cfg.HealthTimeout {
+		// our allocation reached the server: trust it once a heartbeat
+		// confirmed the allocation, or after HealthTimeout.
+		if s.confirmed || now.Sub(s.allocatedAt) > f.cfg.HealthTimeout {
 			to, s.SessionID = events.DGSReady, ""
 		}
 	case h.State == events.DGSReady, h.State == events.DGSAllocated, h.State == events.DGSUnhealthy, h.State == events.DGSShutdown:
 		to = h.State
 		if h.State == events.DGSAllocated && h.SessionID != "" {
+			s.confirmed = s.confirmed || h.SessionID == s.SessionID
 			s.SessionID = h.SessionID
 		}
 	}
@@ -590,4 +593,10 @@ func (f *Fleet) updateGauges() {
 	for st, n := range counts {
 		f.m.servers.WithLabelValues(st).Set(float64(n))
 	}
+}
+
+// Release shuts down an allocated server whose session could not start
+// (it will never get players); the autoscaler replaces it.
+func (f *Fleet) Release(id string) {
+	f.setState(id, events.DGSShutdown)
 }

@@ -1,0 +1,287 @@
+package cell
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/rueidis"
+
+	"github.com/cellgrid/cellgrid/cell/matchmaker"
+	"github.com/cellgrid/cellgrid/internal/accesstoken"
+	"github.com/cellgrid/cellgrid/internal/connecttoken"
+	"github.com/cellgrid/cellgrid/internal/httpapi"
+)
+
+// defaultRating is a player's rating when the players table has no row.
+const defaultRating = 1000
+
+func (c *Cell) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST /matchmaking/join", httpapi.Handle(c.join))
+	mux.Handle("GET /matchmaking/status", httpapi.Handle(c.status))
+	mux.Handle("DELETE /matchmaking/tickets/{id}", httpapi.Handle(c.cancel))
+	return c.verifier.Middleware(mux)
+}
+
+type joinRequest struct {
+	GameMode    string         `json:"game_mode"`
+	Party       []string       `json:"party,omitempty"`
+	LatenciesMS map[string]int `json:"latencies_ms,omitempty"`
+}
+
+type sessionView struct {
+	ID           string    `json:"id"`
+	GameMode     string    `json:"game_mode"`
+	Region       string    `json:"region"`
+	RelayAddr    string    `json:"relay_addr"`
+	ConnectToken string    `json:"connect_token"`
+	ExpiresAt    time.Time `json:"expires_at"`
+}
+
+type ticketView struct {
+	TicketID string       `json:"ticket_id"`
+	State    string       `json:"state"`
+	GameMode string       `json:"game_mode"`
+	QueuedMS int64        `json:"queued_ms"`
+	Players  []string     `json:"players"`
+	Session  *sessionView `json:"session,omitempty"`
+}
+
+func player(r *http.Request) (string, error) {
+	cl, ok := accesstoken.FromContext(r.Context())
+	if !ok {
+		return "", httpapi.Unauthorized("missing access token")
+	}
+	if _, err := uuid.Parse(cl.PlayerID); err != nil {
+		return "", httpapi.Forbidden("player id is not a UUID")
+	}
+	return cl.PlayerID, nil
+}
+
+func (c *Cell) join(w http.ResponseWriter, r *http.Request) error {
+	me, err := player(r)
+	if err != nil {
+		return err
+	}
+	var req joinRequest
+	if err := httpapi.DecodeJSON(w, r, &req, 0); err != nil {
+		return err
+	}
+	players := []string{me}
+	seen := map[string]bool{me: true}
+	for _, p := range req.Party {
+		id, err := uuid.Parse(p)
+		if err != nil {
+			return httpapi.BadRequest("invalid_party", "party members must be player ids")
+		}
+		if s := id.String(); !seen[s] {
+			seen[s] = true
+			players = append(players, s)
+		}
+	}
+	lat := 0
+	if ms, ok := req.LatenciesMS[c.cfg.ID]; ok {
+		if ms < 0 {
+			return httpapi.BadRequest("invalid_latency", "latency must not be negative")
+		}
+		lat = max(ms, 1)
+	}
+	if _, ok := c.tickets.Mode(req.GameMode); !ok {
+		return httpapi.BadRequest("unknown_game_mode", "unknown game mode")
+	}
+	ratings, err := c.ratings(r.Context(), players)
+	if err != nil {
+		return err
+	}
+	sum := 0
+	for _, p := range players {
+		sum += ratings[p]
+	}
+	t, err := c.tickets.Join(r.Context(), matchmaker.JoinRequest{
+		Owner: me, Mode: req.GameMode, Players: players, Rating: sum / len(players), LatencyMS: lat,
+	})
+	var full *matchmaker.PoolFullError
+	switch {
+	case errors.Is(err, matchmaker.ErrActiveTicket):
+		return httpapi.Conflict("active_ticket", "a player already has an active ticket")
+	case errors.As(err, &full):
+		return httpapi.Unavailable("matchmaking pool is full", c.cfg.RetryAfter)
+	case errors.Is(err, matchmaker.ErrInvalidTicket):
+		return httpapi.BadRequest("invalid_party", "party does not fit one team")
+	case errors.Is(err, matchmaker.ErrLatencyTooHigh):
+		return httpapi.BadRequest("latency_too_high", "latency to this cell is above the game mode's limit")
+	case err != nil:
+		return err
+	}
+	httpapi.WriteJSON(w, http.StatusAccepted, map[string]string{"ticket_id": t.ID})
+	return nil
+}
+
+// ratings returns each player's elo_rating, from the Redis cache or the
+// players table (default 1000 when absent), caching what it read.
+func (c *Cell) ratings(ctx context.Context, players []string) (map[string]int, error) {
+	rd := c.deps.Redis
+	keys := make([]string, len(players))
+	for i, p := range players {
+		keys[i] = c.tickets.Key("elo", p)
+	}
+	vals, err := rd.Do(ctx, rd.B().Mget().Key(keys...).Build()).ToArray()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int, len(players))
+	var miss []string
+	for i, v := range vals {
+		if n, err := v.AsInt64(); err == nil {
+			out[players[i]] = int(n)
+		} else {
+			miss = append(miss, players[i])
+		}
+	}
+	if len(miss) == 0 {
+		return out, nil
+	}
+	rows, err := c.deps.DB.Query(ctx, `SELECT id::TEXT, elo_rating FROM players WHERE id = ANY($1::UUID[])`, miss)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for _, p := range miss {
+		out[p] = defaultRating
+	}
+	for rows.Next() {
+		var id string
+		var elo int
+		if err := rows.Scan(&id, &elo); err != nil {
+			return nil, err
+		}
+		out[id] = elo
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	cmds := make(rueidis.Commands, 0, len(miss))
+	for _, p := range miss {
+		cmds = append(cmds, rd.B().Set().Key(c.tickets.Key("elo", p)).Value(strconv.Itoa(out[p])).PxMilliseconds(c.cfg.RatingCacheTTL.Milliseconds()).Build())
+	}
+	for _, res := range rd.DoMulti(ctx, cmds...) {
+		if err := res.Error(); err != nil {
+			c.log.Warn("rating cache write failed", "err", err)
+		}
+	}
+	return out, nil
+}
+
+// ticketFor reads the ticket of the request (ticket_id, or the caller's
+// latest ticket) and checks the caller is on it.
+func (c *Cell) ticketFor(r *http.Request, id string) (matchmaker.Ticket, string, error) {
+	me, err := player(r)
+	if err != nil {
+		return matchmaker.Ticket{}, "", err
+	}
+	if id == "" {
+		if id, err = c.tickets.LastTicket(r.Context(), me); errors.Is(err, matchmaker.ErrNotFound) {
+			return matchmaker.Ticket{}, "", httpapi.NotFound("no ticket")
+		} else if err != nil {
+			return matchmaker.Ticket{}, "", err
+		}
+	}
+	if _, err := uuid.Parse(id); err != nil {
+		return matchmaker.Ticket{}, "", httpapi.NotFound("no such ticket")
+	}
+	t, err := c.tickets.Get(r.Context(), id)
+	if errors.Is(err, matchmaker.ErrNotFound) {
+		return t, "", httpapi.NotFound("no such ticket")
+	}
+	if err != nil {
+		return t, "", err
+	}
+	if !t.HasPlayer(me) {
+		return t, "", httpapi.Forbidden("not your ticket")
+	}
+	return t, me, nil
+}
+
+func (c *Cell) status(w http.ResponseWriter, r *http.Request) error {
+	t, me, err := c.ticketFor(r, r.URL.Query().Get("ticket_id"))
+	if err != nil {
+		return err
+	}
+	v := ticketView{TicketID: t.ID, State: t.State, GameMode: t.Mode, Players: t.Players}
+	if t.State == matchmaker.StateQueued {
+		v.QueuedMS = time.Since(t.CreatedAt).Milliseconds()
+	} else {
+		v.QueuedMS = t.UpdatedAt.Sub(t.CreatedAt).Milliseconds()
+	}
+	if t.State == matchmaker.StateReady {
+		sv, err := c.sessionFor(r.Context(), t, me)
+		if err != nil {
+			return err
+		}
+		v.Session = sv
+	}
+	httpapi.WriteJSON(w, http.StatusOK, v)
+	return nil
+}
+
+// sessionFor builds the session answer for player me, re-minting their
+// token when the stored one has (nearly) expired.
+func (c *Cell) sessionFor(ctx context.Context, t matchmaker.Ticket, me string) (*sessionView, error) {
+	var doc readyDoc
+	if err := json.Unmarshal([]byte(t.Ready), &doc); err != nil {
+		return nil, err
+	}
+	sv := &sessionView{ID: doc.ID, GameMode: doc.GameMode, Region: doc.Region, RelayAddr: doc.Relay, ConnectToken: t.Tokens[me]}
+	if raw, err := connecttoken.DecodeString(sv.ConnectToken); err == nil {
+		if tok, err := connecttoken.Parse(raw); err == nil {
+			sv.ExpiresAt = tok.ExpiresAt
+		}
+	}
+	if time.Until(sv.ExpiresAt) < c.cfg.ConnectTokenTTL/3 {
+		live, err := c.sessions.SessionLive(ctx, uuid.MustParse(doc.ID))
+		if err != nil {
+			return nil, err
+		}
+		if live {
+			game, err := netip.ParseAddrPort(doc.GameAddr)
+			if err != nil {
+				return nil, err
+			}
+			tok, err := c.mint(doc.ID, me, game)
+			if err != nil {
+				return nil, err
+			}
+			if err := c.tickets.SetToken(ctx, t.ID, me, tok); err != nil {
+				return nil, err
+			}
+			sv.ConnectToken, sv.ExpiresAt = tok, time.Now().Add(c.cfg.ConnectTokenTTL)
+		}
+	}
+	return sv, nil
+}
+
+func (c *Cell) cancel(w http.ResponseWriter, r *http.Request) error {
+	t, me, err := c.ticketFor(r, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if t.Owner != me {
+		return httpapi.Forbidden("only the player who submitted a ticket may cancel it")
+	}
+	switch err := c.tickets.Cancel(r.Context(), t); {
+	case errors.Is(err, matchmaker.ErrNotCancellable):
+		return httpapi.Conflict("not_cancellable", "ticket is no longer queued")
+	case errors.Is(err, matchmaker.ErrNotFound):
+		return httpapi.NotFound("no such ticket")
+	case err != nil:
+		return err
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]string{"ticket_id": t.ID, "state": matchmaker.StateCancelled})
+	return nil
+}

@@ -1,0 +1,236 @@
+package cell
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/rueidis"
+
+	"github.com/cellgrid/cellgrid/cell/fleet"
+	"github.com/cellgrid/cellgrid/cell/matchmaker"
+	"github.com/cellgrid/cellgrid/cell/session"
+	"github.com/cellgrid/cellgrid/internal/accesstoken"
+	"github.com/cellgrid/cellgrid/internal/connecttoken"
+	"github.com/cellgrid/cellgrid/internal/httpapi"
+	"github.com/cellgrid/cellgrid/internal/redisclient"
+	"github.com/cellgrid/cellgrid/relay"
+)
+
+// Deps are what a cell needs from outside. DB, Redis and NATS are
+// required; Verifier may be nil when Config.JWKSURL is set; Launcher may be
+// nil for a cell that only adopts servers launched elsewhere.
+type Deps struct {
+	DB       *pgxpool.Pool
+	Redis    rueidis.Client
+	NATS     *nats.Conn
+	Verifier *accesstoken.Verifier
+	Launcher fleet.Launcher
+	// Log defaults to slog.Default().
+	Log *slog.Logger
+	// Registry receives the cell's metrics and serves /metrics; nil makes
+	// a fresh one.
+	Registry *prometheus.Registry
+}
+
+// Cell is one running cell. Build it with New, start it with Run.
+type Cell struct {
+	cfg      Config
+	deps     Deps
+	log      *slog.Logger
+	key      ed25519.PrivateKey
+	pubB64   string
+	tickets  *matchmaker.Store
+	mm       *matchmaker.Matchmaker
+	fleet    *fleet.Fleet
+	sessions *session.Store
+	relay    *relay.Relay
+	http     *httpapi.Server
+	relayPub string // relay address handed to clients
+	verifier *accesstoken.Verifier
+	stopKeys context.CancelFunc // background JWKS fetches of a verifier New built
+
+	runOnce sync.Once
+}
+
+// New checks cfg and deps, binds the HTTP and relay sockets (so URL and
+// RelayAddr answer at once) and builds every component. Nothing runs
+// until Run; a Cell that is never run must be closed with Close.
+func New(cfg Config, deps Deps) (*Cell, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if deps.DB == nil || deps.Redis == nil || deps.NATS == nil {
+		return nil, errors.New("cell: Deps.DB, Deps.Redis and Deps.NATS are required")
+	}
+	if deps.Log == nil {
+		deps.Log = slog.Default()
+	}
+	if deps.Registry == nil {
+		deps.Registry = httpapi.NewRegistry()
+	}
+	c := &Cell{cfg: cfg, deps: deps, log: deps.Log.With("cell", cfg.ID), verifier: deps.Verifier}
+	if c.verifier == nil {
+		if cfg.JWKSURL == "" || cfg.GlobalIssuer == "" {
+			return nil, errors.New("cell: Deps.Verifier or Config.GlobalIssuer and JWKSURL required")
+		}
+		kctx, cancel := context.WithCancel(context.Background())
+		c.stopKeys = cancel
+		c.verifier = accesstoken.NewRemoteVerifier(kctx, cfg.GlobalIssuer, cfg.JWKSURL)
+	}
+	if len(cfg.ConnectKeySeed) == ed25519.SeedSize {
+		c.key = ed25519.NewKeyFromSeed(cfg.ConnectKeySeed)
+	} else {
+		c.log.Warn("no connect key seed configured: using a random key (tokens die with this process)")
+		if _, c.key, err = ed25519.GenerateKey(rand.Reader); err != nil {
+			return nil, err
+		}
+	}
+	pub := c.key.Public().(ed25519.PublicKey)
+	c.pubB64 = base64.StdEncoding.EncodeToString(pub)
+
+	if c.tickets, err = matchmaker.NewStore(deps.Redis, cfg.ID, cfg.GameModes, cfg.Matchmaker.Now); err != nil {
+		return nil, c.fail(err)
+	}
+	if c.mm, err = matchmaker.New(cfg.Matchmaker, c.tickets, c.handleMatch, c.log); err != nil {
+		return nil, c.fail(err)
+	}
+	fc := cfg.Fleet
+	fc.Cell, fc.Version = cfg.ID, cfg.DGS
+	if fc.NATSURL = cfg.NATSURL; fc.NATSURL == "" {
+		fc.NATSURL = deps.NATS.ConnectedUrl()
+	}
+	if c.fleet, err = fleet.New(fc, deps.NATS, deps.Launcher, c.log, deps.Registry); err != nil {
+		return nil, c.fail(err)
+	}
+	if c.sessions, err = session.New(session.Config{Cell: cfg.ID, Region: cfg.Region, LiveTTL: cfg.SessionLiveTTL}, deps.Redis, deps.DB, deps.NATS, c.log); err != nil {
+		return nil, c.fail(err)
+	}
+
+	pc, err := net.ListenPacket("udp", cfg.RelayAddr)
+	if err != nil {
+		return nil, c.fail(fmt.Errorf("cell: relay socket: %w", err))
+	}
+	tv, err := connecttoken.NewVerifier(pub)
+	if err != nil {
+		pc.Close()
+		return nil, c.fail(err)
+	}
+	c.relay, err = relay.New(cfg.Relay, relay.Deps{
+		Conn: pc, Verifier: tv, Sessions: c.sessions, Replay: session.NewReplayGuard(deps.Redis, cfg.ID),
+		Log: c.log, Metrics: deps.Registry,
+	})
+	if err != nil {
+		pc.Close()
+		return nil, c.fail(err)
+	}
+	c.relayPub = cfg.RelayPublicAddr
+	if c.relayPub == "" {
+		c.relayPub = c.relay.Addr().String()
+	}
+
+	checks := []httpapi.Check{
+		{Name: "database", Fn: func(ctx context.Context) error { return deps.DB.Ping(ctx) }},
+		{Name: "redis", Fn: func(ctx context.Context) error { return redisclient.Ping(ctx, deps.Redis) }},
+		{Name: "nats", Fn: func(context.Context) error {
+			if st := deps.NATS.Status(); st != nats.CONNECTED {
+				return fmt.Errorf("nats %s", st)
+			}
+			return nil
+		}},
+	}
+	if c.http, err = httpapi.NewServer(cfg.HTTPAddr, c.routes(), deps.Registry, checks, c.log); err != nil {
+		_ = c.relay.Close()
+		return nil, c.fail(err)
+	}
+	return c, nil
+}
+
+func (c *Cell) fail(err error) error {
+	if c.stopKeys != nil {
+		c.stopKeys()
+	}
+	return err
+}
+
+// URL is the cell API's base URL (http://host:port).
+func (c *Cell) URL() string { return c.http.URL() }
+
+// RelayAddr is the relay address handed to clients.
+func (c *Cell) RelayAddr() string { return c.relayPub }
+
+// Fleet exposes the DGS pool (ops commands, tests).
+func (c *Cell) Fleet() *fleet.Fleet { return c.fleet }
+
+// ConnectPublicKey is the key DGSs and relays verify this cell's tokens with.
+func (c *Cell) ConnectPublicKey() ed25519.PublicKey { return c.key.Public().(ed25519.PublicKey) }
+
+// Run creates the match stream if missing, then serves the API and runs
+// the matchmaker, fleet, relay and result consumer until ctx ends or one
+// of them fails. It returns once every goroutine it started has ended,
+// every server this process launched is stopped and every socket closed.
+// Run may be called once.
+func (c *Cell) Run(ctx context.Context) error {
+	ran := false
+	c.runOnce.Do(func() { ran = true })
+	if !ran {
+		return errors.New("cell: Run called twice")
+	}
+	defer c.fail(nil)
+	if err := c.sessions.EnsureStream(ctx); err != nil {
+		_ = c.relay.Close()
+		_ = c.http.Close()
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	run := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && ctx.Err() == nil {
+				errs <- fmt.Errorf("%s: %w", name, err)
+				cancel()
+			}
+		}()
+	}
+	c.http.Start()
+	// The fleet stops its servers last, after the matchmaker stopped
+	// handing it matches.
+	run("fleet", c.fleet.Run)
+	run("matchmaker", c.mm.Run)
+	run("relay", c.relay.Run)
+	run("match results", c.sessions.RunResults)
+	c.log.Info("cell running", "api", c.URL(), "relay", c.RelayAddr())
+	<-ctx.Done()
+	herr := c.http.Close()
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	if herr != nil && !errors.Is(herr, http.ErrServerClosed) {
+		return herr
+	}
+	return nil
+}
+
+// Close releases the sockets of a Cell that was never run.
+func (c *Cell) Close() error {
+	_ = c.relay.Close()
+	_ = c.fail(nil)
+	return c.http.Close()
+}

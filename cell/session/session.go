@@ -1,0 +1,320 @@
+package session
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/rueidis"
+
+	"github.com/cellgrid/cellgrid/internal/db"
+	"github.com/cellgrid/cellgrid/internal/events"
+)
+
+// Session statuses in game_sessions.status.
+const (
+	StatusRunning = "running"
+	StatusEnded   = "ended"
+)
+
+// Session is one match running on one DGS.
+type Session struct {
+	ID        string
+	Mode      string
+	Region    string
+	DGSID     string
+	GameAddr  netip.AddrPort
+	Teams     [][]string
+	StartedAt time.Time
+}
+
+// Players lists the session's players team by team.
+func (s Session) Players() []string {
+	var out []string
+	for _, t := range s.Teams {
+		out = append(out, t...)
+	}
+	return out
+}
+
+// Config of a Store. Zero fields take defaults.
+type Config struct {
+	Cell   string
+	Region string
+	// LiveTTL bounds how long a session stays live in Redis without a
+	// result (a DGS that died mid-match). Default 2h.
+	LiveTTL time.Duration
+	// Duplicates is the match stream's de-duplication window. Default 10m.
+	Duplicates time.Duration
+}
+
+// Store keeps sessions. Safe for concurrent use.
+type Store struct {
+	cfg    Config
+	rd     rueidis.Client
+	pool   *pgxpool.Pool
+	js     jetstream.JetStream
+	log    *slog.Logger
+	prefix string
+}
+
+// New returns a Store.
+func New(cfg Config, rd rueidis.Client, pool *pgxpool.Pool, nc *nats.Conn, log *slog.Logger) (*Store, error) {
+	if rd == nil || pool == nil || nc == nil || cfg.Cell == "" {
+		return nil, errors.New("session: cell, Redis, database and NATS are required")
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("session: jetstream: %w", err)
+	}
+	if cfg.LiveTTL <= 0 {
+		cfg.LiveTTL = 2 * time.Hour
+	}
+	if cfg.Duplicates <= 0 {
+		cfg.Duplicates = 10 * time.Minute
+	}
+	if cfg.Region == "" {
+		cfg.Region = cfg.Cell
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Store{cfg: cfg, rd: rd, pool: pool, js: js, log: log.With("component", "sessions"), prefix: "cg:{" + cfg.Cell + "}:"}, nil
+}
+
+func (s *Store) liveKey(id string) string { return s.prefix + "sess:" + id }
+
+// EnsureStream creates the cell's match stream, placed in the NATS
+// cluster named after the cell, unless it exists.
+func (s *Store) EnsureStream(ctx context.Context) error {
+	name := events.MatchStream(s.cfg.Cell)
+	_, err := s.js.Stream(ctx, name)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("match stream %s: %w", name, err)
+	}
+	_, err = s.js.CreateStream(ctx, jetstream.StreamConfig{
+		Name:       name,
+		Subjects:   []string{events.MatchSubjects(s.cfg.Cell)},
+		Storage:    jetstream.FileStorage,
+		Duplicates: s.cfg.Duplicates,
+		MaxAge:     7 * 24 * time.Hour,
+		Placement:  &jetstream.Placement{Cluster: s.cfg.Cell},
+	})
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return fmt.Errorf("create match stream %s: %w", name, err)
+	}
+	return nil
+}
+
+func (s *Store) publish(ctx context.Context, kind string, sess Session, at time.Time) error {
+	ev := events.SessionEvent{Kind: kind, SessionID: sess.ID, Cell: s.cfg.Cell, GameMode: sess.Mode, Players: sess.Players(), DGSID: sess.DGSID, At: at}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	if _, err := s.js.Publish(ctx, events.SessionEventSubject(s.cfg.Cell, kind), b, jetstream.WithMsgID(kind+"-"+sess.ID)); err != nil {
+		return fmt.Errorf("publish %s %s: %w", kind, sess.ID, err)
+	}
+	return nil
+}
+
+// Found publishes match.found for a match that is about to get a server.
+func (s *Store) Found(ctx context.Context, sess Session) error {
+	return s.publish(ctx, "found", sess, time.Now())
+}
+
+type liveDoc struct {
+	Mode     string `json:"mode"`
+	DGSID    string `json:"dgs_id"`
+	GameAddr string `json:"game_addr"`
+	Started  int64  `json:"started_ms"`
+}
+
+// Start records a session that has a server: live in Redis, a row in
+// game_sessions with its players, and session.started.
+func (s *Store) Start(ctx context.Context, sess Session) error {
+	if sess.StartedAt.IsZero() {
+		sess.StartedAt = time.Now()
+	}
+	err := db.RunTx(ctx, s.pool, func(ctx context.Context, tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO game_sessions (id, game_mode, region, status, dgs_id, dgs_addr, dgs_port, started_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
+			sess.ID, sess.Mode, s.cfg.Region, StatusRunning, sess.DGSID, sess.GameAddr.Addr().String(), int(sess.GameAddr.Port()), sess.StartedAt); err != nil {
+			return fmt.Errorf("insert session: %w", err)
+		}
+		b := &pgx.Batch{}
+		for team, ps := range sess.Teams {
+			for _, p := range ps {
+				b.Queue(`INSERT INTO game_session_players (session_id, player_id, team) VALUES ($1, $2, $3) ON CONFLICT (session_id, player_id) DO NOTHING`, sess.ID, p, team)
+			}
+		}
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return fmt.Errorf("start session %s: %w", sess.ID, err)
+	}
+	doc, _ := json.Marshal(liveDoc{Mode: sess.Mode, DGSID: sess.DGSID, GameAddr: sess.GameAddr.String(), Started: sess.StartedAt.UnixMilli()})
+	if err := s.rd.Do(ctx, s.rd.B().Set().Key(s.liveKey(sess.ID)).Value(string(doc)).PxMilliseconds(s.cfg.LiveTTL.Milliseconds()).Build()).Error(); err != nil {
+		return fmt.Errorf("start session %s: live: %w", sess.ID, err)
+	}
+	return s.publish(ctx, "started", sess, sess.StartedAt)
+}
+
+// End closes a session from its DGS's result. It is idempotent: a
+// redelivered result changes nothing and publishes nothing new.
+func (s *Store) End(ctx context.Context, r events.MatchResult) error {
+	if _, err := uuid.Parse(r.SessionID); err != nil {
+		return fmt.Errorf("end session %q: %w", r.SessionID, err)
+	}
+	if r.EndedAt.IsZero() {
+		r.EndedAt = time.Now()
+	}
+	result, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	var sess Session
+	err = db.RunTx(ctx, s.pool, func(ctx context.Context, tx pgx.Tx) error {
+		sess = Session{ID: r.SessionID, DGSID: r.DGSID}
+		if _, err := tx.Exec(ctx, `UPDATE game_sessions SET status = $2, ended_at = $3, result = $4 WHERE id = $1 AND status <> $2`,
+			r.SessionID, StatusEnded, r.EndedAt, result); err != nil {
+			return fmt.Errorf("update session: %w", err)
+		}
+		if err := tx.QueryRow(ctx, `SELECT game_mode FROM game_sessions WHERE id = $1`, r.SessionID).Scan(&sess.Mode); err != nil {
+			return fmt.Errorf("read session: %w", err)
+		}
+		b := &pgx.Batch{}
+		for _, p := range r.Players {
+			b.Queue(`UPDATE game_session_players SET score = $3 WHERE session_id = $1 AND player_id = $2`, r.SessionID, p.PlayerID, p.Score)
+		}
+		rows, err := tx.Query(ctx, `SELECT player_id::TEXT, team FROM game_session_players WHERE session_id = $1 ORDER BY team, player_id`, r.SessionID)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var p string
+			var team int
+			if err := rows.Scan(&p, &team); err != nil {
+				rows.Close()
+				return err
+			}
+			for len(sess.Teams) <= team {
+				sess.Teams = append(sess.Teams, nil)
+			}
+			sess.Teams[team] = append(sess.Teams[team], p)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		s.log.Warn("result for an unknown session", "session", r.SessionID)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("end session %s: %w", r.SessionID, err)
+	}
+	if err := s.rd.Do(ctx, s.rd.B().Del().Key(s.liveKey(r.SessionID)).Build()).Error(); err != nil {
+		return fmt.Errorf("end session %s: live: %w", r.SessionID, err)
+	}
+	return s.publish(ctx, "ended", sess, r.EndedAt)
+}
+
+// Status returns a session's status from the database ("" if unknown).
+func (s *Store) Status(ctx context.Context, id string) (string, error) {
+	var st string
+	err := s.pool.QueryRow(ctx, `SELECT status FROM game_sessions WHERE id = $1`, id).Scan(&st)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	return st, err
+}
+
+// SessionLive implements relay.SessionChecker: a session accepts players
+// while its live key exists.
+func (s *Store) SessionLive(ctx context.Context, id uuid.UUID) (bool, error) {
+	n, err := s.rd.Do(ctx, s.rd.B().Exists().Key(s.liveKey(id.String())).Build()).AsInt64()
+	if err != nil {
+		return false, fmt.Errorf("session live %s: %w", id, err)
+	}
+	return n == 1, nil
+}
+
+// RunResults consumes the DGSs' match results (a durable consumer shared
+// by every process of the cell) and ends their sessions, until ctx ends.
+func (s *Store) RunResults(ctx context.Context) error {
+	cons, err := s.js.CreateOrUpdateConsumer(ctx, events.MatchStream(s.cfg.Cell), jetstream.ConsumerConfig{
+		Durable:       "cell-results",
+		FilterSubject: events.MatchResultSubject(s.cfg.Cell),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxAckPending: 256,
+	})
+	if err != nil {
+		return fmt.Errorf("match results consumer: %w", err)
+	}
+	hctx := context.WithoutCancel(ctx)
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		var r events.MatchResult
+		if err := json.Unmarshal(msg.Data(), &r); err != nil {
+			s.log.Warn("bad match result", "err", err)
+			_ = msg.Term()
+			return
+		}
+		ectx, cancel := context.WithTimeout(hctx, 10*time.Second)
+		defer cancel()
+		if err := s.End(ectx, r); err != nil {
+			s.log.Warn("ending session failed; will retry", "session", r.SessionID, "err", err)
+			_ = msg.NakWithDelay(time.Second)
+			return
+		}
+		_ = msg.Ack()
+	})
+	if err != nil {
+		return fmt.Errorf("consume match results: %w", err)
+	}
+	<-ctx.Done()
+	cc.Stop()
+	<-cc.Closed()
+	return nil
+}
+
+// ReplayGuard implements relay.ReplayGuard on Redis: SET NX PX per nonce,
+// shared by every relay of the cell.
+type ReplayGuard struct {
+	rd     rueidis.Client
+	prefix string
+}
+
+// NewReplayGuard returns the guard of cell's connect-token nonces.
+func NewReplayGuard(rd rueidis.Client, cell string) *ReplayGuard {
+	return &ReplayGuard{rd: rd, prefix: "cg:{" + cell + "}:nonce:"}
+}
+
+// FirstUse implements relay.ReplayGuard.
+func (g *ReplayGuard) FirstUse(ctx context.Context, nonce [16]byte, ttl time.Duration) (bool, error) {
+	ms := max(ttl.Milliseconds(), 1)
+	err := g.rd.Do(ctx, g.rd.B().Set().Key(g.prefix+hex.EncodeToString(nonce[:])).Value("1").Nx().PxMilliseconds(ms).Build()).Error()
+	if rueidis.IsRedisNil(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("replay guard: %w", err)
+	}
+	return true, nil
+}

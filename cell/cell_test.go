@@ -189,3 +189,5 @@ func newPlayers(n int) []string {
 	}
 	return ps
 }
+
+func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }

@@ -61,7 +61,7 @@ type fleetRig struct {
 	run func() // cancels Run and waits for it
 }
 
-func startFleet(t *testing.T, cfg Config) *fleetRig {
+func startFleet(t testing.TB, cfg Config) *fleetRig {
 	t.Helper()
 	testenv.CheckGoroutines(t)
 	// testenv.NewNATS (a one-cluster supercluster) never elects a
@@ -108,7 +108,7 @@ func count(f *Fleet, state, version string) (n int) {
 	return n
 }
 
-func waitReady(t *testing.T, f *Fleet, n int, version string) {
+func waitReady(t testing.TB, f *Fleet, n int, version string) {
 	t.Helper()
 	testenv.Eventually(t, 20*time.Second, func() error {
 		if got := count(f, events.DGSReady, version); got != n {

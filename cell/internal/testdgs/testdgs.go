@@ -86,9 +86,33 @@ func run(ctx context.Context, cell, id, natsURL, addr, version string, interval,
 
 	var mu sync.Mutex
 	state, session := events.DGSReady, ""
-	var alloc events.Allocation
-	var allocAt time.Time
-	beat := func() {
+	var beat func()
+	// endMatch publishes the result, then returns to Ready (or exits).
+	endMatch := func(a events.Allocation, started time.Time) {
+		res := events.MatchResult{SessionID: a.SessionID, Cell: cell, GameMode: a.GameMode, DGSID: id,
+			StartedAt: started, EndedAt: time.Now(), WinnerTeam: -1, Reason: "time_limit"}
+		for ti, team := range a.Teams {
+			for _, p := range team {
+				res.Players = append(res.Players, events.PlayerResult{PlayerID: p, Team: ti, Score: int64(10 * ti)})
+			}
+		}
+		b, _ := json.Marshal(res)
+		pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := js.Publish(pctx, events.MatchResultSubject(cell), b, jetstream.WithMsgID(a.SessionID))
+		pcancel()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "testdgs: publish result:", err)
+		}
+		if exitAfter {
+			cancel()
+			return
+		}
+		mu.Lock()
+		state, session = events.DGSReady, ""
+		mu.Unlock()
+		beat()
+	}
+	beat = func() {
 		mu.Lock()
 		h := events.DGSHealth{ID: id, Cell: cell, State: state, GameAddr: pc.LocalAddr().String(), Version: version, SessionID: session, At: time.Now()}
 		mu.Unlock()
@@ -105,12 +129,18 @@ func run(ctx context.Context, cell, id, natsURL, addr, version string, interval,
 		case refuse || state != events.DGSReady:
 			reply = events.AllocationReply{Error: "not ready: " + state}
 		default:
-			state, session, alloc, allocAt = events.DGSAllocated, a.SessionID, a, time.Now()
+			state, session = events.DGSAllocated, a.SessionID
 		}
 		mu.Unlock()
+		// Heartbeat the allocation before answering, and only then start
+		// the match clock, so the cell sees allocated → ready in order.
+		beat()
 		b, _ := json.Marshal(reply)
 		_ = m.Respond(b)
-		beat()
+		if reply.OK && matchFor > 0 {
+			started := time.Now()
+			time.AfterFunc(matchFor, func() { endMatch(a, started) })
+		}
 	})
 	if err != nil {
 		return err
@@ -135,33 +165,5 @@ func run(ctx context.Context, cell, id, natsURL, addr, version string, interval,
 			return nc.Flush()
 		case <-t.C:
 		}
-		mu.Lock()
-		end := state == events.DGSAllocated && matchFor > 0 && time.Since(allocAt) >= matchFor
-		a, started := alloc, allocAt
-		mu.Unlock()
-		if !end {
-			continue
-		}
-		res := events.MatchResult{SessionID: a.SessionID, Cell: cell, GameMode: a.GameMode, DGSID: id,
-			StartedAt: started, EndedAt: time.Now(), WinnerTeam: -1, Reason: "time_limit"}
-		for ti, team := range a.Teams {
-			for _, p := range team {
-				res.Players = append(res.Players, events.PlayerResult{PlayerID: p, Team: ti, Score: int64(10 * ti)})
-			}
-		}
-		b, _ := json.Marshal(res)
-		pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := js.Publish(pctx, events.MatchResultSubject(cell), b, jetstream.WithMsgID(a.SessionID))
-		pcancel()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "testdgs: publish result:", err)
-		}
-		if exitAfter {
-			cancel()
-			continue
-		}
-		mu.Lock()
-		state, session = events.DGSReady, ""
-		mu.Unlock()
 	}
 }

@@ -34,6 +34,9 @@ func TestMain(m *testing.M) {
 	if testdgs.Child() {
 		os.Exit(testdgs.Main(os.Args[1:]))
 	}
+	if os.Getenv(realDGSEnv) == "1" {
+		os.Exit(runRealDGS(os.Args[1:]))
+	}
 	os.Exit(testenv.Main(m))
 }
 
@@ -64,6 +67,13 @@ func testModes() []matchmaker.GameMode {
 
 func newEnv(t *testing.T, mutate func(*Config)) *env {
 	t.Helper()
+	return newEnvWith(t, mutate, testdgs.EnvVar+"=1")
+}
+
+// newEnvWith starts a cell whose launched DGSs get childEnv (which DGS the
+// re-executed test binary becomes).
+func newEnvWith(t *testing.T, mutate func(*Config), childEnv string) *env {
+	t.Helper()
 	testenv.PostgresURL(t, "postgres") // the shared server (and its reaper goroutine) outlive this test
 	testenv.CheckGoroutines(t)
 	database := testenv.NewDatabase(t)
@@ -93,7 +103,7 @@ func newEnv(t *testing.T, mutate func(*Config)) *env {
 	c, err := New(cfg, Deps{
 		DB: database.Pool, Redis: rd.Client, NATS: nc,
 		Verifier: accesstoken.NewRemoteVerifier(vctx, issuer, js.URL),
-		Launcher: &fleet.LocalLauncher{Env: []string{testdgs.EnvVar + "=1"}, StopGrace: 2 * time.Second},
+		Launcher: &fleet.LocalLauncher{Env: []string{childEnv}, StopGrace: 2 * time.Second},
 	})
 	if err != nil {
 		t.Fatal(err)

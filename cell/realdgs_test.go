@@ -1,0 +1,78 @@
+package cell
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cellgrid/cellgrid/dgs"
+	"github.com/cellgrid/cellgrid/internal/connecttoken"
+	"github.com/cellgrid/cellgrid/internal/testenv"
+)
+
+// realDGSEnv makes the re-executed test binary run the real dgs.RunServer
+// with the flags the local launcher passes.
+const realDGSEnv = "CELLGRID_TEST_REAL_DGS"
+
+func runRealDGS(args []string) int {
+	fs := flag.NewFlagSet("dgs", flag.ContinueOnError)
+	var cfg dgs.ServerConfig
+	fs.StringVar(&cfg.Cell, "cell", "", "")
+	fs.StringVar(&cfg.ID, "id", "", "")
+	fs.StringVar(&cfg.NATSURL, "nats", "", "")
+	fs.StringVar(&cfg.GameListen, "addr", "127.0.0.1:0", "")
+	fs.StringVar(&cfg.Version, "version", "", "")
+	fs.DurationVar(&cfg.HealthInterval, "health-interval", time.Second, "")
+	fs.DurationVar(&cfg.WaitForPlayers, "wait-for-players", 30*time.Second, "")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := dgs.RunServer(ctx, cfg); err != nil && ctx.Err() == nil {
+		fmt.Fprintln(os.Stderr, "dgs:", err)
+		return 1
+	}
+	return 0
+}
+
+// TestRealDGS runs the match flow against the dgs package's RunServer
+// (SDK + arena): allocation, tokens for its game address, and the
+// abandoned match's result ending the session.
+func TestRealDGS(t *testing.T) {
+	e := newEnvWith(t, func(c *Config) {
+		c.DGS.Args = []string{"--health-interval=100ms", "--wait-for-players=1s"}
+	}, realDGSEnv+"=1")
+	ps := newPlayers(2)
+	t1 := e.join(t, ps[0], "duel")
+	e.join(t, ps[1], "duel")
+	v := e.waitReady(t, ps[0], t1)
+	raw, err := connecttoken.DecodeString(v.Session.ConnectToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := connecttoken.Parse(raw)
+	found := false
+	for _, s := range e.c.Fleet().Servers() {
+		if s.GameAddr == tok.ServerAddr.String() {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("token points at %v, fleet has %+v", tok.ServerAddr, e.c.Fleet().Servers())
+	}
+	// Nobody connects: the arena abandons the match and publishes a
+	// result, which ends the session.
+	testenv.Eventually(t, 60*time.Second, func() error {
+		var st string
+		if err := e.db.QueryRow(context.Background(), `SELECT status FROM game_sessions WHERE id = $1`, v.Session.ID).Scan(&st); err != nil || st != "ended" {
+			return fmt.Errorf("status %q %v", st, err)
+		}
+		return nil
+	})
+}

@@ -8,15 +8,21 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/cellgrid/cellgrid/global/achievement"
 	"github.com/cellgrid/cellgrid/global/auth"
+	"github.com/cellgrid/cellgrid/global/leaderboard"
+	"github.com/cellgrid/cellgrid/global/payment"
 	"github.com/cellgrid/cellgrid/global/profile"
+	"github.com/cellgrid/cellgrid/global/results"
 	"github.com/cellgrid/cellgrid/global/store"
+	"github.com/cellgrid/cellgrid/global/telemetry"
 	"github.com/cellgrid/cellgrid/internal/db"
 	"github.com/cellgrid/cellgrid/internal/httpapi"
 	"github.com/cellgrid/cellgrid/internal/redisclient"
 	"github.com/cellgrid/cellgrid/topology"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/rueidis"
 )
@@ -35,6 +41,19 @@ type Config struct {
 	Auth auth.Config
 	// Store configures the catalog, currencies and the starting grant.
 	Store store.Config
+	// Leaderboards are the board definitions; Regions maps cell id to region
+	// (a cell's own id when absent).
+	Leaderboards leaderboard.Config
+	// Achievements are the achievement definitions and storage limits.
+	Achievements achievement.Config
+	// Results sets the XP, level and currency rewards of match results;
+	// Cells is filled from Config.Cells.
+	Results results.Config
+	// Telemetry sets the sink and anomaly rules; Cells is filled in.
+	Telemetry telemetry.Config
+	// Payment configures the Stripe webhook; without a webhook secret the
+	// route is not mounted.
+	Payment payment.Config
 }
 
 // Deps are the shared clients the global layer runs on.
@@ -121,11 +140,60 @@ func (s *Server) build(mux *http.ServeMux) error {
 	if err != nil {
 		return fmt.Errorf("global: %w", err)
 	}
+	lbCfg := cfg.Leaderboards
+	if lbCfg.Regions == nil {
+		lbCfg.Regions = map[string]string{}
+	}
+	for _, c := range cfg.Cells {
+		if _, ok := lbCfg.Regions[c]; !ok {
+			lbCfg.Regions[c] = c
+		}
+	}
+	lb, err := leaderboard.New(lbCfg, leaderboard.Deps{DB: deps.DB, Redis: deps.Redis, Log: logFor("leaderboard"), Metrics: deps.Registry})
+	if err != nil {
+		return fmt.Errorf("global: %w", err)
+	}
+	ach, err := achievement.New(cfg.Achievements, achievement.Deps{DB: deps.DB, Log: logFor("achievement"), Metrics: deps.Registry})
+	if err != nil {
+		return fmt.Errorf("global: %w", err)
+	}
+	js, err := jetstream.New(deps.NATS)
+	if err != nil {
+		return fmt.Errorf("global: jetstream: %w", err)
+	}
+	resCfg := cfg.Results
+	resCfg.Cells = cfg.Cells
+	res, err := results.New(resCfg, results.Deps{DB: deps.DB, JS: js, Leaderboards: lb, Achievements: ach, Log: logFor("results"), Metrics: deps.Registry})
+	if err != nil {
+		return fmt.Errorf("global: %w", err)
+	}
+	telCfg := cfg.Telemetry
+	telCfg.Cells = cfg.Cells
+	tel, err := telemetry.New(telCfg, telemetry.Deps{DB: deps.DB, JS: js, Log: logFor("telemetry"), Metrics: deps.Registry})
+	if err != nil {
+		return fmt.Errorf("global: %w", err)
+	}
+
 	requireAuth := a.Verifier().Middleware
 	deps.Topology.Register(mux)
 	a.Register(mux, requireAuth)
 	prof.Register(mux, requireAuth)
 	st.Register(mux, requireAuth)
+	lb.Register(mux, requireAuth)
+	ach.Register(mux, requireAuth)
+	tel.Register(mux, requireAuth)
+	if cfg.Payment.StripeWebhookSecret != "" {
+		payCfg := cfg.Payment
+		if payCfg.Currencies == nil {
+			payCfg.Currencies = cfg.Store.Currencies
+		}
+		pay, err := payment.New(payCfg, payment.Deps{DB: deps.DB, Log: logFor("payment"), Metrics: deps.Registry})
+		if err != nil {
+			return fmt.Errorf("global: %w", err)
+		}
+		pay.Register(mux, nil)
+	}
+	s.runs = append(s.runs, lb.Run, res.Run, tel.Run)
 	s.issuer = cfg.PublicURL
 	return nil
 }

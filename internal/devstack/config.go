@@ -8,6 +8,11 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/cellgrid/cellgrid/global"
+	"github.com/cellgrid/cellgrid/global/achievement"
+	"github.com/cellgrid/cellgrid/global/leaderboard"
+	"github.com/cellgrid/cellgrid/global/payment"
+	"github.com/cellgrid/cellgrid/global/results"
 	"github.com/cellgrid/cellgrid/global/store"
 )
 
@@ -44,5 +49,29 @@ func DevStore() store.Config {
 			{ID: "potion", Name: "Health potion", Prices: map[string]int64{"gold": 50}, MaxStack: 20, Consumable: true},
 			{ID: "sword", Name: "Iron sword", Prices: map[string]int64{"gold": 300, "gems": 5}, MaxStack: 1, Tradable: true, Equippable: true},
 		},
+	}
+}
+
+// DevGlobal is the global layer's game configuration in a dev stack:
+// catalog, boards, achievements and rewards a player can see move.
+func DevGlobal() global.Config {
+	return global.Config{
+		Store: DevStore(),
+		Leaderboards: leaderboard.Config{Boards: []leaderboard.Definition{
+			{ID: "score", Operator: leaderboard.OpBest, Scope: leaderboard.ScopeRegional},
+			{ID: "wins", Operator: leaderboard.OpIncr, Metric: leaderboard.MetricWins, ResetSchedule: "0 0 * * 1"},
+		}},
+		Achievements: achievement.Config{Achievements: []achievement.Definition{
+			{ID: "first_win", Name: "First blood", Kind: achievement.KindUnlock, Event: achievement.EventWin, Goal: 1},
+			{ID: "ten_duels", Name: "Duelist", Kind: achievement.KindCounter, Event: achievement.EventWin, GameMode: "duel", Goal: 10},
+			{ID: "regular", Name: "Regular", Kind: achievement.KindCounter, Event: achievement.EventMatch, Goal: 25},
+		}},
+		Results: results.Config{
+			XPPerMatch: 10, XPPerWin: 50, XPPerScorePoint: 1,
+			Levels:           []int64{0, 100, 250, 500, 1000, 2000, 4000},
+			CurrencyPerMatch: map[string]int64{"gold": 10},
+			CurrencyPerWin:   map[string]int64{"gold": 25},
+		},
+		Payment: payment.Config{StripeWebhookSecret: "whsec_cellgrid_dev"},
 	}
 }

@@ -53,7 +53,7 @@ type Stack struct {
 
 // Start brings everything up. Call Run to serve and Close (or cancel Run's
 // context) to stop; on error everything started so far is stopped.
-func Start(ctx context.Context, cfg Config, log *slog.Logger) (st *Stack, err error) {
+func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -71,7 +71,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (st *Stack, err er
 		return nil, err
 	}
 	cfg.DataDir = abs
-	st = &Stack{log: log}
+	st := &Stack{log: log}
 	defer func() {
 		if err != nil {
 			st.Close()
@@ -145,7 +145,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (st *Stack, err er
 			return nil, err
 		}
 	}
-	g, err := global.New(ctx, global.Config{Addr: cfg.GlobalAddr, Cells: cfg.Cells, Auth: cfg.Auth, Store: DevStore()}, global.Deps{
+	gcfg := DevGlobal()
+	gcfg.Addr, gcfg.Cells, gcfg.Auth = cfg.GlobalAddr, cfg.Cells, cfg.Auth
+	g, err := global.New(ctx, gcfg, global.Deps{
 		DB: pool, Redis: gRedis, NATS: gNATS, Topology: topo, Log: log.With("component", "global"),
 	})
 	if err != nil {

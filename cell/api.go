@@ -26,6 +26,7 @@ func (c *Cell) routes() http.Handler {
 	mux.Handle("POST /matchmaking/join", httpapi.Handle(c.join))
 	mux.Handle("GET /matchmaking/status", httpapi.Handle(c.status))
 	mux.Handle("DELETE /matchmaking/tickets/{id}", httpapi.Handle(c.cancel))
+	c.intake.Register(mux, func(h http.Handler) http.Handler { return h })
 	return c.verifier.Middleware(mux)
 }
 

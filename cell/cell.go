@@ -7,6 +7,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/cellgrid/cellgrid/cell/telemetry"
+	"github.com/nats-io/nats.go/jetstream"
 	"log/slog"
 	"net"
 	"net/http"
@@ -59,6 +61,8 @@ type Cell struct {
 	relayPub string // relay address handed to clients
 	verifier *accesstoken.Verifier
 	stopKeys context.CancelFunc // background JWKS fetches of a verifier New built
+
+	intake *telemetry.IntakeHandler
 
 	runOnce sync.Once
 }
@@ -115,6 +119,14 @@ func New(cfg Config, deps Deps) (*Cell, error) {
 		return nil, c.fail(err)
 	}
 	if c.sessions, err = session.New(session.Config{Cell: cfg.ID, Region: cfg.Region, LiveTTL: cfg.SessionLiveTTL}, deps.Redis, deps.DB, deps.NATS, c.log); err != nil {
+		return nil, c.fail(err)
+	}
+
+	js, err := jetstream.New(deps.NATS)
+	if err != nil {
+		return nil, c.fail(fmt.Errorf("cell: jetstream: %w", err))
+	}
+	if c.intake, err = telemetry.NewIntakeHandler(withCell(cfg.Telemetry, cfg.ID), telemetry.IntakeDeps{JS: js, Log: c.log, Metrics: deps.Registry}); err != nil {
 		return nil, c.fail(err)
 	}
 
@@ -189,6 +201,11 @@ func (c *Cell) Run(ctx context.Context) error {
 	}
 	defer c.fail(nil)
 	if err := c.sessions.EnsureStream(ctx); err != nil {
+		_ = c.relay.Close()
+		_ = c.http.Close()
+		return err
+	}
+	if err := c.intake.EnsureStream(ctx); err != nil {
 		_ = c.relay.Close()
 		_ = c.http.Close()
 		return err

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"github.com/cellgrid/cellgrid/cell/telemetry"
 	"time"
 
 	"github.com/cellgrid/cellgrid/cell/fleet"
@@ -65,6 +66,8 @@ type Config struct {
 	SessionLiveTTL time.Duration
 	// RetryAfter is what a shed join is told. Default 5s.
 	RetryAfter time.Duration
+	// Telemetry configures POST /game/telemetry; its Cell is set to ID.
+	Telemetry TelemetryConfig
 }
 
 // DefaultConfig returns every default in one place.
@@ -117,4 +120,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	// Fleet and matchmaker fill their own zero fields.
 	return c, nil
+}
+
+// TelemetryConfig configures the cell's telemetry intake.
+type TelemetryConfig = telemetry.IntakeConfig
+
+func withCell(c TelemetryConfig, id string) TelemetryConfig {
+	c.Cell = id
+	return c
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	celltelemetry "github.com/cellgrid/cellgrid/cell/telemetry"
 	"github.com/cellgrid/cellgrid/global/telemetry"
 	"github.com/cellgrid/cellgrid/internal/accesstoken"
 	"github.com/cellgrid/cellgrid/internal/events"
@@ -50,10 +51,10 @@ func TestIntakeValidation(t *testing.T) {
 	sc := testenv.NewSuperCluster(t, "global", "eu-west-1")
 	js, _ := jetstream.New(testenv.Connect(t, sc.Server("eu-west-1")))
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	h, err := telemetry.NewIntakeHandler(telemetry.IntakeConfig{
+	h, err := celltelemetry.NewIntakeHandler(celltelemetry.IntakeConfig{
 		Cell: "eu-west-1", EventsPerSecond: 1, Burst: 150, MaxBody: 32 << 10,
 		Now: func() time.Time { return now },
-	}, telemetry.IntakeDeps{JS: js, Metrics: prometheus.NewRegistry()})
+	}, celltelemetry.IntakeDeps{JS: js, Metrics: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func TestIntakeValidation(t *testing.T) {
 
 type rig struct {
 	sc     *testenv.Database
-	intake *telemetry.IntakeHandler
+	intake *celltelemetry.IntakeHandler
 	jsG    jetstream.JetStream
 	jsEU   jetstream.JetStream
 }
@@ -118,8 +119,8 @@ func newRigB(t testing.TB) *rig {
 	sc := testenv.NewSuperCluster(t, "global", "eu-west-1")
 	jsEU, _ := jetstream.New(testenv.Connect(t, sc.Server("eu-west-1")))
 	jsG, _ := jetstream.New(testenv.Connect(t, sc.Server("global")))
-	h, err := telemetry.NewIntakeHandler(telemetry.IntakeConfig{Cell: "eu-west-1", EventsPerSecond: 1e6, Burst: 1e6},
-		telemetry.IntakeDeps{JS: jsEU})
+	h, err := celltelemetry.NewIntakeHandler(celltelemetry.IntakeConfig{Cell: "eu-west-1", EventsPerSecond: 1e6, Burst: 1e6},
+		celltelemetry.IntakeDeps{JS: jsEU})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,11 +2,8 @@ package cell
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,27 +16,7 @@ import (
 // with the flags the local launcher passes.
 const realDGSEnv = "CELLGRID_TEST_REAL_DGS"
 
-func runRealDGS(args []string) int {
-	fs := flag.NewFlagSet("dgs", flag.ContinueOnError)
-	var cfg dgs.ServerConfig
-	fs.StringVar(&cfg.Cell, "cell", "", "")
-	fs.StringVar(&cfg.ID, "id", "", "")
-	fs.StringVar(&cfg.NATSURL, "nats", "", "")
-	fs.StringVar(&cfg.GameListen, "addr", "127.0.0.1:0", "")
-	fs.StringVar(&cfg.Version, "version", "", "")
-	fs.DurationVar(&cfg.HealthInterval, "health-interval", time.Second, "")
-	fs.DurationVar(&cfg.WaitForPlayers, "wait-for-players", 30*time.Second, "")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	if err := dgs.RunServer(ctx, cfg); err != nil && ctx.Err() == nil {
-		fmt.Fprintln(os.Stderr, "dgs:", err)
-		return 1
-	}
-	return 0
-}
+func runRealDGS(args []string) int { return dgs.Main(args, os.Stderr) }
 
 // TestRealDGS runs the match flow against the dgs package's RunServer
 // (SDK + arena): allocation, tokens for its game address, and the

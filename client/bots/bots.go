@@ -22,6 +22,10 @@ type Config struct {
 	GlobalURL string
 	Players   int
 	Mode      string
+	// Cell, when set, pins every bot to that cell id instead of the one
+	// with the best beacon latency (on one machine all cells are equally
+	// near, and bots split across cells would wait for each other forever).
+	Cell string
 	// Cheaters is how many of the bots send impossible moves.
 	Cheaters int
 	// MatchTimeout bounds one bot's whole loop; 0 means 2 minutes.
@@ -145,6 +149,15 @@ func playOne(ctx context.Context, cfg Config, cheat bool, ctr *Counters) (res re
 	if err != nil {
 		return result{err: err}
 	}
+	if cfg.Cell != "" && cell.ID != cfg.Cell {
+		cells, err := c.Topology(ctx)
+		if err != nil {
+			return result{err: err}
+		}
+		if cell, err = pick(cells, cfg.Cell); err != nil {
+			return result{err: err}
+		}
+	}
 	start := time.Now()
 	ticket, err := c.Join(ctx, cell, client.JoinRequest{GameMode: cfg.Mode, LatenciesMS: lat})
 	if err != nil {
@@ -154,7 +167,7 @@ func playOne(ctx context.Context, cfg Config, cheat bool, ctr *Counters) (res re
 	sess, err := c.WaitMatch(ctx, cell, ticket, cfg.Poll)
 	ctr.Queued.Add(-1)
 	if err != nil {
-		return result{err: err}
+		return result{err: fmt.Errorf("wait for a match at %s: %w", cell.ID, err)}
 	}
 	res.timeToMatch = time.Since(start)
 	res.sessionID = sess.ID
@@ -205,7 +218,12 @@ func drive(ctx context.Context, gc *wire.Client, cheat bool) ([]time.Duration, e
 	sent := map[uint32]time.Time{}
 	var rtts []time.Duration
 	var seq uint32
+	sinceFire := int(acc.FireCooldown) + 1
 	dx, dy := step, int16(0)
+	// Honest bots keep away from the walls (inputs are applied a few ticks
+	// after they are sent, so a margin of several steps) and respect the
+	// weapon's cooldown, so the server never has to correct them.
+	margin := int32(step) * 16
 	for {
 		select {
 		case <-ctx.Done():
@@ -227,8 +245,26 @@ func drive(ctx context.Context, gc *wire.Client, cheat bool) ([]time.Duration, e
 			if mrand.IntN(20) == 0 {
 				dx, dy = randomDir(step)
 			}
+			if !cheat {
+				for _, p := range snap.Players {
+					if p.Slot != acc.Slot {
+						continue
+					}
+					if (p.X < margin && dx < 0) || (p.X > acc.ArenaW-margin && dx > 0) {
+						dx = -dx
+					}
+					if (p.Y < margin && dy < 0) || (p.Y > acc.ArenaH-margin && dy > 0) {
+						dy = -dy
+					}
+				}
+			}
 			seq++
-			in := wire.Input{Seq: seq, DX: dx, DY: dy, Fire: mrand.IntN(10) == 0, Aim: uint16(mrand.IntN(65536))}
+			sinceFire++
+			fire := mrand.IntN(4) == 0 && (cheat || sinceFire > int(acc.FireCooldown)+1)
+			if fire {
+				sinceFire = 0
+			}
+			in := wire.Input{Seq: seq, DX: dx, DY: dy, Fire: fire, Aim: uint16(mrand.IntN(65536))}
 			sent[seq] = time.Now()
 			if err := gc.SendInput(in); err != nil {
 				if _, ok := gc.End(); ok {
@@ -243,4 +279,13 @@ func drive(ctx context.Context, gc *wire.Client, cheat bool) ([]time.Duration, e
 func randomDir(step int16) (int16, int16) {
 	a := mrand.Float64() * 2 * math.Pi
 	return int16(float64(step) * math.Cos(a)), int16(float64(step) * math.Sin(a))
+}
+
+func pick(cells []client.Cell, id string) (client.Cell, error) {
+	for _, c := range cells {
+		if c.ID == id {
+			return c, nil
+		}
+	}
+	return client.Cell{}, fmt.Errorf("cell %s is not in the topology", id)
 }

@@ -45,6 +45,7 @@ func botsCmd(rf *rootFlags) *cobra.Command {
 	f.StringVar(&cfg.GlobalURL, "global", "http://127.0.0.1:8080", "global layer URL (the dev stack's by default)")
 	f.IntVar(&cfg.Players, "players", 8, "number of simulated players")
 	f.StringVar(&cfg.Mode, "mode", "duel", "game mode to queue for")
+	f.StringVar(&cfg.Cell, "cell", "", "pin every bot to this cell id (default: the best beacon latency)")
 	f.IntVar(&cfg.Cheaters, "cheaters", 0, "how many bots send impossible moves")
 	f.DurationVar(&cfg.MatchTimeout, "timeout", 2*time.Minute, "limit for one bot's whole loop")
 	f.BoolVar(&quiet, "quiet", false, "no progress bars")

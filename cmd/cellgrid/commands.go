@@ -1,8 +1,17 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
 
 // extraCommands lists the role subcommands wired from their own files.
 func extraCommands(rf *rootFlags) []*cobra.Command {
-	return []*cobra.Command{botsCmd(rf)}
+	return []*cobra.Command{botsCmd(rf), cellCmd(rf), dgsCmd()}
 }
+
+// errExit carries a child's exit code up to main.
+type errExit int
+
+func (e errExit) Error() string { return fmt.Sprintf("exit status %d", int(e)) }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/cellgrid/cellgrid/internal/devstack"
 	"github.com/spf13/cobra"
@@ -21,6 +22,11 @@ func devCmd(rf *rootFlags) *cobra.Command {
 			if cfg.Auth, err = af.config(); err != nil {
 				return err
 			}
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			cfg.DGSCommand = []string{exe, "dgs"}
 			ctx := cmd.Context()
 			st, err := devstack.Start(ctx, cfg, log)
 			if err != nil {
@@ -39,6 +45,8 @@ func devCmd(rf *rootFlags) *cobra.Command {
 	f.StringVar(&cfg.DataDir, "data", ".cellgrid", "data folder for PostgreSQL, Redis and JetStream (reused across runs)")
 	f.StringSliceVar(&cfg.Cells, "cells", devstack.DefaultCells, "cell ids to run")
 	f.StringVar(&cfg.GlobalAddr, "global-addr", "127.0.0.1:8080", "global layer listen address")
+	f.IntVar(&cfg.CellBasePort, "cell-base-port", 8081, "cell i listens on 127.0.0.1:base+i (0: free ports)")
+	f.StringArrayVar(&cfg.DGSArgs, "dgs-arg", nil, "extra argument for every DGS, e.g. --dgs-arg=--time-limit=60s (repeatable)")
 	af.register(f, true)
 	return cmd
 }

@@ -2,14 +2,62 @@ package devstack
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
 
+	"github.com/cellgrid/cellgrid/cell"
+	"github.com/cellgrid/cellgrid/cell/fleet"
+	"github.com/cellgrid/cellgrid/internal/accesstoken"
 	"github.com/cellgrid/cellgrid/topology"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/redis/rueidis"
 )
 
+// startCells builds every cell with its own Redis, NATS connection (to its
+// own cluster), relay and local DGS launcher, and registers it in topo.
 func (st *Stack) startCells(ctx context.Context, cfg Config, pool *pgxpool.Pool, topo *topology.Registry,
 	redisFor func(string) (rueidis.Client, error), natsFor func(string) (*nats.Conn, error)) error {
+	if len(cfg.DGSCommand) == 0 {
+		return fmt.Errorf("devstack: DGSCommand is required to run cells")
+	}
+	// Cells verify access tokens locally from the global layer's JWKS.
+	kctx, cancel := context.WithCancel(context.Background())
+	st.closers = append(st.closers, cancel)
+	verifier := accesstoken.NewRemoteVerifier(kctx, st.global.Issuer(), st.global.JWKSURL())
+	for i, id := range cfg.Cells {
+		rc, err := redisFor(id)
+		if err != nil {
+			return err
+		}
+		nc, err := natsFor(id)
+		if err != nil {
+			return err
+		}
+		seed, err := loadOrCreateKey(filepath.Join(cfg.DataDir, "connect-"+id+".key"))
+		if err != nil {
+			return err
+		}
+		cc := cell.DefaultConfig()
+		cc.ID, cc.Region, cc.ConnectKeySeed = id, id, seed
+		if cfg.CellBasePort > 0 {
+			cc.HTTPAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.CellBasePort+i))
+		}
+		cc.DGS = fleet.Version{Name: "dev", Command: cfg.DGSCommand[0], Args: append(cfg.DGSCommand[1:len(cfg.DGSCommand):len(cfg.DGSCommand)], cfg.DGSArgs...)}
+		cc.Fleet.Min, cc.Fleet.Buffer, cc.Fleet.Max = cfg.FleetBuffer, cfg.FleetBuffer, cfg.FleetMax
+		c, err := cell.New(cc, cell.Deps{
+			DB: pool, Redis: rc, NATS: nc, Verifier: verifier,
+			Launcher: &fleet.LocalLauncher{Env: cfg.DGSEnv, Output: cfg.DGSOutput},
+			Log:      st.log.With("component", "cell", "cell", id),
+		})
+		if err != nil {
+			return fmt.Errorf("devstack: cell %s: %w", id, err)
+		}
+		st.closers = append(st.closers, func() { _ = c.Close() })
+		st.runs = append(st.runs, c.Run)
+		topo.Put(topology.Cell{ID: id, Region: id, API: c.URL(), Relay: c.RelayAddr(), Beacon: c.RelayAddr()})
+	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -34,6 +36,19 @@ type Config struct {
 	DatabaseURL string
 	// Ephemeral runs PostgreSQL without fsync and Redis without persistence.
 	Ephemeral bool
+	// CellBasePort, when set, puts cell i's API on 127.0.0.1:CellBasePort+i;
+	// otherwise on free ports.
+	CellBasePort int
+	// DGSCommand runs a dedicated game server (e.g. ["/path/cellgrid", "dgs"]);
+	// the launcher appends --cell --id --nats --addr --version. DGSArgs are
+	// extra flags (e.g. a short --time-limit) and DGSEnv extra environment.
+	DGSCommand []string
+	DGSArgs    []string
+	DGSEnv     []string
+	// DGSOutput receives the DGS processes' output; nil discards it.
+	DGSOutput io.Writer
+	// FleetBuffer is the warm pool per cell (default 2), FleetMax its cap (8).
+	FleetBuffer, FleetMax int
 	// Auth is the login configuration. Device (guest) login is always on in
 	// a dev stack; a missing EncryptionKey is generated once and kept in
 	// DataDir.
@@ -46,6 +61,8 @@ type Stack struct {
 	Cells     []topology.Cell
 
 	global  *global.Server
+	pool    *pgxpool.Pool
+	nats    *natsembed.SuperCluster
 	log     *slog.Logger
 	closers []func() // in start order; closed in reverse
 	runs    []func(context.Context) error
@@ -62,6 +79,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 	}
 	if cfg.DataDir == "" {
 		cfg.DataDir = ".cellgrid"
+	}
+	if cfg.FleetBuffer <= 0 {
+		cfg.FleetBuffer = 2
+	}
+	if cfg.FleetMax <= 0 {
+		cfg.FleetMax = 8
 	}
 	if cfg.GlobalAddr == "" {
 		cfg.GlobalAddr = "127.0.0.1:0"
@@ -96,6 +119,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 		return nil, err
 	}
 	st.closers = append(st.closers, pool.Close)
+	st.pool = pool
 	if v, err := db.Migrate(ctx, pool); err != nil {
 		return nil, err
 	} else {
@@ -107,6 +131,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 		return nil, err
 	}
 	st.closers = append(st.closers, sc.Shutdown)
+	st.nats = sc
 
 	redisFor := func(name string) (rueidis.Client, error) {
 		r, err := localserver.StartRedis(ctx, localserver.RedisConfig{Dir: filepath.Join(cfg.DataDir, "redis-"+name), Persist: !cfg.Ephemeral})
@@ -216,3 +241,6 @@ func (st *Stack) Close() {
 	}
 	st.closers = nil
 }
+
+// natsURL is the client URL of a cluster's server.
+func (st *Stack) natsURL(cluster string) string { return st.nats.Server(cluster).ClientURL() }

@@ -11,11 +11,17 @@ import (
 	"time"
 
 	"github.com/cellgrid/cellgrid/client"
+	"github.com/cellgrid/cellgrid/dgs"
 	"github.com/cellgrid/cellgrid/internal/accesstoken"
 	"github.com/cellgrid/cellgrid/internal/testenv"
 )
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+func TestMain(m *testing.M) {
+	if os.Getenv(dgsChildEnv) == "1" {
+		os.Exit(dgs.Main(os.Args[1:], os.Stderr))
+	}
+	os.Exit(testenv.Main(m))
+}
 
 func quietLog() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -26,7 +32,12 @@ func startStack(t *testing.T, cells ...string) *Stack {
 	t.Helper()
 	d := testenv.NewDatabase(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	st, err := Start(ctx, Config{DataDir: t.TempDir(), Cells: cells, DatabaseURL: d.URL, Ephemeral: true}, quietLog())
+	st, err := Start(ctx, Config{
+		DataDir: t.TempDir(), Cells: cells, DatabaseURL: d.URL, Ephemeral: true,
+		DGSCommand: dgsCommand(t), DGSEnv: []string{dgsChildEnv + "=1"},
+		DGSArgs:     []string{"--score-limit", "2", "--time-limit", "6s", "--wait-for-players", "20s"},
+		FleetBuffer: 1,
+	}, quietLog())
 	if err != nil {
 		cancel()
 		t.Fatal(err)

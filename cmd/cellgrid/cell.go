@@ -1,0 +1,92 @@
+package main
+
+import (
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/cellgrid/cellgrid/cell"
+	"github.com/cellgrid/cellgrid/cell/fleet"
+	"github.com/cellgrid/cellgrid/internal/db"
+	"github.com/cellgrid/cellgrid/internal/redisclient"
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+)
+
+func cellCmd(rf *rootFlags) *cobra.Command {
+	cfg := cell.DefaultConfig()
+	var dbURL, redisAddr, natsURL, globalURL, seedHex, dgsCommand string
+	cmd := &cobra.Command{
+		Use:   "cell",
+		Short: "Run one regional cell: matchmaking, DGS fleet, sessions, relay",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := rf.logger()
+			if err != nil {
+				return err
+			}
+			if seedHex != "" {
+				if cfg.ConnectKeySeed, err = hex.DecodeString(seedHex); err != nil || len(cfg.ConnectKeySeed) != 32 {
+					return fmt.Errorf("--connect-key: want 64 hex characters")
+				}
+			}
+			if cfg.Region == "" {
+				cfg.Region = cfg.ID
+			}
+			globalURL = strings.TrimRight(globalURL, "/")
+			cfg.GlobalIssuer, cfg.JWKSURL = globalURL, globalURL+"/.well-known/jwks.json"
+			if dgsCommand == "" {
+				if dgsCommand, err = os.Executable(); err != nil {
+					return err
+				}
+				cfg.DGS.Args = append([]string{"dgs"}, cfg.DGS.Args...)
+			}
+			cfg.DGS.Command = dgsCommand
+			ctx := cmd.Context()
+			pool, err := db.Open(ctx, dbURL)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			if err := db.CheckSchema(ctx, pool); err != nil {
+				return err
+			}
+			rc, err := redisclient.New(redisclient.Config{Addr: redisAddr})
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			nc, err := nats.Connect(natsURL, nats.Name("cellgrid-cell-"+cfg.ID), nats.MaxReconnects(-1))
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			c, err := cell.New(cfg, cell.Deps{DB: pool, Redis: rc, NATS: nc, Launcher: &fleet.LocalLauncher{Output: os.Stderr}, Log: log})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "cell %s api %s relay %s\n", cfg.ID, c.URL(), c.RelayAddr())
+			return c.Run(ctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.ID, "id", "", "cell id, e.g. eu-west-1 (required)")
+	f.StringVar(&cfg.Region, "region", "", "region of the cell (default: the id)")
+	f.StringVar(&cfg.HTTPAddr, "http-addr", "0.0.0.0:8081", "cell API listen address")
+	f.StringVar(&cfg.RelayAddr, "relay-addr", "0.0.0.0:7777", "UDP relay and beacon listen address")
+	f.StringVar(&cfg.RelayPublicAddr, "relay-public-addr", "", "relay address clients are told to use (default: the listen address)")
+	f.StringVar(&globalURL, "global", "http://127.0.0.1:8080", "global layer URL: token issuer and JWKS")
+	f.StringVar(&seedHex, "connect-key", os.Getenv("CELLGRID_CONNECT_KEY"), "64 hex chars: Ed25519 seed signing connect tokens; env CELLGRID_CONNECT_KEY")
+	f.StringVar(&dgsCommand, "dgs-command", "", "DGS executable (default: this binary with the dgs subcommand)")
+	f.StringArrayVar(&cfg.DGS.Args, "dgs-arg", nil, "extra argument for every DGS (repeatable)")
+	f.StringVar(&cfg.DGS.Name, "dgs-version", "v1", "DGS version name; changing it rolls the fleet")
+	f.IntVar(&cfg.Fleet.Min, "fleet-min", cfg.Fleet.Min, "minimum DGS processes")
+	f.IntVar(&cfg.Fleet.Max, "fleet-max", cfg.Fleet.Max, "maximum DGS processes")
+	f.IntVar(&cfg.Fleet.Buffer, "fleet-buffer", cfg.Fleet.Buffer, "Ready servers kept warm")
+	f.StringVar(&dbURL, "db", envOr("CELLGRID_DB", ""), "database URL; env CELLGRID_DB")
+	f.StringVar(&redisAddr, "redis", envOr("CELLGRID_REDIS", "127.0.0.1:6379"), "the cell's Redis host:port; env CELLGRID_REDIS")
+	f.StringVar(&natsURL, "nats", envOr("CELLGRID_NATS", "nats://127.0.0.1:4222"), "the cell's NATS URL; env CELLGRID_NATS")
+	_ = cmd.MarkFlagRequired("id")
+	_ = cmd.MarkFlagRequired("db")
+	return cmd
+}

@@ -1,0 +1,20 @@
+package main
+
+import (
+	"github.com/cellgrid/cellgrid/dgs"
+	"github.com/spf13/cobra"
+)
+
+func dgsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:                "dgs [--cell ID --id ID --nats URL --addr HOST:PORT …]",
+		Short:              "Run a dedicated game server (the sample arena) for a cell's fleet",
+		DisableFlagParsing: true, // dgs.Main owns its flags: the launcher's contract
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if code := dgs.Main(args, cmd.ErrOrStderr()); code != 0 {
+				return errExit(code)
+			}
+			return nil
+		},
+	}
+}

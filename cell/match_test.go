@@ -19,7 +19,7 @@ import (
 	"github.com/cellgrid/cellgrid/internal/connecttoken"
 	"github.com/cellgrid/cellgrid/internal/events"
 	"github.com/cellgrid/cellgrid/internal/testenv"
-	"github.com/cellgrid/cellgrid/relay"
+	"github.com/cellgrid/cellgrid/relay/packet"
 )
 
 func TestDuelEndToEnd(t *testing.T) {
@@ -60,7 +60,7 @@ func TestDuelEndToEnd(t *testing.T) {
 	// same token a second time from another socket is a replay.
 	raw, _ := connecttoken.DecodeString(v1.Session.ConnectToken)
 	uc := dialRelay(t, e.c.RelayAddr())
-	if c := hello(t, uc, raw); c.Type != relay.TypeWelcome {
+	if c := hello(t, uc, raw); c.Type != packet.TypeWelcome {
 		t.Fatalf("HELLO answered %v %v", c.Type, c.Reason)
 	}
 	if _, err := uc.Write([]byte("game-bytes")); err != nil {
@@ -133,9 +133,9 @@ func dialRelay(t *testing.T, addr string) *net.UDPConn {
 	return uc
 }
 
-func hello(t *testing.T, uc *net.UDPConn, token []byte) relay.Control {
+func hello(t *testing.T, uc *net.UDPConn, token []byte) packet.Control {
 	t.Helper()
-	if _, err := uc.Write(relay.AppendHello(nil, token)); err != nil {
+	if _, err := uc.Write(packet.AppendHello(nil, token)); err != nil {
 		t.Fatal(err)
 	}
 	buf := make([]byte, 1500)
@@ -144,7 +144,7 @@ func hello(t *testing.T, uc *net.UDPConn, token []byte) relay.Control {
 	if err != nil {
 		t.Fatalf("no answer to HELLO: %v", err)
 	}
-	c, err := relay.ParseControl(buf[:n])
+	c, err := packet.ParseControl(buf[:n])
 	if err != nil {
 		t.Fatal(err)
 	}

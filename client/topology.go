@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cellgrid/cellgrid/relay"
+	"github.com/cellgrid/cellgrid/relay/packet"
 )
 
 // Cell is one cell of the topology, as GET /topology returns it.
@@ -99,7 +99,7 @@ func PingBeacon(ctx context.Context, addr string, cfg ProbeConfig) (time.Duratio
 	go func() {
 		for i := 0; i < cfg.Pings; i++ {
 			now := uint64(time.Since(start))
-			if _, err := conn.Write(relay.AppendPing(nil, relay.Ping{ClientTime: now, Seq: uint64(i), HasSeq: true})); err != nil {
+			if _, err := conn.Write(packet.AppendPing(nil, packet.Ping{ClientTime: now, Seq: uint64(i), HasSeq: true})); err != nil {
 				errc <- err
 				return
 			}
@@ -114,8 +114,8 @@ func PingBeacon(ctx context.Context, addr string, cfg ProbeConfig) (time.Duratio
 		if err != nil {
 			break
 		}
-		c, err := relay.ParseControl(buf[:n])
-		if err != nil || c.Type != relay.TypePong {
+		c, err := packet.ParseControl(buf[:n])
+		if err != nil || c.Type != packet.TypePong {
 			continue
 		}
 		rtts = append(rtts, time.Since(start)-time.Duration(c.Ping.ClientTime))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cellgrid/cellgrid/relay/packet"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -32,7 +33,7 @@ type Config struct {
 	// burst 64 KiB. ByteBurst must be at least MaxDatagram.
 	BytesPerSecond float64
 	ByteBurst      int
-	// MaxBindings caps bound clients; further HELLOs get RejectOverloaded.
+	// MaxBindings caps bound clients; further HELLOs get packet.RejectOverloaded.
 	// Default 10000.
 	MaxBindings int
 	// MaxDatagram is the largest datagram forwarded; longer ones are dropped.
@@ -137,8 +138,8 @@ func (c Config) withDefaults() (Config, error) {
 	case c.PacketBurst < 1 || c.MaxBindings < 1 || c.PingBuckets < 1 ||
 		c.HandshakeWorkers < 1 || c.HandshakeQueue < 1 || c.ReadBatch < 1:
 		return c, errors.New("relay config: count below 1")
-	case c.MaxDatagram < maxPacketLen || c.MaxDatagram > 65535:
-		return c, fmt.Errorf("relay config: MaxDatagram %d outside [%d, 65535]", c.MaxDatagram, maxPacketLen)
+	case c.MaxDatagram < packet.MaxLen || c.MaxDatagram > 65535:
+		return c, fmt.Errorf("relay config: MaxDatagram %d outside [%d, 65535]", c.MaxDatagram, packet.MaxLen)
 	case c.ByteBurst < c.MaxDatagram:
 		return c, fmt.Errorf("relay config: ByteBurst %d below MaxDatagram %d", c.ByteBurst, c.MaxDatagram)
 	}

@@ -38,7 +38,7 @@
 // accepted only if a binding created by that very token still exists: it then
 // moves that binding to the sender's address (NAT rebinding), even after the
 // token's expiry, as long as the session is live. A used nonce whose binding
-// expired or was closed is refused with RejectReplayed. Tokens travel in
+// expired or was closed is refused with packet.RejectReplayed. Tokens travel in
 // clear: anyone who can read a client's traffic can steal its binding (as they
 // could inject into its KCP stream anyway).
 //

@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"github.com/cellgrid/cellgrid/relay/packet"
 	"net"
 	"net/netip"
 	"time"
@@ -17,10 +18,10 @@ import (
 type helloResult struct {
 	b       *binding
 	outcome string
-	reason  RejectReason
+	reason  packet.RejectReason
 }
 
-func rejected(reason RejectReason) helloResult {
+func rejected(reason packet.RejectReason) helloResult {
 	return helloResult{outcome: reason.String(), reason: reason}
 }
 
@@ -41,11 +42,11 @@ func (r *Relay) handshakeWorker() {
 // socket before WELCOME goes out, so the DGS sees it before any KCP from the
 // client.
 func (r *Relay) answerHello(from netip.AddrPort, pkt []byte) {
-	res := r.hello(from, pkt[ControlHeaderLen:])
+	res := r.hello(from, pkt[packet.ControlHeaderLen:])
 	r.m.hellos.WithLabelValues(res.outcome).Inc()
 	if res.b == nil {
 		r.log.Debug("hello rejected", "from", from, "reason", res.reason)
-		if err := r.writeTo(AppendReject(nil, res.reason), from); err != nil {
+		if err := r.writeTo(packet.AppendReject(nil, res.reason), from); err != nil {
 			r.drop(dropClientWrite)
 		}
 		return
@@ -55,7 +56,7 @@ func (r *Relay) answerHello(from netip.AddrPort, pkt []byte) {
 	if _, err := res.b.up.Write(pkt); err != nil {
 		r.drop(dropUpstreamWrite)
 	}
-	if err := r.writeTo(AppendWelcome(nil, res.b.key.session), from); err != nil {
+	if err := r.writeTo(packet.AppendWelcome(nil, res.b.key.session), from); err != nil {
 		r.drop(dropClientWrite)
 	}
 }
@@ -72,15 +73,15 @@ func (r *Relay) hello(from netip.AddrPort, token []byte) helloResult {
 		// may still move the binding it created.
 		expired = true
 		if tok, err = connecttoken.Parse(token); err != nil {
-			return rejected(RejectMalformed)
+			return rejected(packet.RejectMalformed)
 		}
 	case errors.Is(err, connecttoken.ErrMalformed):
-		return rejected(RejectMalformed)
+		return rejected(packet.RejectMalformed)
 	default:
-		return rejected(RejectInvalidToken)
+		return rejected(packet.RejectInvalidToken)
 	}
 	if !r.upstreamAllowed(tok.ServerAddr) {
-		return rejected(RejectForbidden)
+		return rejected(packet.RejectForbidden)
 	}
 	key := bindingKey{session: tok.SessionID, player: tok.PlayerID}
 
@@ -89,10 +90,10 @@ func (r *Relay) hello(from netip.AddrPort, token []byte) helloResult {
 	live, err := r.sessions.SessionLive(ctx, tok.SessionID)
 	if err != nil {
 		r.log.Warn("session check failed", "session", tok.SessionID, "err", err)
-		return rejected(RejectUnavailable)
+		return rejected(packet.RejectUnavailable)
 	}
 	if !live {
-		return rejected(RejectSessionNotLive)
+		return rejected(packet.RejectSessionNotLive)
 	}
 
 	// The token that created (or last moved) the live binding of this
@@ -102,10 +103,10 @@ func (r *Relay) hello(from netip.AddrPort, token []byte) helloResult {
 		return res
 	}
 	if expired {
-		return rejected(RejectExpired)
+		return rejected(packet.RejectExpired)
 	}
 	if r.bindingCount() >= r.cfg.MaxBindings && r.bindingFor(key) == nil {
-		return rejected(RejectOverloaded)
+		return rejected(packet.RejectOverloaded)
 	}
 
 	// Open the upstream socket before spending the nonce, so a local failure
@@ -113,18 +114,18 @@ func (r *Relay) hello(from netip.AddrPort, token []byte) helloResult {
 	up, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(tok.ServerAddr))
 	if err != nil {
 		r.log.Warn("dial upstream failed", "dgs", tok.ServerAddr, "err", err)
-		return rejected(RejectUnavailable)
+		return rejected(packet.RejectUnavailable)
 	}
 	ttl := max(time.Until(tok.ExpiresAt)+r.cfg.TokenLeeway, time.Millisecond)
 	first, err := r.replay.FirstUse(ctx, tok.Nonce, ttl)
 	if err != nil {
 		up.Close()
 		r.log.Warn("replay check failed", "err", err)
-		return rejected(RejectUnavailable)
+		return rejected(packet.RejectUnavailable)
 	}
 	if !first {
 		up.Close()
-		return rejected(RejectReplayed)
+		return rejected(packet.RejectReplayed)
 	}
 
 	b := &binding{
@@ -186,7 +187,7 @@ func (r *Relay) register(b *binding) helloResult {
 	if r.closing {
 		r.mu.Unlock()
 		b.up.Close()
-		return rejected(RejectUnavailable)
+		return rejected(packet.RejectUnavailable)
 	}
 	if old := r.byKey[b.key]; old != nil {
 		if old.dgs == b.dgs {
@@ -207,7 +208,7 @@ func (r *Relay) register(b *binding) helloResult {
 	if len(r.byKey)-len(evict) >= r.cfg.MaxBindings {
 		r.mu.Unlock()
 		b.up.Close()
-		return rejected(RejectOverloaded)
+		return rejected(packet.RejectOverloaded)
 	}
 	if other := r.byAddr[from]; other != nil {
 		evict = append(evict, other)

@@ -9,7 +9,7 @@ import (
 // Drop reasons, the values of relay_dropped_total{reason}.
 const (
 	dropUnbound        = "unbound"         // not control, sender not bound
-	dropMalformed      = "malformed"       // starts with Magic, bad type/length
+	dropMalformed      = "malformed"       // starts with packet.Magic, bad type/length
 	dropUnexpected     = "unexpected_type" // well-formed control packet the relay does not accept
 	dropTooLarge       = "too_large"       // longer than MaxDatagram
 	dropRateLimited    = "rate_limited"    // binding over its packet or byte budget
@@ -24,7 +24,7 @@ var dropReasons = []string{dropUnbound, dropMalformed, dropUnexpected, dropTooLa
 
 // HELLO outcomes, the values of relay_hello_total{outcome}: "bound" (new
 // binding), "moved" (binding moved to a new address), "repeat" (HELLO again
-// from the bound address), or a RejectReason's String.
+// from the bound address), or a packet.RejectReason's String.
 const (
 	helloBound  = "bound"
 	helloMoved  = "moved"

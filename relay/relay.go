@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cellgrid/cellgrid/relay/packet"
 	"hash/maphash"
 	"log/slog"
 	"net"
@@ -59,7 +60,7 @@ type Relay struct {
 
 type helloReq struct {
 	from netip.AddrPort
-	pkt  [helloLen]byte
+	pkt  [packet.HelloLen]byte
 }
 
 type pingBucket struct {
@@ -107,7 +108,7 @@ func New(cfg Config, deps Deps) (*Relay, error) {
 		pingGlobal:  rate.NewLimiter(rate.Limit(cfg.PingGlobal), int(4*cfg.PingGlobal)+1),
 		pingBuckets: make([]pingBucket, cfg.PingBuckets),
 		pingSeed:    maphash.MakeSeed(),
-		pongBuf:     make([]byte, 0, pongSeqLen),
+		pongBuf:     make([]byte, 0, packet.PongSeqLen),
 		ctx:         ctx,
 		cancel:      cancel,
 		done:        make(chan struct{}),
@@ -284,7 +285,7 @@ func (r *Relay) handle(b []byte, from netip.AddrPort, now time.Time) {
 		r.drop(dropTooLarge)
 		return
 	}
-	if IsControl(b) {
+	if packet.IsControl(b) {
 		r.handleControl(b, from, now)
 		return
 	}
@@ -309,24 +310,24 @@ func (r *Relay) handle(b []byte, from netip.AddrPort, now time.Time) {
 }
 
 func (r *Relay) handleControl(b []byte, from netip.AddrPort, now time.Time) {
-	c, err := ParseControl(b)
+	c, err := packet.ParseControl(b)
 	if err != nil {
 		r.drop(dropMalformed)
 		return
 	}
 	switch c.Type {
-	case TypePing:
+	case packet.TypePing:
 		if !r.allowPing(from, now) {
 			r.drop(dropPingLimited)
 			return
 		}
-		r.pongBuf = AppendPong(r.pongBuf[:0], c.Ping, uint64(now.UnixNano()))
+		r.pongBuf = packet.AppendPong(r.pongBuf[:0], c.Ping, uint64(now.UnixNano()))
 		if err := r.writeTo(r.pongBuf, from); err != nil {
 			r.drop(dropClientWrite)
 			return
 		}
 		r.m.pongs.Inc()
-	case TypeHello:
+	case packet.TypeHello:
 		r.mu.RLock()
 		bnd := r.byAddr[from]
 		r.mu.RUnlock()

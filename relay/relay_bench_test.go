@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"github.com/cellgrid/cellgrid/relay/packet"
 	"net"
 	"net/netip"
 	"runtime"
@@ -40,7 +41,7 @@ func startSink(b *testing.B) *sink {
 			if err != nil {
 				return
 			}
-			if IsControl(buf[:n]) { // the HELLO
+			if packet.IsControl(buf[:n]) { // the HELLO
 				continue
 			}
 			s.count.Add(1)

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/cellgrid/cellgrid/relay/packet"
 	"io"
 	"log/slog"
 	"net"
@@ -131,7 +132,7 @@ func startDGS(t testing.TB, n network) *fakeDGS {
 			case d.got <- datagram{from, b}:
 			default:
 			}
-			if c, err := ParseControl(b); err == nil && c.Type == TypeHello {
+			if c, err := packet.ParseControl(b); err == nil && c.Type == packet.TypeHello {
 				continue
 			}
 			d.conn.WriteToUDPAddrPort(b, from)
@@ -233,10 +234,10 @@ func send(t testing.TB, c *net.UDPConn, to netip.AddrPort, b []byte) {
 }
 
 // hello sends a HELLO and returns the relay's answer.
-func (tr *testRelay) hello(t testing.TB, c *net.UDPConn, token []byte) Control {
+func (tr *testRelay) hello(t testing.TB, c *net.UDPConn, token []byte) packet.Control {
 	t.Helper()
-	send(t, c, tr.addr, AppendHello(nil, token))
-	ans, err := ParseControl(recv(t, c))
+	send(t, c, tr.addr, packet.AppendHello(nil, token))
+	ans, err := packet.ParseControl(recv(t, c))
 	if err != nil {
 		t.Fatalf("answer to HELLO: %v", err)
 	}
@@ -246,7 +247,7 @@ func (tr *testRelay) hello(t testing.TB, c *net.UDPConn, token []byte) Control {
 // bind sends a HELLO and fails unless WELCOME comes back.
 func (tr *testRelay) bind(t testing.TB, c *net.UDPConn, token []byte) {
 	t.Helper()
-	if a := tr.hello(t, c, token); a.Type != TypeWelcome {
+	if a := tr.hello(t, c, token); a.Type != packet.TypeWelcome {
 		t.Fatalf("HELLO answered %v %v, want welcome", a.Type, a.Reason)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cellgrid/cellgrid/relay/packet"
 	"net"
 	"runtime"
 	"testing"
@@ -24,12 +25,12 @@ func TestForwardsBothWays(t *testing.T) {
 		c := listen(t, n)
 
 		a := tr.hello(t, c, token)
-		if a.Type != TypeWelcome || a.SessionID != session {
+		if a.Type != packet.TypeWelcome || a.SessionID != session {
 			t.Fatalf("answer %+v, want welcome for %v", a, session)
 		}
 		// The DGS gets the HELLO first, from the binding's upstream socket.
 		first := dgs.next(t)
-		if c, err := ParseControl(first.data); err != nil || c.Type != TypeHello || !bytes.Equal(c.Token, token) {
+		if c, err := packet.ParseControl(first.data); err != nil || c.Type != packet.TypeHello || !bytes.Equal(c.Token, token) {
 			t.Fatalf("DGS first got % x, want the HELLO", first.data)
 		}
 		for i := range 20 {
@@ -79,19 +80,19 @@ func TestBadHellosNeverBind(t *testing.T) {
 		cases := []struct {
 			name  string
 			token []byte
-			want  RejectReason
+			want  packet.RejectReason
 		}{
-			{"forged", other.mint(t, session, player, dgs.addr(), time.Now().Add(time.Minute)), RejectInvalidToken},
-			{"tampered", tampered, RejectInvalidToken},
-			{"expired", tr.keys.mint(t, session, player, dgs.addr(), time.Now().Add(-time.Second)), RejectExpired},
-			{"session not live", tr.keys.mint(t, uuid.New(), player, dgs.addr(), time.Now().Add(time.Minute)), RejectSessionNotLive},
-			{"not a token", make([]byte, connecttoken.Size), RejectMalformed},
+			{"forged", other.mint(t, session, player, dgs.addr(), time.Now().Add(time.Minute)), packet.RejectInvalidToken},
+			{"tampered", tampered, packet.RejectInvalidToken},
+			{"expired", tr.keys.mint(t, session, player, dgs.addr(), time.Now().Add(-time.Second)), packet.RejectExpired},
+			{"session not live", tr.keys.mint(t, uuid.New(), player, dgs.addr(), time.Now().Add(time.Minute)), packet.RejectSessionNotLive},
+			{"not a token", make([]byte, connecttoken.Size), packet.RejectMalformed},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
 				c := listen(t, n)
 				a := tr.hello(t, c, tc.token)
-				if a.Type != TypeReject || a.Reason != tc.want {
+				if a.Type != packet.TypeReject || a.Reason != tc.want {
 					t.Fatalf("answer %v %v, want reject %v", a.Type, a.Reason, tc.want)
 				}
 				// Data from the rejected address goes nowhere.
@@ -126,7 +127,7 @@ func TestReplayAfterBindingClosed(t *testing.T) {
 	tr.closeBinding(b)
 
 	for _, c := range []*net.UDPConn{listen(t, n), listen(t, n)} {
-		if a := tr.hello(t, c, token); a.Type != TypeReject || a.Reason != RejectReplayed {
+		if a := tr.hello(t, c, token); a.Type != packet.TypeReject || a.Reason != packet.RejectReplayed {
 			t.Fatalf("replayed token answered %v %v, want reject replayed", a.Type, a.Reason)
 		}
 	}
@@ -203,7 +204,7 @@ func TestRebindingWithExpiredToken(t *testing.T) {
 	}
 	// Once the session ends, the token moves nothing.
 	tr.sessions.Remove(session)
-	if a := tr.hello(t, listen(t, n), token); a.Type != TypeReject || a.Reason != RejectSessionNotLive {
+	if a := tr.hello(t, listen(t, n), token); a.Type != packet.TypeReject || a.Reason != packet.RejectSessionNotLive {
 		t.Fatalf("answer %v %v, want reject session_not_live", a.Type, a.Reason)
 	}
 }
@@ -241,7 +242,7 @@ func TestGarbageFloodDoesNotDisturbBoundSession(t *testing.T) {
 	go func() {
 		defer close(done)
 		junk := []byte("\x00\x01garbage that is not a control packet")
-		bad := append(Magic[:], 0xEE, 1, 2, 3) // magic, unknown type
+		bad := append(packet.Magic[:], 0xEE, 1, 2, 3) // magic, unknown type
 		for i := range flood {
 			if i%2 == 0 {
 				attacker.WriteToUDPAddrPort(junk, tr.addr)
@@ -272,16 +273,16 @@ func TestPingBeacon(t *testing.T) {
 	forEachNetwork(t, func(t *testing.T, n network) {
 		tr := startRelay(t, n, Config{})
 		c := listen(t, n) // never bound: the beacon answers anyone
-		for _, p := range []Ping{{ClientTime: 123456789}, {ClientTime: 42, Seq: 7, HasSeq: true}} {
+		for _, p := range []packet.Ping{{ClientTime: 123456789}, {ClientTime: 42, Seq: 7, HasSeq: true}} {
 			before := uint64(time.Now().UnixNano())
-			ping := AppendPing(nil, p)
+			ping := packet.AppendPing(nil, p)
 			send(t, c, tr.addr, ping)
 			raw := recv(t, c)
-			pong, err := ParseControl(raw)
-			if err != nil || pong.Type != TypePong || pong.Ping != p {
+			pong, err := packet.ParseControl(raw)
+			if err != nil || pong.Type != packet.TypePong || pong.Ping != p {
 				t.Fatalf("pong %+v (%v), want echo of %+v", pong, err, p)
 			}
-			if !bytes.Equal(raw[ControlHeaderLen:len(ping)], ping[ControlHeaderLen:]) {
+			if !bytes.Equal(raw[packet.ControlHeaderLen:len(ping)], ping[packet.ControlHeaderLen:]) {
 				t.Fatal("pong does not echo the ping bytes")
 			}
 			if pong.RelayTime < before {
@@ -297,7 +298,7 @@ func TestPingRateLimitedPerSource(t *testing.T) {
 	c := listen(t, n)
 	const sent = 40
 	for i := range sent {
-		send(t, c, tr.addr, AppendPing(nil, Ping{Seq: uint64(i), HasSeq: true}))
+		send(t, c, tr.addr, packet.AppendPing(nil, packet.Ping{Seq: uint64(i), HasSeq: true}))
 	}
 	eventually(t, 5*time.Second, func() error {
 		p, d := value(t, tr.m.pongs), tr.drops(t, dropPingLimited)
@@ -311,8 +312,8 @@ func TestPingRateLimitedPerSource(t *testing.T) {
 	})
 	// Another source still gets answers.
 	other := listen(t, n)
-	send(t, other, tr.addr, AppendPing(nil, Ping{ClientTime: 1}))
-	if pong, err := ParseControl(recv(t, other)); err != nil || pong.Type != TypePong {
+	send(t, other, tr.addr, packet.AppendPing(nil, packet.Ping{ClientTime: 1}))
+	if pong, err := packet.ParseControl(recv(t, other)); err != nil || pong.Type != packet.TypePong {
 		t.Fatalf("other source: %+v %v", pong, err)
 	}
 }
@@ -377,7 +378,7 @@ func TestIdleBindingExpires(t *testing.T) {
 		t.Fatalf("bound gauge %v", v)
 	}
 	// The token's nonce is spent: it cannot bind again.
-	if a := tr.hello(t, c, token); a.Type != TypeReject || a.Reason != RejectReplayed {
+	if a := tr.hello(t, c, token); a.Type != packet.TypeReject || a.Reason != packet.RejectReplayed {
 		t.Fatalf("answer %v %v, want reject replayed", a.Type, a.Reason)
 	}
 }
@@ -391,7 +392,7 @@ func TestMaxBindings(t *testing.T) {
 		tr.bind(t, listen(t, n), token)
 	}
 	token, _, _ := tr.session(t, dgs.addr())
-	if a := tr.hello(t, listen(t, n), token); a.Type != TypeReject || a.Reason != RejectOverloaded {
+	if a := tr.hello(t, listen(t, n), token); a.Type != packet.TypeReject || a.Reason != packet.RejectOverloaded {
 		t.Fatalf("answer %v %v, want reject overloaded", a.Type, a.Reason)
 	}
 }

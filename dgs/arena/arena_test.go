@@ -17,7 +17,7 @@ import (
 	"github.com/cellgrid/cellgrid/dgs/wire"
 	"github.com/cellgrid/cellgrid/internal/connecttoken"
 	"github.com/cellgrid/cellgrid/internal/testenv"
-	"github.com/cellgrid/cellgrid/relay"
+	"github.com/cellgrid/cellgrid/relay/packet"
 )
 
 func TestMatchToScoreLimit(t *testing.T) {
@@ -181,7 +181,7 @@ func rawStream(t *testing.T, f *fixture, helloTok, joinTok []byte) wire.Message 
 	}
 	defer pc.Close()
 	if helloTok != nil {
-		if _, err := pc.WriteTo(relay.AppendHello(nil, helloTok), f.addr); err != nil {
+		if _, err := pc.WriteTo(packet.AppendHello(nil, helloTok), f.addr); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -293,7 +293,7 @@ func TestJoinRefused(t *testing.T) {
 	// Retransmitted / rebinding HELLOs from the same address, as the relay
 	// forwards them, leave the stream alone.
 	for range 3 {
-		if _, err := pc.WriteTo(relay.AppendHello(nil, good), f.addr); err != nil {
+		if _, err := pc.WriteTo(packet.AppendHello(nil, good), f.addr); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cellgrid/cellgrid/internal/connecttoken"
-	"github.com/cellgrid/cellgrid/relay"
+	"github.com/cellgrid/cellgrid/relay/packet"
 )
 
 // admission is who may speak KCP to the server: source addresses whose HELLO
@@ -88,8 +88,8 @@ func (f *filterConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		if !ok {
 			continue
 		}
-		if relay.IsControl(b[:n]) {
-			if c, err := relay.ParseControl(b[:n]); err == nil && c.Type == relay.TypeHello {
+		if packet.IsControl(b[:n]) {
+			if c, err := packet.ParseControl(b[:n]); err == nil && c.Type == packet.TypeHello {
 				f.helloSeen.Add(1)
 				f.onHello(ap, c.Token)
 			}

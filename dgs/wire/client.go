@@ -14,7 +14,7 @@ import (
 
 	"github.com/xtaci/kcp-go/v5"
 
-	"github.com/cellgrid/cellgrid/relay"
+	"github.com/cellgrid/cellgrid/relay/packet"
 )
 
 // KCP tuning shared by the client and the arena server: fast mode
@@ -104,8 +104,8 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 			return nil, fmt.Errorf("wire dial: %w", err)
 		}
 	}
-	filter := &controlFilter{PacketConn: pc, rejects: make(chan relay.RejectReason, 1)}
-	hello := relay.AppendHello(nil, cfg.Token)
+	filter := &controlFilter{PacketConn: pc, rejects: make(chan packet.RejectReason, 1)}
+	hello := packet.AppendHello(nil, cfg.Token)
 	if _, err := pc.WriteTo(hello, cfg.Addr); err != nil {
 		pc.Close()
 		return nil, fmt.Errorf("wire dial: hello: %w", err)
@@ -158,12 +158,12 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 }
 
 // conversationID picks a random KCP conversation id other than
-// relay.ReservedConv (which would read as a relay control packet) and 0.
+// packet.ReservedConv (which would read as a relay control packet) and 0.
 func conversationID() uint32 {
 	for {
 		var b [4]byte
 		_, _ = rand.Read(b[:])
-		if id := binary.LittleEndian.Uint32(b[:]); id != relay.ReservedConv && id != 0 {
+		if id := binary.LittleEndian.Uint32(b[:]); id != packet.ReservedConv && id != 0 {
 			return id
 		}
 	}
@@ -300,16 +300,16 @@ func (c *Client) pushSnapshot(s Snapshot) {
 // kcp-go and reports REJECTs.
 type controlFilter struct {
 	net.PacketConn
-	rejects chan relay.RejectReason
+	rejects chan packet.RejectReason
 }
 
 func (f *controlFilter) ReadFrom(b []byte) (int, net.Addr, error) {
 	for {
 		n, addr, err := f.PacketConn.ReadFrom(b)
-		if err != nil || !relay.IsControl(b[:n]) {
+		if err != nil || !packet.IsControl(b[:n]) {
 			return n, addr, err
 		}
-		if c, perr := relay.ParseControl(b[:n]); perr == nil && c.Type == relay.TypeReject {
+		if c, perr := packet.ParseControl(b[:n]); perr == nil && c.Type == packet.TypeReject {
 			select {
 			case f.rejects <- c.Reason:
 			default:

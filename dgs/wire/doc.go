@@ -35,7 +35,7 @@
 //
 // Dial sends the relay HELLO (relay control packet carrying the connect
 // token) from the socket it will use for KCP, opens a KCP session with a
-// conversation id other than relay.ReservedConv, sends JOIN and waits for
+// conversation id other than packet.ReservedConv, sends JOIN and waits for
 // ACCEPT or REFUSE, re-sending HELLO until then (a HELLO the relay forwards
 // may be lost; the relay and the DGS treat repeats as harmless).
 package wire

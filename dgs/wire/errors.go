@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/cellgrid/cellgrid/relay"
+	"github.com/cellgrid/cellgrid/relay/packet"
 )
 
 // Errors returned by the decoders and the client.
@@ -24,7 +24,7 @@ func (e *RefusedError) Error() string { return "wire: join refused: " + e.Reason
 
 // RelayRejectError is returned by Dial when the relay answered the HELLO
 // with REJECT.
-type RelayRejectError struct{ Reason relay.RejectReason }
+type RelayRejectError struct{ Reason packet.RejectReason }
 
 func (e *RelayRejectError) Error() string {
 	return fmt.Sprintf("wire: relay rejected hello: %s", e.Reason)

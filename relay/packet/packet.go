@@ -1,4 +1,4 @@
-package relay
+package packet
 
 import (
 	"encoding/binary"
@@ -143,15 +143,16 @@ func IsControl(b []byte) bool {
 		b[0] == Magic[0] && b[1] == Magic[1] && b[2] == Magic[2] && b[3] == Magic[3]
 }
 
+// Lengths of the control packets.
 const (
-	pingLen      = ControlHeaderLen + 8
-	pingSeqLen   = ControlHeaderLen + 16
-	helloLen     = ControlHeaderLen + connecttoken.Size
-	welcomeLen   = ControlHeaderLen + 16
-	rejectLen    = ControlHeaderLen + 1
-	pongLen      = pingLen + 8
-	pongSeqLen   = pingSeqLen + 8
-	maxPacketLen = helloLen // the longest control packet
+	PingLen    = ControlHeaderLen + 8
+	PingSeqLen = ControlHeaderLen + 16
+	HelloLen   = ControlHeaderLen + connecttoken.Size
+	WelcomeLen = ControlHeaderLen + 16
+	RejectLen  = ControlHeaderLen + 1
+	PongLen    = PingLen + 8
+	PongSeqLen = PingSeqLen + 8
+	MaxLen     = HelloLen // the longest control packet
 )
 
 func appendHeader(dst []byte, t PacketType) []byte {
@@ -204,24 +205,24 @@ func ParseControl(b []byte) (Control, error) {
 	body := b[ControlHeaderLen:]
 	switch c.Type {
 	case TypeHello:
-		if len(b) != helloLen {
+		if len(b) != HelloLen {
 			return Control{}, ErrMalformedControl
 		}
 		c.Token = body
 	case TypeWelcome:
-		if len(b) != welcomeLen {
+		if len(b) != WelcomeLen {
 			return Control{}, ErrMalformedControl
 		}
 		copy(c.SessionID[:], body)
 	case TypeReject:
-		if len(b) != rejectLen {
+		if len(b) != RejectLen {
 			return Control{}, ErrMalformedControl
 		}
 		c.Reason = RejectReason(body[0])
 	case TypePing:
 		switch len(b) {
-		case pingLen:
-		case pingSeqLen:
+		case PingLen:
+		case PingSeqLen:
 			c.Ping.HasSeq = true
 			c.Ping.Seq = binary.BigEndian.Uint64(body[8:])
 		default:
@@ -230,8 +231,8 @@ func ParseControl(b []byte) (Control, error) {
 		c.Ping.ClientTime = binary.BigEndian.Uint64(body)
 	case TypePong:
 		switch len(b) {
-		case pongLen:
-		case pongSeqLen:
+		case PongLen:
+		case PongSeqLen:
 			c.Ping.HasSeq = true
 			c.Ping.Seq = binary.BigEndian.Uint64(body[8:])
 		default:

@@ -124,7 +124,7 @@ func NewIntakeHandler(cfg IntakeConfig, deps IntakeDeps) (*IntakeHandler, error)
 			h.allowed[t] = true
 		}
 	}
-	h.events = register(deps.Metrics, prometheus.NewCounterVec(prometheus.CounterOpts{
+	h.events = httpapi.RegisterCollector(deps.Metrics, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cellgrid_telemetry_intake_events_total", Help: "Telemetry events at the cell intake by outcome.",
 	}, []string{"outcome"}))
 	return h, nil
@@ -262,19 +262,4 @@ func (h *IntakeHandler) limiter(player string) *rate.Limiter {
 		h.limiters[player] = l
 	}
 	return l
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if reg == nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }

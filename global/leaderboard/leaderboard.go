@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cellgrid/cellgrid/internal/httpapi"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -357,25 +358,10 @@ func newMetrics(reg prometheus.Registerer) metrics {
 			Name: "cellgrid_leaderboard_resets_total", Help: "Season resets performed by this instance.",
 		}),
 	}
-	m.reads = register(reg, m.reads)
-	m.rebuilds = register(reg, m.rebuilds)
-	m.resets = register(reg, m.resets)
+	m.reads = httpapi.RegisterCollector(reg, m.reads)
+	m.rebuilds = httpapi.RegisterCollector(reg, m.rebuilds)
+	m.resets = httpapi.RegisterCollector(reg, m.resets)
 	return m
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if reg == nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }
 
 // Records reads the current-season records of players on boards, for

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cellgrid/cellgrid/internal/httpapi"
 	"log/slog"
 	"time"
 
@@ -127,23 +128,6 @@ func newMetrics(reg prometheus.Registerer) metrics {
 			Name: "cellgrid_store_purchases_total", Help: "Purchases by result.",
 		}, []string{"result"}),
 	}
-	m.purchases = register(reg, m.purchases)
+	m.purchases = httpapi.RegisterCollector(reg, m.purchases)
 	return m
-}
-
-// register registers c, reusing an identical collector already registered
-// (several instances on one registry in tests).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if reg == nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }

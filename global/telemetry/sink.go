@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cellgrid/cellgrid/internal/httpapi"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -118,10 +119,10 @@ func New(cfg Config, deps Deps) (*Telemetry, error) {
 		}
 		t.admins[id] = true
 	}
-	t.m.events = register(deps.Metrics, prometheus.NewCounterVec(prometheus.CounterOpts{
+	t.m.events = httpapi.RegisterCollector(deps.Metrics, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cellgrid_telemetry_sink_events_total", Help: "Telemetry events at the global sink (written, duplicate, invalid).",
 	}, []string{"outcome"}))
-	t.m.batches = register(deps.Metrics, prometheus.NewHistogram(prometheus.HistogramOpts{
+	t.m.batches = httpapi.RegisterCollector(deps.Metrics, prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "cellgrid_telemetry_sink_batch_seconds", Help: "Time to write one sink batch.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 	}))

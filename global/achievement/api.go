@@ -28,20 +28,8 @@ func (a *Achievements) Register(mux *http.ServeMux, requireAuth func(http.Handle
 
 var keyRe = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
-func caller(r *http.Request) (uuid.UUID, error) {
-	c, ok := accesstoken.FromContext(r.Context())
-	if !ok {
-		return uuid.Nil, httpapi.Unauthorized("missing access token")
-	}
-	id, err := uuid.Parse(c.PlayerID)
-	if err != nil {
-		return uuid.Nil, httpapi.Unauthorized("access token subject is not a player id")
-	}
-	return id, nil
-}
-
 func (a *Achievements) handleList(w http.ResponseWriter, r *http.Request) error {
-	me, err := caller(r)
+	me, err := accesstoken.Caller(r)
 	if err != nil {
 		return err
 	}
@@ -62,7 +50,7 @@ func (a *Achievements) handleList(w http.ResponseWriter, r *http.Request) error 
 func etag(v int64) string { return `"` + strconv.FormatInt(v, 10) + `"` }
 
 func (a *Achievements) storageKey(r *http.Request) (uuid.UUID, string, error) {
-	me, err := caller(r)
+	me, err := accesstoken.Caller(r)
 	if err != nil {
 		return me, "", err
 	}

@@ -62,24 +62,11 @@ func (p *Profiles) httpError(r *http.Request, err error) error {
 	return err
 }
 
-// caller is the player id of the verified access token.
-func caller(r *http.Request) (uuid.UUID, error) {
-	c, ok := accesstoken.FromContext(r.Context())
-	if !ok {
-		return uuid.Nil, httpapi.Unauthorized("missing access token")
-	}
-	id, err := uuid.Parse(c.PlayerID)
-	if err != nil {
-		return uuid.Nil, httpapi.Unauthorized("bad subject")
-	}
-	return id, nil
-}
-
 func (p *Profiles) handleGet(w http.ResponseWriter, r *http.Request) error {
 	var id uuid.UUID
 	if s := r.PathValue("playerId"); s == "me" {
 		var err error
-		if id, err = caller(r); err != nil {
+		if id, err = accesstoken.Caller(r); err != nil {
 			return err
 		}
 	} else {
@@ -97,7 +84,7 @@ func (p *Profiles) handleGet(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (p *Profiles) handlePatch(w http.ResponseWriter, r *http.Request) error {
-	id, err := caller(r)
+	id, err := accesstoken.Caller(r)
 	if err != nil {
 		return err
 	}
@@ -117,7 +104,7 @@ func (p *Profiles) handlePatch(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (p *Profiles) handleExport(w http.ResponseWriter, r *http.Request) error {
-	id, err := caller(r)
+	id, err := accesstoken.Caller(r)
 	if err != nil {
 		return err
 	}
@@ -132,7 +119,7 @@ func (p *Profiles) handleExport(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (p *Profiles) handleErase(w http.ResponseWriter, r *http.Request) error {
-	id, err := caller(r)
+	id, err := accesstoken.Caller(r)
 	if err != nil {
 		return err
 	}

@@ -27,19 +27,6 @@ func (s *Store) Register(mux *http.ServeMux, requireAuth func(http.Handler) http
 	}
 }
 
-// Caller returns the authenticated player id.
-func Caller(r *http.Request) (uuid.UUID, error) {
-	c, ok := accesstoken.FromContext(r.Context())
-	if !ok {
-		return uuid.Nil, httpapi.Unauthorized("missing access token")
-	}
-	id, err := uuid.Parse(c.PlayerID)
-	if err != nil {
-		return uuid.Nil, httpapi.Unauthorized("access token subject is not a player id")
-	}
-	return id, nil
-}
-
 // PlayerParam resolves a {playerId} path value ("me" = caller).
 func PlayerParam(r *http.Request, name string, caller uuid.UUID) (uuid.UUID, error) {
 	v := r.PathValue(name)
@@ -63,7 +50,7 @@ func (s *Store) handleItems(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Store) handlePurchase(w http.ResponseWriter, r *http.Request) error {
-	player, err := Caller(r)
+	player, err := accesstoken.Caller(r)
 	if err != nil {
 		return err
 	}
@@ -95,7 +82,7 @@ func (s *Store) handlePurchase(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Store) handleWallet(w http.ResponseWriter, r *http.Request) error {
-	player, err := Caller(r)
+	player, err := accesstoken.Caller(r)
 	if err != nil {
 		return err
 	}
@@ -108,7 +95,7 @@ func (s *Store) handleWallet(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Store) handleInventory(w http.ResponseWriter, r *http.Request) error {
-	caller, err := Caller(r)
+	caller, err := accesstoken.Caller(r)
 	if err != nil {
 		return err
 	}
@@ -126,7 +113,7 @@ func (s *Store) handleInventory(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Store) itemActionHandler(action string) httpapi.Handler {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		caller, err := Caller(r)
+		caller, err := accesstoken.Caller(r)
 		if err != nil {
 			return err
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/google/uuid"
 )
 
 // Audience is the aud claim of every access token.
@@ -133,4 +134,19 @@ func (v *Verifier) Middleware(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(WithClaims(r.Context(), c)))
 	})
+}
+
+// Caller returns the player id of the access token Middleware verified for
+// r, or a 401 *httpapi.Error when there is none or its subject is not a
+// player id.
+func Caller(r *http.Request) (uuid.UUID, error) {
+	c, ok := FromContext(r.Context())
+	if !ok {
+		return uuid.Nil, httpapi.Unauthorized("missing access token")
+	}
+	id, err := uuid.Parse(c.PlayerID)
+	if err != nil {
+		return uuid.Nil, httpapi.Unauthorized("access token subject is not a player id")
+	}
+	return id, nil
 }

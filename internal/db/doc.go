@@ -5,5 +5,5 @@
 //
 // The SQL in migrations runs unchanged on CockroachDB and PostgreSQL: UUID
 // keys, INSERT … ON CONFLICT, no sequences on hot tables, no triggers,
-// procedures, LISTEN/NOTIFY or engine-specific types.
+// procedures, database pub/sub notifications or engine-specific types.
 package db

@@ -10,6 +10,8 @@ import (
 	"github.com/cellgrid/cellgrid/cell/fleet"
 	"github.com/cellgrid/cellgrid/internal/db"
 	"github.com/cellgrid/cellgrid/internal/redisclient"
+	"github.com/cellgrid/cellgrid/jobs"
+	nomad "github.com/hashicorp/nomad/api"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 )
@@ -17,6 +19,7 @@ import (
 func cellCmd(rf *rootFlags) *cobra.Command {
 	cfg := cell.DefaultConfig()
 	var dbURL, redisAddr, natsURL, globalURL, seedHex, dgsCommand string
+	var launcherKind, nomadAddr, nomadRegion string
 	cmd := &cobra.Command{
 		Use:   "cell",
 		Short: "Run one regional cell: matchmaking, DGS fleet, sessions, relay",
@@ -61,7 +64,24 @@ func cellCmd(rf *rootFlags) *cobra.Command {
 				return err
 			}
 			defer nc.Close()
-			c, err := cell.New(cfg, cell.Deps{DB: pool, Redis: rc, NATS: nc, Launcher: &fleet.LocalLauncher{Output: os.Stderr}, Log: log})
+			var launcher fleet.Launcher
+			switch launcherKind {
+			case "local":
+				launcher = &fleet.LocalLauncher{Output: os.Stderr}
+			case "nomad":
+				ncfg := nomad.DefaultConfig()
+				ncfg.Address = nomadAddr
+				client, err := nomad.NewClient(ncfg)
+				if err != nil {
+					return fmt.Errorf("nomad client: %w", err)
+				}
+				nl := &jobs.NomadLauncher{Client: client, Region: nomadRegion}
+				defer nl.Close()
+				launcher = nl
+			default:
+				return fmt.Errorf("--launcher %q: want local or nomad", launcherKind)
+			}
+			c, err := cell.New(cfg, cell.Deps{DB: pool, Redis: rc, NATS: nc, Launcher: launcher, Log: log})
 			if err != nil {
 				return err
 			}
@@ -83,6 +103,9 @@ func cellCmd(rf *rootFlags) *cobra.Command {
 	f.IntVar(&cfg.Fleet.Min, "fleet-min", cfg.Fleet.Min, "minimum DGS processes")
 	f.IntVar(&cfg.Fleet.Max, "fleet-max", cfg.Fleet.Max, "maximum DGS processes")
 	f.IntVar(&cfg.Fleet.Buffer, "fleet-buffer", cfg.Fleet.Buffer, "Ready servers kept warm")
+	f.StringVar(&launcherKind, "launcher", "local", "how DGS processes start: local (child processes) or nomad (dispatch of the parameterized DGS job from `cellgrid jobs`)")
+	f.StringVar(&nomadAddr, "nomad", envOr("NOMAD_ADDR", "http://127.0.0.1:4646"), "Nomad API address (with --launcher nomad); env NOMAD_ADDR")
+	f.StringVar(&nomadRegion, "nomad-region", "", "Nomad region of the DGS job (default: the agent's)")
 	f.StringVar(&dbURL, "db", envOr("CELLGRID_DB", ""), "database URL; env CELLGRID_DB")
 	f.StringVar(&redisAddr, "redis", envOr("CELLGRID_REDIS", "127.0.0.1:6379"), "the cell's Redis host:port; env CELLGRID_REDIS")
 	f.StringVar(&natsURL, "nats", envOr("CELLGRID_NATS", "nats://127.0.0.1:4222"), "the cell's NATS URL; env CELLGRID_NATS")

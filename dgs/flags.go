@@ -26,6 +26,7 @@ func (cfg *ServerConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&cfg.TimeLimit, "time-limit", 3*time.Minute, "match duration limit")
 	fs.DurationVar(&cfg.WaitForPlayers, "wait-for-players", 30*time.Second, "how long an allocated match waits for its players")
 	fs.DurationVar(&cfg.HealthInterval, "health-interval", time.Second, "heartbeat interval")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve /healthz, /readyz and /metrics on this address (empty: off)")
 	fs.BoolVar(&cfg.ExitAfterMatch, "exit-after-match", false, "exit after one match instead of returning to Ready")
 }
 

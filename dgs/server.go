@@ -46,6 +46,10 @@ type ServerConfig struct {
 	// ExitAfterMatch makes RunServer return after one match instead of
 	// going back to Ready (fleet reuse, the default).
 	ExitAfterMatch bool
+
+	// MetricsAddr, when set, serves /healthz, /readyz and /metrics there
+	// ("127.0.0.1:0" picks a free port). Empty: no HTTP listener.
+	MetricsAddr string
 	// ResultTimeout bounds the retries of publishing one match result.
 	// Default 30 s.
 	ResultTimeout time.Duration
@@ -168,6 +172,14 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		return runErr
 	}
 
+	if cfg.MetricsAddr != "" {
+		ms, err := startMetrics(cfg.MetricsAddr, game, kit, nc, log)
+		if err != nil {
+			return stop(err)
+		}
+		defer ms.Close()
+		log.Info("dgs metrics", "url", ms.URL())
+	}
 	if err := kit.Ready(); err != nil {
 		return stop(fmt.Errorf("dgs: ready: %w", err))
 	}

@@ -1,0 +1,61 @@
+package dgs
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cellgrid/cellgrid/dgs/internal/dgstest"
+	"github.com/cellgrid/cellgrid/internal/testenv"
+)
+
+func TestRunServerServesHealthAndMetrics(t *testing.T) {
+	testenv.CheckGoroutines(t)
+	nc := dgstest.NATS(t, cell)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	runErr := make(chan error, 1)
+	go func() {
+		runErr <- RunServer(ctx, ServerConfig{Cell: cell, ID: "dgs-m", NATS: nc, GameListen: "127.0.0.1:0",
+			HealthInterval: 50 * time.Millisecond, MetricsAddr: addr})
+	}()
+	get := func(path string) (int, string, error) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), nil
+	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		code, body, err := get("/metrics")
+		if err != nil {
+			return err
+		}
+		if code != 200 || !strings.Contains(body, `dgs_state{state="ready"} 1`) || !strings.Contains(body, "dgs_joins_total 0") {
+			return fmt.Errorf("metrics %d: ready state not exported yet", code)
+		}
+		return nil
+	})
+	if code, body, err := get("/readyz"); err != nil || code != 200 {
+		t.Fatalf("readyz %d %s %v", code, body, err)
+	}
+	cancel()
+	if err := <-runErr; err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := get("/healthz"); err == nil {
+		t.Fatal("metrics listener still open after RunServer returned")
+	}
+}

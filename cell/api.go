@@ -74,6 +74,10 @@ func (c *Cell) join(w http.ResponseWriter, r *http.Request) error {
 	if err := httpapi.DecodeJSON(w, r, &req, 0); err != nil {
 		return err
 	}
+	if c.Draining() {
+		return &httpapi.Error{Status: http.StatusServiceUnavailable, Code: "cell_draining",
+			Message: "this cell is draining: join another cell from the topology", RetryAfter: c.cfg.RetryAfter}
+	}
 	players := []string{me}
 	seen := map[string]bool{me: true}
 	for _, p := range req.Party {

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
@@ -62,7 +63,8 @@ type Cell struct {
 	verifier *accesstoken.Verifier
 	stopKeys context.CancelFunc // background JWKS fetches of a verifier New built
 
-	intake *telemetry.IntakeHandler
+	intake   *telemetry.IntakeHandler
+	draining atomic.Bool
 
 	runOnce sync.Once
 }
@@ -166,6 +168,9 @@ func New(cfg Config, deps Deps) (*Cell, error) {
 		_ = c.relay.Close()
 		return nil, c.fail(err)
 	}
+	if c.cfg.PublicURL == "" {
+		c.cfg.PublicURL = c.http.URL()
+	}
 	return c, nil
 }
 
@@ -213,7 +218,7 @@ func (c *Cell) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 4)
+	errs := make(chan error, 5) // one per component below
 	run := func(name string, f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -231,6 +236,7 @@ func (c *Cell) Run(ctx context.Context) error {
 	run("matchmaker", c.mm.Run)
 	run("relay", c.relay.Run)
 	run("match results", c.sessions.RunResults)
+	run("heartbeat", c.runHeartbeat)
 	c.log.Info("cell running", "api", c.URL(), "relay", c.RelayAddr())
 	<-ctx.Done()
 	herr := c.http.Close()

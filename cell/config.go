@@ -66,6 +66,11 @@ type Config struct {
 	SessionLiveTTL time.Duration
 	// RetryAfter is what a shed join is told. Default 5s.
 	RetryAfter time.Duration
+	// PublicURL is the cell API's URL in heartbeats; default the listen URL.
+	PublicURL string
+	// HeartbeatInterval is how often the cell announces itself to the
+	// topology (default 1 s).
+	HeartbeatInterval time.Duration
 	// Telemetry configures POST /game/telemetry; its Cell is set to ID.
 	Telemetry TelemetryConfig
 }
@@ -73,16 +78,17 @@ type Config struct {
 // DefaultConfig returns every default in one place.
 func DefaultConfig() Config {
 	return Config{
-		HTTPAddr:        "127.0.0.1:0",
-		RelayAddr:       "127.0.0.1:0",
-		Relay:           relay.DefaultConfig(),
-		GameModes:       matchmaker.DefaultModes(),
-		Matchmaker:      matchmaker.DefaultConfig(),
-		Fleet:           fleet.DefaultConfig(),
-		ConnectTokenTTL: 30 * time.Second,
-		RatingCacheTTL:  5 * time.Minute,
-		SessionLiveTTL:  2 * time.Hour,
-		RetryAfter:      5 * time.Second,
+		HTTPAddr:          "127.0.0.1:0",
+		RelayAddr:         "127.0.0.1:0",
+		Relay:             relay.DefaultConfig(),
+		GameModes:         matchmaker.DefaultModes(),
+		Matchmaker:        matchmaker.DefaultConfig(),
+		Fleet:             fleet.DefaultConfig(),
+		ConnectTokenTTL:   30 * time.Second,
+		RatingCacheTTL:    5 * time.Minute,
+		SessionLiveTTL:    2 * time.Hour,
+		RetryAfter:        5 * time.Second,
+		HeartbeatInterval: time.Second,
 	}
 }
 
@@ -114,6 +120,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.RetryAfter <= 0 {
 		c.RetryAfter = d.RetryAfter
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = d.HeartbeatInterval
 	}
 	if len(c.ConnectKeySeed) != 0 && len(c.ConnectKeySeed) != ed25519.SeedSize {
 		return c, fmt.Errorf("cell config: connect key seed has %d bytes, want %d", len(c.ConnectKeySeed), ed25519.SeedSize)

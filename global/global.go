@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/cellgrid/cellgrid/global/achievement"
 	"github.com/cellgrid/cellgrid/global/auth"
@@ -34,6 +35,9 @@ type Config struct {
 	// PublicURL is the URL clients and cells reach the global layer at; it
 	// is the access tokens' issuer. Empty means the listen URL.
 	PublicURL string
+	// CellTimeout is how long a cell may miss heartbeats before the
+	// topology marks it failed (default 5 s).
+	CellTimeout time.Duration
 	// Cells lists the cell ids whose JetStream streams the global layer
 	// sources (match results, telemetry).
 	Cells []string
@@ -193,7 +197,14 @@ func (s *Server) build(mux *http.ServeMux) error {
 		}
 		pay.Register(mux, nil)
 	}
-	s.runs = append(s.runs, lb.Run, res.Run, tel.Run)
+	timeout := cfg.CellTimeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	watch := func(ctx context.Context) error {
+		return deps.Topology.Watch(ctx, deps.NATS, timeout, logFor("topology"))
+	}
+	s.runs = append(s.runs, lb.Run, res.Run, tel.Run, watch)
 	s.issuer = cfg.PublicURL
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/cellgrid/cellgrid/internal/httpapi"
 )
@@ -36,13 +37,14 @@ var ErrUnknownCell = errors.New("unknown cell")
 
 // Registry holds the current topology. It is safe for concurrent use.
 type Registry struct {
-	mu    sync.RWMutex
-	cells map[string]Cell // guarded by mu
+	mu       sync.RWMutex
+	cells    map[string]Cell      // guarded by mu
+	lastSeen map[string]time.Time // guarded by mu: last heartbeat (or Put)
 }
 
 // NewRegistry returns a registry holding cells.
 func NewRegistry(cells ...Cell) *Registry {
-	r := &Registry{cells: map[string]Cell{}}
+	r := &Registry{cells: map[string]Cell{}, lastSeen: map[string]time.Time{}}
 	for _, c := range cells {
 		r.Put(c)
 	}
@@ -57,9 +59,7 @@ func (r *Registry) Put(c Cell) {
 	if c.Beacon == "" {
 		c.Beacon = c.Relay
 	}
-	r.mu.Lock()
-	r.cells[c.ID] = c
-	r.mu.Unlock()
+	r.heard(c, time.Now())
 }
 
 // SetState marks a cell healthy, draining or failed.

@@ -111,5 +111,6 @@ func cellCmd(rf *rootFlags) *cobra.Command {
 	f.StringVar(&natsURL, "nats", envOr("CELLGRID_NATS", "nats://127.0.0.1:4222"), "the cell's NATS URL; env CELLGRID_NATS")
 	_ = cmd.MarkFlagRequired("id")
 	_ = cmd.MarkFlagRequired("db")
+	cmd.AddCommand(drainCmds(rf)...)
 	return cmd
 }

@@ -1,8 +1,12 @@
 package devstack
 
 import (
+	"errors"
+
 	"context"
 	"fmt"
+	"github.com/cellgrid/cellgrid/internal/events"
+	"github.com/nats-io/nats.go"
 	"io"
 	"log/slog"
 	"net/http"
@@ -117,5 +121,59 @@ func TestDevStackGuestLoginWalletProfile(t *testing.T) {
 	again, err := c.LoginDevice(ctx, "device-0001-abcdef")
 	if err != nil || again.PlayerID != sess.PlayerID {
 		t.Fatalf("second login: %+v %v", again, err)
+	}
+}
+
+// TestDrainCell is the SRE's drain: a request over NATS (as `cellgrid cell
+// drain` sends it) makes the cell refuse new tickets with 503, the global
+// topology shows it draining from its heartbeats, and undrain reverts both.
+func TestDrainCell(t *testing.T) {
+	st := startStack(t, "eu-west-1")
+	ctx := context.Background()
+	c, err := client.New(client.Config{GlobalURL: st.GlobalURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.LoginDevice(ctx, "drain-device-000001"); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(st.natsURL("global"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	request := func(verb string) {
+		t.Helper()
+		testenv.Eventually(t, 10*time.Second, func() error {
+			_, err := nc.Request(events.CellDrainSubject("eu-west-1"), []byte(verb), time.Second)
+			return err
+		})
+	}
+	topoState := func(want string) {
+		t.Helper()
+		testenv.Eventually(t, 10*time.Second, func() error {
+			cells, err := c.Topology(ctx)
+			if err != nil {
+				return err
+			}
+			if len(cells) != 1 || cells[0].State != want {
+				return fmt.Errorf("topology %+v, want %s", cells, want)
+			}
+			return nil
+		})
+	}
+	topoState("healthy")
+	cells, _ := c.Topology(ctx)
+	request("drain")
+	topoState("draining")
+	_, err = c.Join(ctx, cells[0], client.JoinRequest{GameMode: "duel"})
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.Status != 503 || ae.Code != "cell_draining" || ae.RetryAfter == 0 {
+		t.Fatalf("join while draining: %v", err)
+	}
+	request("undrain")
+	topoState("healthy")
+	if _, err := c.Join(ctx, cells[0], client.JoinRequest{GameMode: "duel"}); err != nil {
+		t.Fatalf("join after undrain: %v", err)
 	}
 }

@@ -64,3 +64,12 @@ func streamToken(cell string) string {
 	}
 	return string(b)
 }
+
+// CellHeartbeatSubject carries a CellHeartbeat from every cell about once a
+// second; it crosses the gateways to the global layer, which keeps the
+// topology from it.
+const CellHeartbeatSubject = "cellgrid.cells.heartbeat"
+
+// CellDrainSubject asks a cell to drain (body "drain") or to take new
+// tickets again (body "undrain"); the cell replies with its new state.
+func CellDrainSubject(cell string) string { return fmt.Sprintf("cellgrid.cells.%s.drain", cell) }

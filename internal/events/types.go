@@ -89,3 +89,20 @@ type TelemetryEvent struct {
 type TelemetryBatch struct {
 	Events []TelemetryEvent `json:"events"`
 }
+
+// Cell states in heartbeats and the topology.
+const (
+	CellHealthy  = "healthy"
+	CellDraining = "draining"
+	CellFailed   = "failed"
+)
+
+// CellHeartbeat announces a cell and its public endpoints.
+type CellHeartbeat struct {
+	ID     string    `json:"id"`
+	Region string    `json:"region"`
+	API    string    `json:"api"`
+	Relay  string    `json:"relay"`
+	State  string    `json:"state"` // CellHealthy or CellDraining
+	At     time.Time `json:"at"`
+}

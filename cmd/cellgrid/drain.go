@@ -1,0 +1,48 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/cellgrid/cellgrid/internal/events"
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+)
+
+// drainCmds are `cellgrid cell drain` and `cellgrid cell undrain`: ask a
+// running cell (over NATS, from anywhere in the supercluster) to stop or
+// resume taking new tickets. Running matches carry on; the topology shows
+// the cell as draining so clients join elsewhere.
+func drainCmds(rf *rootFlags) []*cobra.Command {
+	mk := func(verb, short string) *cobra.Command {
+		var id, natsURL string
+		cmd := &cobra.Command{
+			Use:   verb,
+			Short: short,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				if _, err := rf.logger(); err != nil {
+					return err
+				}
+				nc, err := nats.Connect(natsURL, nats.Name("cellgrid-ops"))
+				if err != nil {
+					return err
+				}
+				defer nc.Close()
+				msg, err := nc.Request(events.CellDrainSubject(id), []byte(verb), 5*time.Second)
+				if err != nil {
+					return fmt.Errorf("%s %s: %w", verb, id, err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "cell %s: %s\n", id, msg.Data)
+				return nil
+			},
+		}
+		cmd.Flags().StringVar(&id, "id", "", "cell id (required)")
+		cmd.Flags().StringVar(&natsURL, "nats", envOr("CELLGRID_NATS", "nats://127.0.0.1:4222"), "any NATS server of the supercluster; env CELLGRID_NATS")
+		_ = cmd.MarkFlagRequired("id")
+		return cmd
+	}
+	return []*cobra.Command{
+		mk("drain", "Stop a cell taking new tickets (running matches finish)"),
+		mk("undrain", "Let a drained cell take new tickets again"),
+	}
+}

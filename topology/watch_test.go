@@ -1,0 +1,56 @@
+package topology
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/cellgrid/cellgrid/internal/events"
+	"github.com/cellgrid/cellgrid/internal/testenv"
+)
+
+// TestWatchFollowsHeartbeatsAcrossGateways: heartbeats published in a
+// cell's cluster reach the global cluster's watcher; the cell appears,
+// follows its reported state, is failed when silent and recovers.
+func TestWatchFollowsHeartbeatsAcrossGateways(t *testing.T) {
+	testenv.CheckGoroutines(t)
+	sc := testenv.NewSuperCluster(t, "global", "eu-west-1")
+	global := testenv.Connect(t, sc.Server("global"))
+	cell := testenv.Connect(t, sc.Server("eu-west-1"))
+	r := NewRegistry()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Watch(ctx, global, 400*time.Millisecond, nil) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+
+	beat := func(state string) {
+		b, _ := json.Marshal(events.CellHeartbeat{ID: "eu-west-1", Region: "eu", API: "http://eu", Relay: "127.0.0.1:7777", State: state, At: time.Now()})
+		if err := cell.Publish(events.CellHeartbeatSubject, b); err != nil {
+			t.Fatal(err)
+		}
+		_ = cell.Publish(events.CellHeartbeatSubject, []byte("{not json")) // ignored
+	}
+	want := func(state string, keepBeating string) {
+		testenv.Eventually(t, 10*time.Second, func() error {
+			if keepBeating != "" {
+				beat(keepBeating)
+			}
+			cells := r.Cells()
+			if len(cells) != 1 || cells[0].State != state || cells[0].Beacon != "127.0.0.1:7777" {
+				return fmt.Errorf("cells = %+v, want eu-west-1 %s", cells, state)
+			}
+			return nil
+		})
+	}
+	want(StateHealthy, events.CellHealthy)
+	want(StateDraining, events.CellDraining)
+	want(StateFailed, "") // silence
+	want(StateHealthy, events.CellHealthy)
+}

@@ -244,3 +244,7 @@ func (st *Stack) Close() {
 
 // natsURL is the client URL of a cluster's server.
 func (st *Stack) natsURL(cluster string) string { return st.nats.Server(cluster).ClientURL() }
+
+// NATSURL is the client URL of the global layer's NATS server; any server
+// of the supercluster reaches every cell (e.g. for `cellgrid cell drain`).
+func (st *Stack) NATSURL() string { return st.natsURL("global") }

@@ -97,26 +97,7 @@ func (s *Store) liveKey(id string) string { return s.prefix + "sess:" + id }
 // EnsureStream creates the cell's match stream, placed in the NATS
 // cluster named after the cell, unless it exists.
 func (s *Store) EnsureStream(ctx context.Context) error {
-	name := events.MatchStream(s.cfg.Cell)
-	_, err := s.js.Stream(ctx, name)
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return fmt.Errorf("match stream %s: %w", name, err)
-	}
-	_, err = s.js.CreateStream(ctx, jetstream.StreamConfig{
-		Name:       name,
-		Subjects:   []string{events.MatchSubjects(s.cfg.Cell)},
-		Storage:    jetstream.FileStorage,
-		Duplicates: s.cfg.Duplicates,
-		MaxAge:     7 * 24 * time.Hour,
-		Placement:  &jetstream.Placement{Cluster: s.cfg.Cell},
-	})
-	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		return fmt.Errorf("create match stream %s: %w", name, err)
-	}
-	return nil
+	return events.EnsureMatchStream(ctx, s.js, s.cfg.Cell, s.cfg.Duplicates)
 }
 
 func (s *Store) publish(ctx context.Context, kind string, sess Session, at time.Time) error {

@@ -314,22 +314,8 @@ func (s *SDK) ensureStream(ctx context.Context) error {
 	if ok {
 		return nil
 	}
-	name := events.MatchStream(s.cfg.Cell)
-	_, err := s.js.Stream(ctx, name)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		_, err = s.js.CreateStream(ctx, jetstream.StreamConfig{
-			Name:       name,
-			Subjects:   []string{events.MatchSubjects(s.cfg.Cell)},
-			Storage:    jetstream.FileStorage,
-			Duplicates: s.cfg.ResultDuplicateWindow,
-			Placement:  &jetstream.Placement{Cluster: s.cfg.Cell},
-		})
-		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			err = nil
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("match stream %s: %w", name, err)
+	if err := events.EnsureMatchStream(ctx, s.js, s.cfg.Cell, s.cfg.ResultDuplicateWindow); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	s.streamOK = true

@@ -54,24 +54,31 @@ func New(cfg Config, deps Deps) (*Consumer, error) {
 	return c, nil
 }
 
-// EnsureStream creates or updates the sourcing stream in the global cluster.
-func (c *Consumer) EnsureStream(ctx context.Context) error {
-	sc := jetstream.StreamConfig{
-		Name:        c.cfg.Stream,
-		Description: "match results of every cell, sourced into the global cluster",
-		Storage:     jetstream.FileStorage,
-		Replicas:    c.cfg.Replicas,
-		Placement:   &jetstream.Placement{Cluster: c.cfg.Cluster},
-		MaxAge:      7 * 24 * time.Hour,
-		Duplicates:  10 * time.Minute,
+// stream describes the global stream sourcing every cell's match results.
+func (c *Consumer) stream() events.SourcedStream {
+	st := events.SourcedStream{
+		Name:          c.cfg.Stream,
+		Description:   "match results of every cell, sourced into the global cluster",
+		Cluster:       c.cfg.Cluster,
+		Replicas:      c.cfg.Replicas,
+		MaxAge:        7 * 24 * time.Hour,
+		Duplicates:    10 * time.Minute,
+		Durable:       c.cfg.Durable,
+		AckWait:       c.cfg.AckWait,
+		MaxAckPending: 256,
 	}
 	for _, cell := range c.cfg.Cells {
-		sc.Sources = append(sc.Sources, &jetstream.StreamSource{
+		st.Sources = append(st.Sources, &jetstream.StreamSource{
 			Name: events.MatchStream(cell), FilterSubject: events.MatchResultSubject(cell),
 		})
 	}
-	if _, err := c.deps.JS.CreateOrUpdateStream(ctx, sc); err != nil {
-		return fmt.Errorf("results: stream %s: %w", c.cfg.Stream, err)
+	return st
+}
+
+// EnsureStream creates or updates the sourcing stream in the global cluster.
+func (c *Consumer) EnsureStream(ctx context.Context) error {
+	if err := c.stream().EnsureStream(ctx, c.deps.JS); err != nil {
+		return fmt.Errorf("results: %w", err)
 	}
 	return nil
 }
@@ -80,24 +87,12 @@ func (c *Consumer) EnsureStream(ctx context.Context) error {
 // goroutine it started ended. Unacked messages are redelivered to the next
 // consumer instance.
 func (c *Consumer) Run(ctx context.Context) error {
-	if err := c.EnsureStream(ctx); err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return err
-	}
-	cons, err := c.deps.JS.CreateOrUpdateConsumer(ctx, c.cfg.Stream, jetstream.ConsumerConfig{
-		Durable:       c.cfg.Durable,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       c.cfg.AckWait,
-		MaxDeliver:    -1,
-		MaxAckPending: 256,
-	})
+	cons, err := c.stream().Consumer(ctx, c.deps.JS)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("results: consumer: %w", err)
+		return fmt.Errorf("results: %w", err)
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(32))
 	if err != nil {

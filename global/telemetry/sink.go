@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/cellgrid/cellgrid/internal/httpapi"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/cellgrid/cellgrid/internal/db"
 	"github.com/cellgrid/cellgrid/internal/events"
+	"github.com/cellgrid/cellgrid/internal/httpapi"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -129,22 +129,29 @@ func New(cfg Config, deps Deps) (*Telemetry, error) {
 	return t, nil
 }
 
+// stream describes the global stream sourcing every cell's telemetry.
+func (t *Telemetry) stream() events.SourcedStream {
+	st := events.SourcedStream{
+		Name:          t.cfg.Stream,
+		Description:   "telemetry of every cell, sourced into the global cluster",
+		Cluster:       t.cfg.Cluster,
+		Replicas:      t.cfg.Replicas,
+		MaxAge:        3 * 24 * time.Hour,
+		Durable:       t.cfg.Durable,
+		AckWait:       t.cfg.AckWait,
+		MaxAckPending: t.cfg.BatchMessages * 4,
+	}
+	for _, cell := range t.cfg.Cells {
+		st.Sources = append(st.Sources, &jetstream.StreamSource{Name: events.TelemetryStream(cell)})
+	}
+	return st
+}
+
 // EnsureStream creates or updates the global stream sourcing every cell's
 // telemetry stream.
 func (t *Telemetry) EnsureStream(ctx context.Context) error {
-	sc := jetstream.StreamConfig{
-		Name:        t.cfg.Stream,
-		Description: "telemetry of every cell, sourced into the global cluster",
-		Storage:     jetstream.FileStorage,
-		Replicas:    t.cfg.Replicas,
-		Placement:   &jetstream.Placement{Cluster: t.cfg.Cluster},
-		MaxAge:      3 * 24 * time.Hour,
-	}
-	for _, cell := range t.cfg.Cells {
-		sc.Sources = append(sc.Sources, &jetstream.StreamSource{Name: events.TelemetryStream(cell)})
-	}
-	if _, err := t.js.CreateOrUpdateStream(ctx, sc); err != nil {
-		return fmt.Errorf("telemetry: stream %s: %w", t.cfg.Stream, err)
+	if err := t.stream().EnsureStream(ctx, t.js); err != nil {
+		return fmt.Errorf("telemetry: %w", err)
 	}
 	return nil
 }
@@ -152,24 +159,12 @@ func (t *Telemetry) EnsureStream(ctx context.Context) error {
 // Run is the batch sink: it returns nil when ctx is cancelled, after naking
 // what it fetched but did not commit (so the next sink gets it at once).
 func (t *Telemetry) Run(ctx context.Context) error {
-	if err := t.EnsureStream(ctx); err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return err
-	}
-	cons, err := t.js.CreateOrUpdateConsumer(ctx, t.cfg.Stream, jetstream.ConsumerConfig{
-		Durable:       t.cfg.Durable,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       t.cfg.AckWait,
-		MaxDeliver:    -1,
-		MaxAckPending: t.cfg.BatchMessages * 4,
-	})
+	cons, err := t.stream().Consumer(ctx, t.js)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("telemetry: consumer: %w", err)
+		return fmt.Errorf("telemetry: %w", err)
 	}
 	for ctx.Err() == nil {
 		if err := t.sinkOnce(ctx, cons); err != nil && ctx.Err() == nil {

@@ -4,11 +4,11 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"github.com/cellgrid/cellgrid/cell/telemetry"
 	"time"
 
 	"github.com/cellgrid/cellgrid/cell/fleet"
 	"github.com/cellgrid/cellgrid/cell/matchmaker"
+	"github.com/cellgrid/cellgrid/cell/telemetry"
 	"github.com/cellgrid/cellgrid/relay"
 )
 

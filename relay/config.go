@@ -4,16 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/cellgrid/cellgrid/relay/packet"
 	"log/slog"
 	"net"
 	"net/netip"
 	"time"
 
+	"github.com/cellgrid/cellgrid/internal/connecttoken"
+	"github.com/cellgrid/cellgrid/relay/packet"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/cellgrid/cellgrid/internal/connecttoken"
 )
 
 // Config tunes a Relay. A zero field takes its value from DefaultConfig;

@@ -3,14 +3,13 @@ package relay
 import (
 	"context"
 	"errors"
-	"github.com/cellgrid/cellgrid/relay/packet"
 	"net"
 	"net/netip"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/cellgrid/cellgrid/internal/connecttoken"
+	"github.com/cellgrid/cellgrid/relay/packet"
+	"golang.org/x/time/rate"
 )
 
 // helloResult is what a HELLO led to: the binding that now carries the

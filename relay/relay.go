@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/cellgrid/cellgrid/relay/packet"
 	"hash/maphash"
 	"log/slog"
 	"net"
@@ -13,10 +12,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cellgrid/cellgrid/internal/connecttoken"
+	"github.com/cellgrid/cellgrid/relay/packet"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/time/rate"
-
-	"github.com/cellgrid/cellgrid/internal/connecttoken"
 )
 
 // Relay forwards datagrams between bound clients and their DGS. Create it

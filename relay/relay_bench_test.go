@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"github.com/cellgrid/cellgrid/relay/packet"
 	"net"
 	"net/netip"
 	"runtime"
@@ -9,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cellgrid/cellgrid/relay/packet"
 )
 
 // Run all three in one go:

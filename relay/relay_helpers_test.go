@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"github.com/cellgrid/cellgrid/relay/packet"
 	"io"
 	"log/slog"
 	"net"
@@ -16,11 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cellgrid/cellgrid/internal/connecttoken"
+	"github.com/cellgrid/cellgrid/relay/packet"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-
-	"github.com/cellgrid/cellgrid/internal/connecttoken"
 )
 
 // eventually polls f until it returns nil or the deadline passes.

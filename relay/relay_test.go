@@ -5,16 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/cellgrid/cellgrid/relay/packet"
 	"net"
 	"runtime"
 	"testing"
 	"time"
 
+	"github.com/cellgrid/cellgrid/internal/connecttoken"
+	"github.com/cellgrid/cellgrid/relay/packet"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/cellgrid/cellgrid/internal/connecttoken"
 )
 
 func TestForwardsBothWays(t *testing.T) {

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/cellgrid/cellgrid/internal/httpapi"
 	"log/slog"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/cellgrid/cellgrid/internal/httpapi"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/cellgrid/cellgrid/internal/httpapi"
 	"log/slog"
 	"time"
 
 	"github.com/cellgrid/cellgrid/internal/db"
+	"github.com/cellgrid/cellgrid/internal/httpapi"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"github.com/cellgrid/cellgrid/internal/natsembed"
 	"github.com/cellgrid/cellgrid/internal/redisclient"
 	"github.com/cellgrid/cellgrid/topology"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/redis/rueidis"
 )

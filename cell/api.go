@@ -14,8 +14,8 @@ import (
 
 	"github.com/cellgrid/cellgrid/cell/matchmaker"
 	"github.com/cellgrid/cellgrid/internal/accesstoken"
-	"github.com/cellgrid/cellgrid/internal/connecttoken"
 	"github.com/cellgrid/cellgrid/internal/httpapi"
+	"github.com/cellgrid/cellgrid/proto/connecttoken"
 )
 
 // defaultRating is a player's rating when the players table has no row.

@@ -13,20 +13,21 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/cellgrid/cellgrid/cell/fleet"
-	"github.com/cellgrid/cellgrid/cell/matchmaker"
-	"github.com/cellgrid/cellgrid/cell/session"
-	"github.com/cellgrid/cellgrid/cell/telemetry"
-	"github.com/cellgrid/cellgrid/internal/accesstoken"
-	"github.com/cellgrid/cellgrid/internal/connecttoken"
-	"github.com/cellgrid/cellgrid/internal/httpapi"
-	"github.com/cellgrid/cellgrid/internal/redisclient"
-	"github.com/cellgrid/cellgrid/relay"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/rueidis"
+
+	"github.com/cellgrid/cellgrid/cell/fleet"
+	"github.com/cellgrid/cellgrid/cell/matchmaker"
+	"github.com/cellgrid/cellgrid/cell/session"
+	"github.com/cellgrid/cellgrid/cell/telemetry"
+	"github.com/cellgrid/cellgrid/internal/accesstoken"
+	"github.com/cellgrid/cellgrid/internal/httpapi"
+	"github.com/cellgrid/cellgrid/internal/redisclient"
+	"github.com/cellgrid/cellgrid/proto/connecttoken"
+	"github.com/cellgrid/cellgrid/relay"
 )
 
 // Deps are what a cell needs from outside. DB, Redis and NATS are

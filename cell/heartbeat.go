@@ -5,8 +5,9 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/cellgrid/cellgrid/internal/events"
 	"github.com/nats-io/nats.go"
+
+	"github.com/cellgrid/cellgrid/proto/events"
 )
 
 // Draining reports whether the cell refuses new tickets (running matches

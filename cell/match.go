@@ -11,8 +11,8 @@ import (
 
 	"github.com/cellgrid/cellgrid/cell/matchmaker"
 	"github.com/cellgrid/cellgrid/cell/session"
-	"github.com/cellgrid/cellgrid/internal/connecttoken"
-	"github.com/cellgrid/cellgrid/internal/events"
+	"github.com/cellgrid/cellgrid/proto/connecttoken"
+	"github.com/cellgrid/cellgrid/proto/events"
 )
 
 // readyDoc is stored on each ticket once its session is ready. GameAddr

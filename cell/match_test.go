@@ -16,10 +16,10 @@ import (
 
 	"github.com/cellgrid/cellgrid/cell/matchmaker"
 	"github.com/cellgrid/cellgrid/cell/session"
-	"github.com/cellgrid/cellgrid/internal/connecttoken"
-	"github.com/cellgrid/cellgrid/internal/events"
 	"github.com/cellgrid/cellgrid/internal/testenv"
-	"github.com/cellgrid/cellgrid/relay/packet"
+	"github.com/cellgrid/cellgrid/proto/connecttoken"
+	"github.com/cellgrid/cellgrid/proto/events"
+	"github.com/cellgrid/cellgrid/proto/packet"
 )
 
 func TestDuelEndToEnd(t *testing.T) {

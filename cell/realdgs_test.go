@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/cellgrid/cellgrid/dgs"
-	"github.com/cellgrid/cellgrid/internal/connecttoken"
 	"github.com/cellgrid/cellgrid/internal/testenv"
+	"github.com/cellgrid/cellgrid/proto/connecttoken"
 )
 
 // realDGSEnv makes the re-executed test binary run the real dgs.RunServer

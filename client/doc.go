@@ -6,6 +6,6 @@
 // KCP and play.
 //
 // It speaks only the public contracts: the HTTP APIs (JSON), the relay's
-// control packets (relay/packet.go) and the game wire protocol (dgs/wire).
+// control packets (proto/packet) and the game wire protocol (proto/wire, spoken by client/gameconn).
 // It never imports server internals.
 package client

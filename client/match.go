@@ -9,8 +9,8 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/cellgrid/cellgrid/dgs/wire"
-	"github.com/cellgrid/cellgrid/internal/connecttoken"
+	"github.com/cellgrid/cellgrid/client/gameconn"
+	"github.com/cellgrid/cellgrid/proto/connecttoken"
 )
 
 // Ticket states as the cell reports them.
@@ -111,7 +111,7 @@ func (c *Client) WaitMatch(ctx context.Context, cell Cell, ticketID string, poll
 
 // Play connects to the match's game server through the relay (HELLO with
 // the connect token, then KCP end to end) and returns the game connection.
-func Play(ctx context.Context, s MatchSession) (*wire.Client, error) {
+func Play(ctx context.Context, s MatchSession) (*gameconn.Client, error) {
 	token, err := connecttoken.DecodeString(s.ConnectToken)
 	if err != nil {
 		return nil, fmt.Errorf("play %s: %w", s.ID, err)
@@ -120,7 +120,7 @@ func Play(ctx context.Context, s MatchSession) (*wire.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("play %s: relay address: %w", s.ID, err)
 	}
-	gc, err := wire.Dial(ctx, wire.ClientConfig{Addr: addr, Token: token})
+	gc, err := gameconn.Dial(ctx, gameconn.ClientConfig{Addr: addr, Token: token})
 	if err != nil {
 		return nil, fmt.Errorf("play %s: %w", s.ID, err)
 	}

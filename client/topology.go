@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cellgrid/cellgrid/relay/packet"
+	"github.com/cellgrid/cellgrid/proto/packet"
 )
 
 // Cell is one cell of the topology, as GET /topology returns it.

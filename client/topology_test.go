@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cellgrid/cellgrid/internal/connecttoken"
+	"github.com/cellgrid/cellgrid/proto/connecttoken"
 	"github.com/cellgrid/cellgrid/relay"
 )
 

@@ -6,8 +6,8 @@
 //
 //   - dgs/sdk: the lifecycle SDK, like Agones' SDK: Ready, allocation
 //     requests, health heartbeats, shutdown requests and exactly-once match
-//     result publishing, all over the cell's NATS (internal/events).
-//   - dgs/wire: the game protocol spoken over KCP end to end between the
+//     result publishing, all over the cell's NATS (proto/events).
+//   - proto/wire: the game protocol spoken over KCP end to end between the
 //     client and the DGS (through the relay), and a small Go game client
 //     that client/ and the bots reuse. It imports no server code.
 //   - dgs/arena: a sample server-authoritative arena shooter: a kcp-go

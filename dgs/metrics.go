@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/cellgrid/cellgrid/dgs/arena"
-	"github.com/cellgrid/cellgrid/dgs/sdk"
-	"github.com/cellgrid/cellgrid/internal/events"
-	"github.com/cellgrid/cellgrid/internal/httpapi"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cellgrid/cellgrid/dgs/arena"
+	"github.com/cellgrid/cellgrid/dgs/sdk"
+	"github.com/cellgrid/cellgrid/internal/httpapi"
+	"github.com/cellgrid/cellgrid/proto/events"
 )
 
 // startMetrics serves /healthz, /readyz (NATS connected, SDK not shut

@@ -13,7 +13,7 @@ import (
 
 	"github.com/cellgrid/cellgrid/dgs/arena"
 	"github.com/cellgrid/cellgrid/dgs/sdk"
-	"github.com/cellgrid/cellgrid/internal/events"
+	"github.com/cellgrid/cellgrid/proto/events"
 )
 
 // ServerConfig is what `cellgrid dgs` passes to RunServer (its flags). Zero

@@ -18,12 +18,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cellgrid/cellgrid/client/gameconn"
 	"github.com/cellgrid/cellgrid/dgs/internal/dgstest"
 	"github.com/cellgrid/cellgrid/dgs/sdk"
-	"github.com/cellgrid/cellgrid/dgs/wire"
-	"github.com/cellgrid/cellgrid/internal/connecttoken"
-	"github.com/cellgrid/cellgrid/internal/events"
 	"github.com/cellgrid/cellgrid/internal/testenv"
+	"github.com/cellgrid/cellgrid/proto/connecttoken"
+	"github.com/cellgrid/cellgrid/proto/events"
 )
 
 const cell = "eu-dgs-1"
@@ -122,7 +122,7 @@ func TestRunServerMatchResultAndShutdown(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := wire.Dial(dctx, wire.ClientConfig{Addr: net.UDPAddrFromAddrPort(gameAddr), Token: tok})
+		c, err := gameconn.Dial(dctx, gameconn.ClientConfig{Addr: net.UDPAddrFromAddrPort(gameAddr), Token: tok})
 		if err != nil {
 			t.Fatalf("dial: %v", err)
 		}

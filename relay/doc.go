@@ -7,7 +7,7 @@
 //     KCP and never decodes game payloads: it forwards datagrams as opaque
 //     bytes);
 //   - the connect-token handshake: a client's HELLO carries the connect token
-//     the cell minted (internal/connecttoken); the relay verifies signature
+//     the cell minted (proto/connecttoken); the relay verifies signature
 //     and expiry, asks a SessionChecker whether the game session is live and a
 //     ReplayGuard whether the token's nonce is fresh, then binds the client's
 //     address to a fresh upstream UDP socket connected to the token's DGS

@@ -7,9 +7,10 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/cellgrid/cellgrid/internal/connecttoken"
-	"github.com/cellgrid/cellgrid/relay/packet"
 	"golang.org/x/time/rate"
+
+	"github.com/cellgrid/cellgrid/proto/connecttoken"
+	"github.com/cellgrid/cellgrid/proto/packet"
 )
 
 // helloResult is what a HELLO led to: the binding that now carries the

@@ -12,10 +12,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cellgrid/cellgrid/internal/connecttoken"
-	"github.com/cellgrid/cellgrid/relay/packet"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/time/rate"
+
+	"github.com/cellgrid/cellgrid/proto/connecttoken"
+	"github.com/cellgrid/cellgrid/proto/packet"
 )
 
 // Relay forwards datagrams between bound clients and their DGS. Create it

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cellgrid/cellgrid/relay/packet"
+	"github.com/cellgrid/cellgrid/proto/packet"
 )
 
 // Run all three in one go:

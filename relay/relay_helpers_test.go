@@ -15,11 +15,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cellgrid/cellgrid/internal/connecttoken"
-	"github.com/cellgrid/cellgrid/relay/packet"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/cellgrid/cellgrid/proto/connecttoken"
+	"github.com/cellgrid/cellgrid/proto/packet"
 )
 
 // eventually polls f until it returns nil or the deadline passes.

@@ -10,10 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cellgrid/cellgrid/internal/connecttoken"
-	"github.com/cellgrid/cellgrid/relay/packet"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cellgrid/cellgrid/proto/connecttoken"
+	"github.com/cellgrid/cellgrid/proto/packet"
 )
 
 func TestForwardsBothWays(t *testing.T) {

@@ -7,8 +7,9 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/cellgrid/cellgrid/internal/events"
 	"github.com/nats-io/nats.go"
+
+	"github.com/cellgrid/cellgrid/proto/events"
 )
 
 // Watch keeps r current from the cells' heartbeats on NATS: a cell that

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cellgrid/cellgrid/internal/events"
 	"github.com/cellgrid/cellgrid/internal/testenv"
+	"github.com/cellgrid/cellgrid/proto/events"
 )
 
 // TestWatchFollowsHeartbeatsAcrossGateways: heartbeats published in a

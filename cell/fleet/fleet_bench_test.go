@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/cellgrid/cellgrid/internal/events"
+	"github.com/cellgrid/cellgrid/proto/events"
 )
 
 func quantile(ds []time.Duration, q float64) time.Duration {

@@ -13,8 +13,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/cellgrid/cellgrid/cell/internal/testdgs"
-	"github.com/cellgrid/cellgrid/internal/events"
 	"github.com/cellgrid/cellgrid/internal/testenv"
+	"github.com/cellgrid/cellgrid/proto/events"
 )
 
 // TestMain re-executes the test binary as a DGS when the fleet launches it.

@@ -11,14 +11,15 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cellgrid/cellgrid/internal/accesstoken"
-	"github.com/cellgrid/cellgrid/internal/events"
-	"github.com/cellgrid/cellgrid/internal/httpapi"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
+
+	"github.com/cellgrid/cellgrid/internal/accesstoken"
+	"github.com/cellgrid/cellgrid/internal/httpapi"
+	"github.com/cellgrid/cellgrid/proto/events"
 )
 
 // IntakeConfig configures the cell-side intake.

@@ -10,12 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cellgrid/cellgrid/internal/accesstoken"
-	"github.com/cellgrid/cellgrid/internal/events"
-	"github.com/cellgrid/cellgrid/internal/testenv"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cellgrid/cellgrid/internal/accesstoken"
+	"github.com/cellgrid/cellgrid/internal/testenv"
+	"github.com/cellgrid/cellgrid/proto/events"
 )
 
 func post(h http.Handler, player string, body any) *httptest.ResponseRecorder {

@@ -14,7 +14,8 @@ import (
 	"time"
 
 	"github.com/cellgrid/cellgrid/client"
-	"github.com/cellgrid/cellgrid/dgs/wire"
+	"github.com/cellgrid/cellgrid/client/gameconn"
+	"github.com/cellgrid/cellgrid/proto/wire"
 )
 
 // Config configures a swarm.
@@ -209,7 +210,7 @@ func playOne(ctx context.Context, cfg Config, cheat bool, ctr *Counters) (res re
 
 // drive sends one input per snapshot until the match ends. Honest bots
 // wander within the server's limits; cheaters move far too fast.
-func drive(ctx context.Context, gc *wire.Client, cheat bool) ([]time.Duration, error) {
+func drive(ctx context.Context, gc *gameconn.Client, cheat bool) ([]time.Duration, error) {
 	acc := gc.Accept()
 	step := int16(acc.MaxStep / 2)
 	if cheat {

@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/cellgrid/cellgrid/internal/devstack"
 	"github.com/spf13/cobra"
+
+	"github.com/cellgrid/cellgrid/devstack"
 )
 
 func devCmd(rf *rootFlags) *cobra.Command {

@@ -4,9 +4,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cellgrid/cellgrid/internal/events"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
+
+	"github.com/cellgrid/cellgrid/proto/events"
 )
 
 // drainCmds are `cellgrid cell drain` and `cellgrid cell undrain`: ask a

@@ -14,10 +14,11 @@ import (
 	"github.com/google/uuid"
 	"github.com/xtaci/kcp-go/v5"
 
-	"github.com/cellgrid/cellgrid/dgs/wire"
-	"github.com/cellgrid/cellgrid/internal/connecttoken"
+	"github.com/cellgrid/cellgrid/client/gameconn"
 	"github.com/cellgrid/cellgrid/internal/testenv"
-	"github.com/cellgrid/cellgrid/relay/packet"
+	"github.com/cellgrid/cellgrid/proto/connecttoken"
+	"github.com/cellgrid/cellgrid/proto/packet"
+	"github.com/cellgrid/cellgrid/proto/wire"
 )
 
 func TestMatchToScoreLimit(t *testing.T) {
@@ -28,7 +29,7 @@ func TestMatchToScoreLimit(t *testing.T) {
 	defer cancel()
 
 	var wg sync.WaitGroup
-	clients := make([]*wire.Client, 2)
+	clients := make([]*gameconn.Client, 2)
 	for i, p := range f.players {
 		c, err := f.dial(ctx, f.token(p, nil))
 		if err != nil {
@@ -190,7 +191,7 @@ func rawStream(t *testing.T, f *fixture, helloTok, joinTok []byte) wire.Message 
 		t.Fatal(err)
 	}
 	defer sess.Close()
-	wire.TuneKCP(sess)
+	gameconn.TuneKCP(sess)
 	if _, err := sess.Write(wire.AppendFrame(nil, wire.Join{Token: joinTok})); err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +272,7 @@ func TestJoinRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := wire.Dial(ctx, wire.ClientConfig{Addr: f.addr, Token: good, Conn: pc})
+	c, err := gameconn.Dial(ctx, gameconn.ClientConfig{Addr: f.addr, Token: good, Conn: pc})
 	if err != nil {
 		t.Fatalf("good dial: %v", err)
 	}

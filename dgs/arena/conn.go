@@ -9,7 +9,7 @@ import (
 
 	"github.com/xtaci/kcp-go/v5"
 
-	"github.com/cellgrid/cellgrid/dgs/wire"
+	"github.com/cellgrid/cellgrid/proto/wire"
 )
 
 // conn is one player's KCP stream after a valid JOIN. Its reader goroutine

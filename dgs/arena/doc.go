@@ -1,5 +1,5 @@
 // Package arena is cellgrid's sample server-authoritative game: a top-down
-// arena shooter served over KCP (dgs/wire), one match at a time.
+// arena shooter served over KCP (proto/wire), one match at a time.
 //
 // # Sockets and admission
 //

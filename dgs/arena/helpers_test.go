@@ -12,10 +12,11 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cellgrid/cellgrid/client/gameconn"
 	"github.com/cellgrid/cellgrid/dgs/internal/dgstest"
-	"github.com/cellgrid/cellgrid/dgs/wire"
-	"github.com/cellgrid/cellgrid/internal/connecttoken"
-	"github.com/cellgrid/cellgrid/internal/events"
+	"github.com/cellgrid/cellgrid/proto/connecttoken"
+	"github.com/cellgrid/cellgrid/proto/events"
+	"github.com/cellgrid/cellgrid/proto/wire"
 )
 
 // fixture is a running arena server with a cell key and one allocation.
@@ -98,8 +99,8 @@ func (f *fixture) token(player uuid.UUID, mutate func(*connecttoken.Token)) []by
 	return b
 }
 
-func (f *fixture) dial(ctx context.Context, token []byte) (*wire.Client, error) {
-	c, err := wire.Dial(ctx, wire.ClientConfig{Addr: f.addr, Token: token})
+func (f *fixture) dial(ctx context.Context, token []byte) (*gameconn.Client, error) {
+	c, err := gameconn.Dial(ctx, gameconn.ClientConfig{Addr: f.addr, Token: token})
 	if err == nil {
 		f.t.Cleanup(func() { c.Close() })
 	}
@@ -117,6 +118,6 @@ func (f *fixture) waitResult() events.MatchResult {
 	return events.MatchResult{}
 }
 
-func bot(c *wire.Client) []wire.Snapshot { return dgstest.Bot(c) }
+func bot(c *gameconn.Client) []wire.Snapshot { return dgstest.Bot(c) }
 
 func dist(a, b *wire.PlayerState) float64 { return dgstest.Dist(a, b) }

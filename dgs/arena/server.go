@@ -15,9 +15,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/xtaci/kcp-go/v5"
 
-	"github.com/cellgrid/cellgrid/dgs/wire"
-	"github.com/cellgrid/cellgrid/internal/connecttoken"
-	"github.com/cellgrid/cellgrid/internal/events"
+	"github.com/cellgrid/cellgrid/proto/connecttoken"
+	"github.com/cellgrid/cellgrid/proto/events"
+	"github.com/cellgrid/cellgrid/proto/wire"
 )
 
 // Server serves arena matches on one UDP socket, one match at a time.
@@ -227,7 +227,7 @@ func (s *Server) matchEnded(m *match) {
 // serveStream runs one KCP stream: JOIN, then the player's inputs.
 func (s *Server) serveStream(sess *kcp.UDPSession) {
 	defer s.wg.Done()
-	wire.TuneKCP(sess)
+	tuneKCP(sess)
 	ap, _ := addrPort(sess.RemoteAddr())
 	r := bufio.NewReaderSize(sess, 4096)
 	buf := make([]byte, wire.MaxFrame)
@@ -328,4 +328,12 @@ func linger(sess *kcp.UDPSession, r *bufio.Reader, buf []byte, d time.Duration) 
 			return
 		}
 	}
+}
+
+// tuneKCP applies the KCP settings both ends of the wire protocol use.
+func tuneKCP(s *kcp.UDPSession) {
+	s.SetNoDelay(wire.KCPNoDelay, wire.KCPInterval, wire.KCPResend, wire.KCPNoCongestion)
+	s.SetWindowSize(wire.KCPSendWnd, wire.KCPRecvWnd)
+	s.SetWriteDelay(false)
+	s.SetACKNoDelay(false)
 }

@@ -5,7 +5,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/cellgrid/cellgrid/dgs/wire"
+	"github.com/cellgrid/cellgrid/proto/wire"
 )
 
 // player is one slot of the match. The match goroutine owns it.

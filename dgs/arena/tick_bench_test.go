@@ -7,7 +7,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/cellgrid/cellgrid/dgs/wire"
+	"github.com/cellgrid/cellgrid/proto/wire"
 )
 
 // benchMatch builds a started match of n connected players whose

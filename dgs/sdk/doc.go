@@ -1,6 +1,6 @@
 // Package sdk is the lifecycle SDK a dedicated game server embeds, modelled
 // on Agones' SDK but spoken over the cell's NATS (subjects and payloads in
-// internal/events):
+// proto/events):
 //
 //   - health: a DGSHealth heartbeat every HealthInterval on
 //     events.DGSHealthSubject(cell), carrying the current state

@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/cellgrid/cellgrid/internal/events"
+	"github.com/cellgrid/cellgrid/proto/events"
 )
 
 // Config configures an SDK. Cell, ID and NATS are required.

@@ -13,8 +13,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cellgrid/cellgrid/dgs/internal/dgstest"
-	"github.com/cellgrid/cellgrid/internal/events"
 	"github.com/cellgrid/cellgrid/internal/testenv"
+	"github.com/cellgrid/cellgrid/proto/events"
 )
 
 const cell = "eu-test-1"

@@ -8,16 +8,18 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/cellgrid/cellgrid/global/achievement"
 	"github.com/cellgrid/cellgrid/global/leaderboard"
 	"github.com/cellgrid/cellgrid/global/store"
 	"github.com/cellgrid/cellgrid/global/telemetry"
 	"github.com/cellgrid/cellgrid/internal/db"
-	"github.com/cellgrid/cellgrid/internal/events"
-	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/cellgrid/cellgrid/internal/streams"
+	"github.com/cellgrid/cellgrid/proto/events"
 )
 
 // Consumer applies match results.
@@ -55,8 +57,8 @@ func New(cfg Config, deps Deps) (*Consumer, error) {
 }
 
 // stream describes the global stream sourcing every cell's match results.
-func (c *Consumer) stream() events.SourcedStream {
-	st := events.SourcedStream{
+func (c *Consumer) stream() streams.SourcedStream {
+	st := streams.SourcedStream{
 		Name:          c.cfg.Stream,
 		Description:   "match results of every cell, sourced into the global cluster",
 		Cluster:       c.cfg.Cluster,

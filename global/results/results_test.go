@@ -10,15 +10,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cellgrid/cellgrid/global/achievement"
-	"github.com/cellgrid/cellgrid/global/leaderboard"
-	"github.com/cellgrid/cellgrid/global/results"
-	"github.com/cellgrid/cellgrid/internal/events"
-	"github.com/cellgrid/cellgrid/internal/testenv"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cellgrid/cellgrid/global/achievement"
+	"github.com/cellgrid/cellgrid/global/leaderboard"
+	"github.com/cellgrid/cellgrid/global/results"
+	"github.com/cellgrid/cellgrid/internal/testenv"
+	"github.com/cellgrid/cellgrid/proto/events"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }

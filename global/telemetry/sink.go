@@ -10,14 +10,16 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cellgrid/cellgrid/internal/db"
-	"github.com/cellgrid/cellgrid/internal/events"
-	"github.com/cellgrid/cellgrid/internal/httpapi"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cellgrid/cellgrid/internal/db"
+	"github.com/cellgrid/cellgrid/internal/httpapi"
+	"github.com/cellgrid/cellgrid/internal/streams"
+	"github.com/cellgrid/cellgrid/proto/events"
 )
 
 // Config of the global telemetry layer.
@@ -130,8 +132,8 @@ func New(cfg Config, deps Deps) (*Telemetry, error) {
 }
 
 // stream describes the global stream sourcing every cell's telemetry.
-func (t *Telemetry) stream() events.SourcedStream {
-	st := events.SourcedStream{
+func (t *Telemetry) stream() streams.SourcedStream {
+	st := streams.SourcedStream{
 		Name:          t.cfg.Stream,
 		Description:   "telemetry of every cell, sourced into the global cluster",
 		Cluster:       t.cfg.Cluster,

@@ -8,10 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cellgrid/cellgrid/internal/events"
-	"github.com/cellgrid/cellgrid/internal/testenv"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cellgrid/cellgrid/internal/testenv"
+	"github.com/cellgrid/cellgrid/proto/events"
 )
 
 // BenchmarkTelemetry: one op = one request of 100 events. "durable" is end

@@ -1,5 +1,5 @@
 // Package testdgs is a minimal dedicated game server speaking the
-// internal/events contract, for the cell's tests: it heartbeats, accepts
+// proto/events contract, for the cell's tests: it heartbeats, accepts
 // one allocation at a time, optionally ends its match after a while and
 // publishes the result, and stops on a shutdown request or SIGTERM. Test
 // binaries re-execute themselves as this server (see Child). It stands in
@@ -21,7 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/cellgrid/cellgrid/internal/events"
+	"github.com/cellgrid/cellgrid/proto/events"
 )
 
 // EnvVar, when set to "1" in a test binary's environment, makes TestMain

@@ -3,14 +3,15 @@ package dgstest
 import (
 	"math"
 
-	"github.com/cellgrid/cellgrid/dgs/wire"
+	"github.com/cellgrid/cellgrid/client/gameconn"
+	"github.com/cellgrid/cellgrid/proto/wire"
 )
 
 // Bot plays the arena honestly until the stream ends: one input per
 // snapshot, moves towards the nearest connected opponent (never closer than
 // 4 units) within MaxStep, aims at it and fires no faster than the
 // cooldown. It returns every snapshot it saw.
-func Bot(c *wire.Client) []wire.Snapshot {
+func Bot(c *gameconn.Client) []wire.Snapshot {
 	acc := c.Accept()
 	var seen []wire.Snapshot
 	var seq uint32

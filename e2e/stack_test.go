@@ -1,12 +1,9 @@
-package devstack
+package e2e
 
 import (
-	"errors"
-
 	"context"
+	"errors"
 	"fmt"
-	"github.com/cellgrid/cellgrid/internal/events"
-	"github.com/nats-io/nats.go"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,10 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/cellgrid/cellgrid/client"
+	"github.com/cellgrid/cellgrid/devstack"
 	"github.com/cellgrid/cellgrid/dgs"
 	"github.com/cellgrid/cellgrid/internal/accesstoken"
 	"github.com/cellgrid/cellgrid/internal/testenv"
+	"github.com/cellgrid/cellgrid/proto/events"
 )
 
 func TestMain(m *testing.M) {
@@ -32,11 +33,11 @@ func quietLog() *slog.Logger {
 }
 
 // startStack runs a dev stack on a private database and returns it running.
-func startStack(t *testing.T, cells ...string) *Stack {
+func startStack(t *testing.T, cells ...string) *devstack.Stack {
 	t.Helper()
 	d := testenv.NewDatabase(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	st, err := Start(ctx, Config{
+	st, err := devstack.Start(ctx, devstack.Config{
 		DataDir: t.TempDir(), Cells: cells, DatabaseURL: d.URL, Ephemeral: true,
 		DGSCommand: dgsCommand(t), DGSEnv: []string{dgsChildEnv + "=1"},
 		DGSArgs:     []string{"--score-limit", "2", "--time-limit", "6s", "--wait-for-players", "20s"},
@@ -112,7 +113,7 @@ func TestDevStackGuestLoginWalletProfile(t *testing.T) {
 		t.Fatalf("profile = %v", prof)
 	}
 	// A cell would verify the access token locally from the published JWKS.
-	v := accesstoken.NewRemoteVerifier(ctx, st.global.Issuer(), st.global.JWKSURL())
+	v := accesstoken.NewRemoteVerifier(ctx, st.Global().Issuer(), st.Global().JWKSURL())
 	claims, err := v.Verify(ctx, sess.AccessToken)
 	if err != nil || claims.PlayerID != sess.PlayerID {
 		t.Fatalf("verify at a cell: %+v %v", claims, err)
@@ -137,7 +138,7 @@ func TestDrainCell(t *testing.T) {
 	if _, err := c.LoginDevice(ctx, "drain-device-000001"); err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(st.natsURL("global"))
+	nc, err := nats.Connect(st.ClusterNATSURL("global"))
 	if err != nil {
 		t.Fatal(err)
 	}

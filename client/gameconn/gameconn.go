@@ -1,4 +1,4 @@
-package wire
+package gameconn
 
 import (
 	"bufio"
@@ -14,22 +14,15 @@ import (
 
 	"github.com/xtaci/kcp-go/v5"
 
-	"github.com/cellgrid/cellgrid/relay/packet"
+	"github.com/cellgrid/cellgrid/proto/packet"
+	"github.com/cellgrid/cellgrid/proto/wire"
 )
 
-// KCP tuning shared by the client and the arena server: fast mode
-// (nodelay, 10 ms interval, fast resend after 2 duplicate acks, no
-// congestion window) and windows sized for ~30 snapshots/s of up to 4 KB.
-const (
-	KCPInterval = 10
-	KCPSendWnd  = 128
-	KCPRecvWnd  = 256
-)
-
-// TuneKCP applies the cellgrid KCP settings to s.
+// TuneKCP applies the cellgrid KCP settings (wire.KCP*) to s; the arena
+// server applies the same ones.
 func TuneKCP(s *kcp.UDPSession) {
-	s.SetNoDelay(1, KCPInterval, 2, 1)
-	s.SetWindowSize(KCPSendWnd, KCPRecvWnd)
+	s.SetNoDelay(wire.KCPNoDelay, wire.KCPInterval, wire.KCPResend, wire.KCPNoCongestion)
+	s.SetWindowSize(wire.KCPSendWnd, wire.KCPRecvWnd)
 	s.SetWriteDelay(false)
 	s.SetACKNoDelay(false)
 }
@@ -60,9 +53,9 @@ type Client struct {
 	cfg    ClientConfig
 	conn   *controlFilter
 	sess   *kcp.UDPSession
-	accept Accept
+	accept wire.Accept
 
-	snapshots chan Snapshot
+	snapshots chan wire.Snapshot
 	done      chan struct{} // closed when the reader ends
 	wg        sync.WaitGroup
 
@@ -73,8 +66,8 @@ type Client struct {
 	dropped   atomic.Int64
 
 	mu  sync.Mutex
-	end *End  // guarded by mu
-	err error // guarded by mu: why the reader ended
+	end *wire.End // guarded by mu
+	err error     // guarded by mu: why the reader ended
 }
 
 // Dial connects to a game server (through the relay or directly): HELLO,
@@ -120,14 +113,14 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 		cfg:       cfg,
 		conn:      filter,
 		sess:      sess,
-		snapshots: make(chan Snapshot, cfg.SnapshotBuffer),
+		snapshots: make(chan wire.Snapshot, cfg.SnapshotBuffer),
 		done:      make(chan struct{}),
 	}
-	if err := c.write(Join{Token: cfg.Token}); err != nil {
+	if err := c.write(wire.Join{Token: cfg.Token}); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("wire dial: join: %w", err)
 	}
-	accepted := make(chan Accept, 1)
+	accepted := make(chan wire.Accept, 1)
 	c.wg.Add(1)
 	go c.readLoop(accepted)
 
@@ -171,22 +164,22 @@ func conversationID() uint32 {
 
 // Accept returns the server's ACCEPT: this player's slot, the roster, the
 // arena and its limits.
-func (c *Client) Accept() Accept { return c.accept }
+func (c *Client) Accept() wire.Accept { return c.accept }
 
 // Snapshots delivers snapshots in order; it is closed when the stream ends
 // (after End, on error, or on Close). If the consumer lags, the oldest
 // buffered snapshot is dropped (see Dropped).
-func (c *Client) Snapshots() <-chan Snapshot { return c.snapshots }
+func (c *Client) Snapshots() <-chan wire.Snapshot { return c.snapshots }
 
 // Done is closed when the stream has ended.
 func (c *Client) Done() <-chan struct{} { return c.done }
 
 // End returns the END message once the match is over.
-func (c *Client) End() (End, bool) {
+func (c *Client) End() (wire.End, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.end == nil {
-		return End{}, false
+		return wire.End{}, false
 	}
 	return *c.end, true
 }
@@ -203,15 +196,15 @@ func (c *Client) Dropped() int64 { return c.dropped.Load() }
 
 // SendInput sends one INPUT. It blocks at most WriteTimeout when the KCP
 // send window is full.
-func (c *Client) SendInput(in Input) error { return c.write(in) }
+func (c *Client) SendInput(in wire.Input) error { return c.write(in) }
 
 // Send sends any message (tests use it to send malformed or extra frames).
-func (c *Client) Send(m Message) error { return c.write(m) }
+func (c *Client) Send(m wire.Message) error { return c.write(m) }
 
-func (c *Client) write(m Message) error {
+func (c *Client) write(m wire.Message) error {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
-	c.wbuf = AppendFrame(c.wbuf[:0], m)
+	c.wbuf = wire.AppendFrame(c.wbuf[:0], m)
 	if err := c.sess.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout)); err != nil {
 		return err
 	}
@@ -239,41 +232,41 @@ func (c *Client) finish(err error) {
 	c.mu.Unlock()
 }
 
-func (c *Client) readLoop(accepted chan<- Accept) {
+func (c *Client) readLoop(accepted chan<- wire.Accept) {
 	defer c.wg.Done()
 	defer close(c.done)
 	defer close(c.snapshots)
 	r := bufio.NewReaderSize(c.sess, 16<<10)
-	buf := make([]byte, MaxFrame)
+	buf := make([]byte, wire.MaxFrame)
 	for {
-		frame, err := ReadFrame(r, buf)
+		frame, err := wire.ReadFrame(r, buf)
 		if err != nil {
 			c.finish(fmt.Errorf("wire read: %w", err))
 			return
 		}
-		m, err := Decode(frame)
+		m, err := wire.Decode(frame)
 		if err != nil {
 			c.finish(err)
 			return
 		}
 		switch m := m.(type) {
-		case Accept:
+		case wire.Accept:
 			select {
 			case accepted <- m:
 			default:
 			}
-		case Refuse:
+		case wire.Refuse:
 			c.finish(&RefusedError{Reason: m.Reason})
 			return
-		case Snapshot:
+		case wire.Snapshot:
 			c.pushSnapshot(m)
-		case End:
+		case wire.End:
 			c.mu.Lock()
 			c.end = &m
 			c.mu.Unlock()
 			return
 		default:
-			c.finish(fmt.Errorf("%w: unexpected %s from server", ErrMalformed, m.Type()))
+			c.finish(fmt.Errorf("%w: unexpected %s from server", wire.ErrMalformed, m.Type()))
 			return
 		}
 	}
@@ -281,7 +274,7 @@ func (c *Client) readLoop(accepted chan<- Accept) {
 
 // pushSnapshot queues s, dropping the oldest queued snapshot when full. Only
 // the reader sends, so after one receive there is room.
-func (c *Client) pushSnapshot(s Snapshot) {
+func (c *Client) pushSnapshot(s wire.Snapshot) {
 	for {
 		select {
 		case c.snapshots <- s:

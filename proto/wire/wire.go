@@ -8,7 +8,19 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/cellgrid/cellgrid/internal/connecttoken"
+	"github.com/cellgrid/cellgrid/proto/connecttoken"
+)
+
+// KCP tuning both ends use: fast mode (nodelay, 10 ms interval, fast
+// resend after 2 duplicate acks, no congestion window) and windows sized for
+// ~30 snapshots/s of up to 4 KB.
+const (
+	KCPNoDelay      = 1
+	KCPInterval     = 10
+	KCPResend       = 2
+	KCPNoCongestion = 1
+	KCPSendWnd      = 128
+	KCPRecvWnd      = 256
 )
 
 // Type identifies a message. Values are part of the wire format: never

@@ -7,13 +7,14 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/redis/rueidis"
+
 	"github.com/cellgrid/cellgrid/cell"
 	"github.com/cellgrid/cellgrid/cell/fleet"
 	"github.com/cellgrid/cellgrid/internal/accesstoken"
 	"github.com/cellgrid/cellgrid/topology"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
-	"github.com/redis/rueidis"
 )
 
 // startCells builds every cell with its own Redis, NATS connection (to its

@@ -1,4 +1,4 @@
-package devstack
+package e2e
 
 import (
 	"context"
@@ -8,11 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cellgrid/cellgrid/client/bots"
-	"github.com/cellgrid/cellgrid/internal/events"
-	"github.com/cellgrid/cellgrid/internal/testenv"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cellgrid/cellgrid/client/bots"
+	"github.com/cellgrid/cellgrid/internal/testenv"
+	"github.com/cellgrid/cellgrid/proto/events"
 )
 
 // TestPlayerLoopEndToEnd is the whole player loop on a dev stack: two bots
@@ -43,7 +44,7 @@ func TestPlayerLoopEndToEnd(t *testing.T) {
 	var res events.MatchResult
 	found := false
 	for _, c := range st.Cells {
-		nc, err := nats.Connect(st.natsURL(c.ID))
+		nc, err := nats.Connect(st.ClusterNATSURL(c.ID))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -80,7 +81,7 @@ func TestPlayerLoopEndToEnd(t *testing.T) {
 
 	// The global layer applied the result exactly once: both players got
 	// the per-match XP, and the session is recorded as ended.
-	pool := st.pool
+	pool := st.DB()
 	testenv.Eventually(t, 20*time.Second, func() error {
 		var n int
 		if err := pool.QueryRow(ctx, `SELECT count(*) FROM players WHERE id = ANY($1::UUID[]) AND xp > 0`,

@@ -31,11 +31,5 @@
 // lengths are exact, booleans are 0 or 1, counts match the bytes, so that a
 // decoded message re-encodes to the same bytes (the fuzz test checks it).
 //
-// # The client
-//
-// Dial sends the relay HELLO (relay control packet carrying the connect
-// token) from the socket it will use for KCP, opens a KCP session with a
-// conversation id other than packet.ReservedConv, sends JOIN and waits for
-// ACCEPT or REFUSE, re-sending HELLO until then (a HELLO the relay forwards
-// may be lost; the relay and the DGS treat repeats as harmless).
+// The Go client is client/gameconn; the sample server is dgs/arena.
 package wire

@@ -9,6 +9,10 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/redis/rueidis"
+
 	"github.com/cellgrid/cellgrid/global"
 	"github.com/cellgrid/cellgrid/global/auth"
 	"github.com/cellgrid/cellgrid/internal/db"
@@ -16,9 +20,6 @@ import (
 	"github.com/cellgrid/cellgrid/internal/natsembed"
 	"github.com/cellgrid/cellgrid/internal/redisclient"
 	"github.com/cellgrid/cellgrid/topology"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
-	"github.com/redis/rueidis"
 )
 
 // DefaultCells are the cells `cellgrid dev` starts.
@@ -242,9 +243,16 @@ func (st *Stack) Close() {
 	st.closers = nil
 }
 
-// natsURL is the client URL of a cluster's server.
-func (st *Stack) natsURL(cluster string) string { return st.nats.Server(cluster).ClientURL() }
+// ClusterNATSURL is the client URL of a cluster's server.
+func (st *Stack) ClusterNATSURL(cluster string) string { return st.nats.Server(cluster).ClientURL() }
 
 // NATSURL is the client URL of the global layer's NATS server; any server
 // of the supercluster reaches every cell (e.g. for `cellgrid cell drain`).
-func (st *Stack) NATSURL() string { return st.natsURL("global") }
+func (st *Stack) NATSURL() string { return st.ClusterNATSURL("global") }
+
+// DB is the stack's database pool (whole-system tests read what the stack
+// wrote).
+func (st *Stack) DB() *pgxpool.Pool { return st.pool }
+
+// Global is the stack's global layer.
+func (st *Stack) Global() *global.Server { return st.global }

@@ -1,0 +1,11 @@
+// Package gameconn is the Go game client for the proto/wire protocol over
+// KCP, end to end through the relay.
+//
+// # The client
+//
+// Dial sends the relay HELLO (relay control packet carrying the connect
+// token) from the socket it will use for KCP, opens a KCP session with a
+// conversation id other than packet.ReservedConv, sends JOIN and waits for
+// ACCEPT or REFUSE, re-sending HELLO until then (a HELLO the relay forwards
+// may be lost; the relay and the DGS treat repeats as harmless).
+package gameconn

@@ -25,6 +25,7 @@ import (
 	"github.com/cellgrid/cellgrid/cell/internal/testdgs"
 	"github.com/cellgrid/cellgrid/cell/matchmaker"
 	"github.com/cellgrid/cellgrid/internal/accesstoken"
+	"github.com/cellgrid/cellgrid/internal/natsauth"
 	"github.com/cellgrid/cellgrid/internal/testenv"
 )
 
@@ -79,7 +80,9 @@ func newEnvWith(t *testing.T, mutate func(*Config), childEnv string) *env {
 	database := testenv.NewDatabase(t)
 	rd := testenv.NewRedis(t)
 	sc := testenv.NewSuperCluster(t, cellID, "global") // one-cluster NewNATS never gets a JetStream leader
-	nc := testenv.Connect(t, sc.Server(cellID))
+	// The cell runs with its own role's credential: what it may publish
+	// and subscribe is enough for everything these tests drive.
+	nc := testenv.ConnectAs(t, sc, sc.Server(cellID), natsauth.Cell(cellID))
 
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	key := accesstoken.SigningKey{KID: "k1", Private: priv}
@@ -96,6 +99,7 @@ func newEnvWith(t *testing.T, mutate func(*Config), childEnv string) *env {
 	cfg.Matchmaker.TickInterval = 20 * time.Millisecond
 	cfg.Fleet.Buffer, cfg.Fleet.Max = 2, 4
 	cfg.Fleet.HealthTimeout, cfg.Fleet.AutoscaleInterval = time.Second, 50*time.Millisecond
+	cfg.Fleet.Credentials = testenv.DGSIssuer(t, sc, cellID)
 	cfg.DGS = fleet.Version{Name: "v1", Command: os.Args[0], Args: []string{"--health-interval=100ms"}}
 	if mutate != nil {
 		mutate(&cfg)

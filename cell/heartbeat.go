@@ -64,7 +64,7 @@ func (c *Cell) publishHeartbeat() {
 	b, _ := json.Marshal(events.CellHeartbeat{
 		ID: c.cfg.ID, Region: c.cfg.Region, API: c.cfg.PublicURL, Relay: c.RelayAddr(), State: c.state(), At: time.Now(),
 	})
-	if err := c.deps.NATS.Publish(events.CellHeartbeatSubject, b); err != nil {
+	if err := c.deps.NATS.Publish(events.CellHeartbeatSubject(c.cfg.ID), b); err != nil {
 		c.log.Warn("cell heartbeat", "err", err)
 	}
 }

@@ -18,6 +18,8 @@ func (cfg *ServerConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&cfg.Cell, "cell", "", "cell id this server belongs to (required)")
 	fs.StringVar(&cfg.ID, "id", "", "server id, unique in the cell (required)")
 	fs.StringVar(&cfg.NATSURL, "nats", "nats://127.0.0.1:4222", "NATS URL of the cell")
+	fs.StringVar(&cfg.NATSCreds, "nats-creds", os.Getenv("CELLGRID_NATS_CREDS"), "NATS credential: a .creds file, or its text; env CELLGRID_NATS_CREDS (how the launcher passes it)")
+	fs.StringVar(&cfg.NATSCA, "nats-ca", os.Getenv("CELLGRID_NATS_CA"), "PEM file of CAs to trust when NATS uses TLS; env CELLGRID_NATS_CA")
 	fs.StringVar(&cfg.GameListen, "addr", "127.0.0.1:0", "UDP listen address of the game socket (port 0 = free)")
 	fs.StringVar(&cfg.AdvertiseHost, "advertise-host", "", "host announced to the cell instead of the listen host")
 	fs.StringVar(&cfg.Version, "version", "", "fleet version name reported in heartbeats")

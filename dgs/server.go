@@ -13,6 +13,7 @@ import (
 
 	"github.com/cellgrid/cellgrid/dgs/arena"
 	"github.com/cellgrid/cellgrid/dgs/sdk"
+	"github.com/cellgrid/cellgrid/internal/natsauth"
 	"github.com/cellgrid/cellgrid/proto/events"
 )
 
@@ -28,6 +29,10 @@ type ServerConfig struct {
 	// NATS is an existing connection to use (dev mode, tests). RunServer
 	// does not close it.
 	NATS *nats.Conn
+	// NATSCreds is this server's NATS credential: a .creds path or the
+	// .creds text (the launcher passes it in env CELLGRID_NATS_CREDS);
+	// NATSCA a PEM file of the CAs to trust when NATS uses TLS.
+	NATSCreds, NATSCA string
 
 	// GameListen is the UDP host:port of the game socket; port 0 picks a
 	// free one. Default "127.0.0.1:0".
@@ -91,7 +96,11 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 	nc := cfg.NATS
 	if nc == nil {
 		var err error
-		nc, err = nats.Connect(cfg.NATSURL, nats.Name("dgs-"+cfg.ID), nats.MaxReconnects(-1))
+		auth, err := natsauth.ClientFlags{Creds: cfg.NATSCreds, CA: cfg.NATSCA}.Options()
+		if err != nil {
+			return fmt.Errorf("dgs: %w", err)
+		}
+		nc, err = nats.Connect(cfg.NATSURL, append([]nats.Option{nats.Name("dgs-" + cfg.ID), nats.MaxReconnects(-1)}, auth...)...)
 		if err != nil {
 			return fmt.Errorf("dgs: nats %s: %w", cfg.NATSURL, err)
 		}

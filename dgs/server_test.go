@@ -58,7 +58,7 @@ func TestRunServerMatchResultAndShutdown(t *testing.T) {
 	testenv.CheckGoroutines(t)
 	nc := dgstest.NATS(t, cell)
 	hb := &heartbeats{}
-	sub, err := nc.Subscribe(events.DGSHealthSubject(cell), func(m *nats.Msg) {
+	sub, err := nc.Subscribe(events.DGSHealthFilter(cell), func(m *nats.Msg) {
 		var h events.DGSHealth
 		if json.Unmarshal(m.Data, &h) == nil && h.ID == "dgs-7" {
 			hb.mu.Lock()
@@ -147,7 +147,7 @@ func TestRunServerMatchResultAndShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := st.GetLastMsgForSubject(jctx, events.MatchResultSubject(cell))
+	m, err := st.GetLastMsgForSubject(jctx, events.MatchResultFilter(cell))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +192,7 @@ func TestRunServerShutdownRequestDuringMatch(t *testing.T) {
 	testenv.CheckGoroutines(t)
 	nc := dgstest.NATS(t, cell)
 	states := make(chan events.DGSHealth, 1024)
-	sub, _ := nc.Subscribe(events.DGSHealthSubject(cell), func(m *nats.Msg) {
+	sub, _ := nc.Subscribe(events.DGSHealthFilter(cell), func(m *nats.Msg) {
 		var h events.DGSHealth
 		if json.Unmarshal(m.Data, &h) == nil {
 			select {
@@ -251,7 +251,7 @@ func TestRunServerShutdownRequestDuringMatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := st.GetLastMsgForSubject(jctx, events.MatchResultSubject(cell))
+	m, err := st.GetLastMsgForSubject(jctx, events.MatchResultFilter(cell))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,7 @@ func TestPlayerLoopEndToEnd(t *testing.T) {
 		js, _ := jetstream.New(nc)
 		s, err := js.Stream(ctx, events.MatchStream(c.ID))
 		if err == nil {
-			msg, err := s.GetLastMsgForSubject(ctx, events.MatchResultSubject(c.ID))
+			msg, err := s.GetLastMsgForSubject(ctx, events.MatchResultFilter(c.ID))
 			if err == nil {
 				if err := json.Unmarshal(msg.Data, &res); err != nil {
 					t.Fatal(err)

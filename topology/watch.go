@@ -22,10 +22,16 @@ func (r *Registry) Watch(ctx context.Context, nc *nats.Conn, timeout time.Durati
 		log = slog.Default()
 	}
 	beats := make(chan events.CellHeartbeat, 256)
-	sub, err := nc.Subscribe(events.CellHeartbeatSubject, func(m *nats.Msg) {
+	sub, err := nc.Subscribe(events.CellHeartbeatFilter, func(m *nats.Msg) {
 		var hb events.CellHeartbeat
 		if err := json.Unmarshal(m.Data, &hb); err != nil || hb.ID == "" {
 			return // malformed: ignored
+		}
+		if hb.ID != events.CellIDFromSubject(m.Subject) {
+			// Only the cell's own credential may publish on its subject:
+			// a body naming another cell is a forgery.
+			log.Warn("cell heartbeat names another cell: ignored", "subject", m.Subject, "id", hb.ID)
+			return
 		}
 		select {
 		case beats <- hb:

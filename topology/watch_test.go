@@ -32,10 +32,10 @@ func TestWatchFollowsHeartbeatsAcrossGateways(t *testing.T) {
 
 	beat := func(state string) {
 		b, _ := json.Marshal(events.CellHeartbeat{ID: "eu-west-1", Region: "eu", API: "http://eu", Relay: "127.0.0.1:7777", State: state, At: time.Now()})
-		if err := cell.Publish(events.CellHeartbeatSubject, b); err != nil {
+		if err := cell.Publish(events.CellHeartbeatSubject("eu-west-1"), b); err != nil {
 			t.Fatal(err)
 		}
-		_ = cell.Publish(events.CellHeartbeatSubject, []byte("{not json")) // ignored
+		_ = cell.Publish(events.CellHeartbeatSubject("eu-west-1"), []byte("{not json")) // ignored
 	}
 	want := func(state string, keepBeating string) {
 		testenv.Eventually(t, 10*time.Second, func() error {

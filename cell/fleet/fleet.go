@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cellgrid/cellgrid/internal/natsauth"
 	"github.com/cellgrid/cellgrid/proto/events"
 )
 
@@ -49,6 +50,12 @@ type Config struct {
 	// StopTimeout bounds stopping one server, and all of them when Run ends.
 	// Default 10s.
 	StopTimeout time.Duration
+	// Credentials mints each launched server's NATS credential (scoped to
+	// that server's own subjects). Zero launches servers without one.
+	Credentials natsauth.DGSIssuer
+	// CredentialTTL is how long a server's credential stays valid; the
+	// NATS servers disconnect it afterwards. Default 24h.
+	CredentialTTL time.Duration
 	// OnStateChange, when set, is called (from the fleet's goroutines, not
 	// under its lock) on every state transition. Tests and logs use it.
 	OnStateChange func(id, from, to string)
@@ -59,6 +66,7 @@ func DefaultConfig() Config {
 	return Config{
 		Max: 16, Buffer: 2, HealthTimeout: 3 * time.Second, StartTimeout: 30 * time.Second,
 		AllocateTimeout: 2 * time.Second, AutoscaleInterval: 250 * time.Millisecond, StopTimeout: 10 * time.Second,
+		CredentialTTL: 24 * time.Hour,
 	}
 }
 
@@ -84,6 +92,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StopTimeout <= 0 {
 		c.StopTimeout = d.StopTimeout
+	}
+	if c.CredentialTTL <= 0 {
+		c.CredentialTTL = d.CredentialTTL
 	}
 	return c
 }
@@ -313,7 +324,7 @@ func (f *Fleet) setState(id, state string) {
 // they and its goroutines are gone.
 func (f *Fleet) Run(ctx context.Context) error {
 	health := make(chan *nats.Msg, 4096)
-	sub, err := f.nc.ChanSubscribe(events.DGSHealthSubject(f.cfg.Cell), health)
+	sub, err := f.nc.ChanSubscribe(events.DGSHealthFilter(f.cfg.Cell), health)
 	if err != nil {
 		return fmt.Errorf("fleet: subscribe health: %w", err)
 	}
@@ -334,7 +345,7 @@ func (f *Fleet) Run(ctx context.Context) error {
 			watchers.Wait()
 			return nil
 		case m := <-health:
-			f.onHealth(m.Data)
+			f.onHealth(events.DGSIDFromSubject(m.Subject), m.Data)
 		case id := <-exits:
 			f.onExit(id)
 		case <-f.nudge:
@@ -345,9 +356,12 @@ func (f *Fleet) Run(ctx context.Context) error {
 	}
 }
 
-func (f *Fleet) onHealth(data []byte) {
+// onHealth handles a heartbeat published on the subject of DGS from: a
+// body naming another server is ignored (NATS lets a DGS publish only on
+// its own subject, so the subject is what was authenticated).
+func (f *Fleet) onHealth(from string, data []byte) {
 	var h events.DGSHealth
-	if err := json.Unmarshal(data, &h); err != nil || h.ID == "" || h.Cell != f.cfg.Cell {
+	if err := json.Unmarshal(data, &h); err != nil || h.ID == "" || h.Cell != f.cfg.Cell || h.ID != from {
 		return
 	}
 	now := time.Now()
@@ -502,7 +516,17 @@ func (f *Fleet) reconcile(ctx, stopCtx context.Context, exits chan<- string, wat
 
 func (f *Fleet) launch(ctx context.Context, v Version, exits chan<- string, watchers *sync.WaitGroup) error {
 	id := f.cfg.Cell + "-" + uuid.NewString()[:8]
-	h, err := f.launcher.Start(ctx, LaunchSpec{ID: id, Cell: f.cfg.Cell, NATSURL: f.cfg.NATSURL, Version: v})
+	spec := LaunchSpec{ID: id, Cell: f.cfg.Cell, NATSURL: f.cfg.NATSURL, Version: v}
+	if !f.cfg.Credentials.Zero() {
+		creds, err := f.cfg.Credentials.Issue(id, f.cfg.CredentialTTL)
+		if err != nil {
+			return fmt.Errorf("launch %s: %w", id, err)
+		}
+		if spec.Creds, err = creds.Format(); err != nil {
+			return fmt.Errorf("launch %s: %w", id, err)
+		}
+	}
+	h, err := f.launcher.Start(ctx, spec)
 	if err != nil {
 		return err
 	}

@@ -71,6 +71,7 @@ func startFleet(t testing.TB, cfg Config) *fleetRig {
 	nc := testenv.Connect(t, srv)
 	tr := &transitions{}
 	cfg.Cell, cfg.NATSURL, cfg.OnStateChange = cellID, srv.ClientURL(), tr.record
+	cfg.Credentials = testenv.DGSIssuer(t, sc, cellID)
 	if cfg.Version.Name == "" {
 		cfg.Version = testVersion("v1")
 	}

@@ -27,7 +27,15 @@ type LaunchSpec struct {
 	Cell    string
 	NATSURL string
 	Version Version
+	// Creds is the server's own NATS credential (.creds text), minted at
+	// launch; empty when the cell runs without NATS authentication. A
+	// launcher must hand it over without leaving it readable to others.
+	Creds []byte
 }
+
+// CredsEnv is the environment variable a launched DGS finds its NATS
+// credential in (the .creds text, or a path to it).
+const CredsEnv = "CELLGRID_NATS_CREDS"
 
 // Handle is a started DGS as its Launcher knows it.
 type Handle interface {
@@ -48,6 +56,9 @@ type Launcher interface {
 //
 //	<Command> <Args…> --cell <cell> --id <dgs id> --nats <url> --addr <GameHost>:0 --version <name>
 //
+// with its NATS credential in the environment (CredsEnv): the child's
+// environment is readable only by its own user, and nothing is written to
+// disk.
 // Children die with the cell (Pdeathsig) and are reaped by the launcher.
 type LocalLauncher struct {
 	// GameHost is the host the DGS binds its game socket on. Default 127.0.0.1.
@@ -97,6 +108,9 @@ func (l *LocalLauncher) Start(_ context.Context, spec LaunchSpec) (Handle, error
 	}
 	cmd := exec.Command(spec.Version.Command, l.Args(spec)...)
 	cmd.Env = append(os.Environ(), l.Env...)
+	if len(spec.Creds) > 0 {
+		cmd.Env = append(cmd.Env, CredsEnv+"="+string(spec.Creds))
+	}
 	out := l.Output
 	if out == nil {
 		out = io.Discard

@@ -241,7 +241,7 @@ func (s *Store) SessionLive(ctx context.Context, id uuid.UUID) (bool, error) {
 func (s *Store) RunResults(ctx context.Context) error {
 	cons, err := s.js.CreateOrUpdateConsumer(ctx, events.MatchStream(s.cfg.Cell), jetstream.ConsumerConfig{
 		Durable:       "cell-results",
-		FilterSubject: events.MatchResultSubject(s.cfg.Cell),
+		FilterSubject: events.MatchResultFilter(s.cfg.Cell),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       30 * time.Second,
 		MaxAckPending: 256,

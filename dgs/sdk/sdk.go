@@ -163,7 +163,7 @@ func (s *SDK) publish(hb events.DGSHealth) error {
 	if err != nil {
 		return fmt.Errorf("dgs sdk heartbeat: %w", err)
 	}
-	if err := s.cfg.NATS.Publish(events.DGSHealthSubject(s.cfg.Cell), b); err != nil {
+	if err := s.cfg.NATS.Publish(events.DGSHealthSubject(s.cfg.Cell, s.cfg.ID), b); err != nil {
 		return fmt.Errorf("dgs sdk heartbeat: %w", err)
 	}
 	return nil
@@ -294,8 +294,8 @@ func (s *SDK) ReportResult(ctx context.Context, r events.MatchResult) error {
 	if err != nil {
 		return fmt.Errorf("report result %s: %w", r.SessionID, err)
 	}
-	if _, err := s.js.Publish(ctx, events.MatchResultSubject(s.cfg.Cell), b,
-		jetstream.WithMsgID(r.SessionID),
+	if _, err := s.js.Publish(ctx, events.MatchResultSubject(s.cfg.Cell, s.cfg.ID), b,
+		jetstream.WithMsgID(events.ResultMsgID(r.SessionID, s.cfg.ID)),
 		jetstream.WithExpectStream(events.MatchStream(s.cfg.Cell))); err != nil {
 		return fmt.Errorf("report result %s: %w", r.SessionID, err)
 	}

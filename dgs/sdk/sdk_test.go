@@ -25,7 +25,7 @@ type healthWatch struct{ ch chan events.DGSHealth }
 func watchHealth(t *testing.T, nc *nats.Conn) *healthWatch {
 	t.Helper()
 	w := &healthWatch{ch: make(chan events.DGSHealth, 256)}
-	sub, err := nc.Subscribe(events.DGSHealthSubject(cell), func(m *nats.Msg) {
+	sub, err := nc.Subscribe(events.DGSHealthFilter(cell), func(m *nats.Msg) {
 		var h events.DGSHealth
 		if json.Unmarshal(m.Data, &h) == nil {
 			select {

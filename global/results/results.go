@@ -71,7 +71,7 @@ func (c *Consumer) stream() streams.SourcedStream {
 	}
 	for _, cell := range c.cfg.Cells {
 		st.Sources = append(st.Sources, &jetstream.StreamSource{
-			Name: events.MatchStream(cell), FilterSubject: events.MatchResultSubject(cell),
+			Name: events.MatchStream(cell), FilterSubject: events.MatchResultFilter(cell),
 		})
 	}
 	return st

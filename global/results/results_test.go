@@ -40,7 +40,7 @@ func cellMatchStream(t *testing.T, js jetstream.JetStream, cell string) {
 func publish(t *testing.T, js jetstream.JetStream, mr events.MatchResult, msgID string) {
 	t.Helper()
 	b, _ := json.Marshal(mr)
-	m := nats.NewMsg(events.MatchResultSubject(mr.Cell))
+	m := nats.NewMsg(events.MatchResultSubject(mr.Cell, mr.DGSID))
 	m.Data = b
 	m.Header.Set(jetstream.MsgIDHeader, msgID)
 	if _, err := js.PublishMsg(context.Background(), m); err != nil {

@@ -2,6 +2,7 @@ package natsembed
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cellgrid/cellgrid/internal/natsauth"
 )
 
 // Config describes one embedded server. Zero ports mean "pick a free one";
@@ -39,6 +42,14 @@ type Config struct {
 	// with one server routed only to itself). Streams placed in Cluster
 	// still work.
 	Standalone bool
+	// Auth, when set, puts the server in operator mode: every client,
+	// route and gateway must authenticate (internal/natsauth).
+	Auth *natsauth.ServerAuth
+	// TLS, when set, requires TLS of clients, routes and gateways.
+	TLS *TLS
+	// ConnectCreds is the credential Connect uses (tests, readiness
+	// checks); empty connects without one.
+	ConnectCreds natsauth.Creds
 }
 
 // Server is a running embedded NATS server.
@@ -124,6 +135,9 @@ func Start(cfg Config, log *slog.Logger) (*Server, error) {
 		opts.Cluster = server.ClusterOpts{Name: cfg.Cluster}
 		opts.Gateway = server.GatewayOpts{}
 	}
+	if err := applyAuth(opts, cfg.Auth, cfg.TLS); err != nil {
+		return nil, err
+	}
 	if cfg.StoreDir != "" {
 		opts.JetStream = true
 		opts.StoreDir = cfg.StoreDir
@@ -144,6 +158,14 @@ func Start(cfg Config, log *slog.Logger) (*Server, error) {
 // ClientURL is the nats:// URL clients connect to.
 func (s *Server) ClientURL() string { return s.ns.ClientURL() }
 
+// CA is the pool a client must trust when TLS is on, else nil.
+func (s *Server) CA() *x509.CertPool {
+	if s.cfg.TLS == nil {
+		return nil
+	}
+	return s.cfg.TLS.CA
+}
+
 // GatewayURL is the URL other clusters use to join this one.
 func (s *Server) GatewayURL() string {
 	return fmt.Sprintf("nats://%s", net.JoinHostPort(s.cfg.Host, strconv.Itoa(s.cfg.GatewayPort)))
@@ -162,9 +184,17 @@ func (s *Server) Shutdown() {
 	s.ns.WaitForShutdown()
 }
 
-// Connect opens a client connection to this server.
+// Connect opens a client connection to this server with the server's
+// ConnectCreds (an admin credential in tests and the dev stack).
 func (s *Server) Connect(name string) (*nats.Conn, error) {
-	nc, err := nats.Connect(s.ClientURL(), nats.Name(name), nats.MaxReconnects(-1))
+	return s.ConnectAs(name, s.cfg.ConnectCreds)
+}
+
+// ConnectAs opens a client connection with creds (and the server's CA
+// when TLS is on).
+func (s *Server) ConnectAs(name string, creds natsauth.Creds) (*nats.Conn, error) {
+	opts := append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1)}, natsauth.Options(creds, s.CA())...)
+	nc, err := nats.Connect(s.ClientURL(), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("natsembed: connect %s: %w", s.cfg.Name, err)
 	}

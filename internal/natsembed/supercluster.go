@@ -5,23 +5,64 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+
+	"github.com/cellgrid/cellgrid/internal/natsauth"
 )
 
 // SuperCluster is a set of embedded servers, one per cluster, joined by
 // gateways.
 type SuperCluster struct {
 	Servers []*Server
+	// Trust issues credentials for this supercluster's servers.
+	Trust *natsauth.Trust
+}
+
+// Options of StartSuperClusterWith.
+type Options struct {
+	// Trust is the deployment's keys; nil generates fresh ones.
+	Trust *natsauth.Trust
+	// TLS, when set, is every server's TLS configuration.
+	TLS *TLS
 }
 
 // StartSuperCluster starts one JetStream-enabled server per name, each its
 // own cluster, all gatewayed to the first. storeRoot holds one store
 // directory per cluster. It waits until every gateway is up and JetStream
 // answers.
+// Every server requires authentication (fresh keys; see
+// StartSuperClusterWith).
 func StartSuperCluster(ctx context.Context, storeRoot string, names []string, log *slog.Logger) (*SuperCluster, error) {
+	return StartSuperClusterWith(ctx, storeRoot, names, log, Options{})
+}
+
+// StartSuperClusterWith is StartSuperCluster with the deployment's keys
+// and TLS. Every client, route and gateway connection must authenticate;
+// Server.Connect uses an admin credential.
+func StartSuperClusterWith(ctx context.Context, storeRoot string, names []string, log *slog.Logger, o Options) (*SuperCluster, error) {
 	if len(names) == 0 {
 		return nil, fmt.Errorf("supercluster: no clusters")
 	}
-	sc := &SuperCluster{}
+	trust := o.Trust
+	if trust == nil {
+		var err error
+		if trust, err = natsauth.NewTrust(names); err != nil {
+			return nil, err
+		}
+	}
+	for _, n := range names {
+		if err := trust.AddCell(n); err != nil {
+			return nil, err
+		}
+	}
+	auth, err := trust.ServerAuth()
+	if err != nil {
+		return nil, err
+	}
+	admin, err := trust.Issue(natsauth.Admin(), 0)
+	if err != nil {
+		return nil, err
+	}
+	sc := &SuperCluster{Trust: trust}
 	var seed map[string]string
 	for _, name := range names {
 		s, err := Start(Config{
@@ -30,7 +71,10 @@ func StartSuperCluster(ctx context.Context, storeRoot string, names []string, lo
 			Gateways: seed,
 			Tags:     []string{"cluster:" + name},
 			// One cluster alone has nobody to gateway to.
-			Standalone: len(names) == 1,
+			Standalone:   len(names) == 1,
+			Auth:         &auth,
+			TLS:          o.TLS,
+			ConnectCreds: admin,
 		}, log)
 		if err != nil {
 			sc.Shutdown()

@@ -106,3 +106,20 @@ type CellHeartbeat struct {
 	State  string    `json:"state"` // CellHealthy or CellDraining
 	At     time.Time `json:"at"`
 }
+
+// Revocation withdraws access tokens before they expire: every token of
+// a refresh-token Family, or every token of a Subject (player id) issued
+// before IssuedBefore. Cells drop it at Expires (when the last token it
+// can match has expired anyway).
+type Revocation struct {
+	Family       string    `json:"family,omitempty"`
+	Subject      string    `json:"sub,omitempty"`
+	IssuedBefore time.Time `json:"issued_before"`
+	Expires      time.Time `json:"expires"`
+	Reason       string    `json:"reason,omitempty"` // logout, erasure, ban
+}
+
+// RevocationList answers RevocationListSubject.
+type RevocationList struct {
+	Revocations []Revocation `json:"revocations"`
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cellgrid/cellgrid/internal/natsauth"
 	"github.com/cellgrid/cellgrid/proto/events"
 )
 
@@ -72,7 +73,11 @@ func run(ctx context.Context, cell, id, natsURL, addr, version string, interval,
 			_, _ = pc.WriteTo(buf[:n], from)
 		}
 	}()
-	nc, err := nats.Connect(natsURL, nats.Name("testdgs "+id))
+	auth, err := natsauth.ClientFlags{Creds: os.Getenv("CELLGRID_NATS_CREDS") /* fleet.CredsEnv */}.Options()
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(natsURL, append([]nats.Option{nats.Name("testdgs " + id)}, auth...)...)
 	if err != nil {
 		return err
 	}
@@ -98,7 +103,7 @@ func run(ctx context.Context, cell, id, natsURL, addr, version string, interval,
 		}
 		b, _ := json.Marshal(res)
 		pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := js.Publish(pctx, events.MatchResultSubject(cell), b, jetstream.WithMsgID(a.SessionID))
+		_, err := js.Publish(pctx, events.MatchResultSubject(cell, id), b, jetstream.WithMsgID(events.ResultMsgID(a.SessionID, id)))
 		pcancel()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "testdgs: publish result:", err)
@@ -117,7 +122,7 @@ func run(ctx context.Context, cell, id, natsURL, addr, version string, interval,
 		h := events.DGSHealth{ID: id, Cell: cell, State: state, GameAddr: pc.LocalAddr().String(), Version: version, SessionID: session, At: time.Now()}
 		mu.Unlock()
 		b, _ := json.Marshal(h)
-		_ = nc.Publish(events.DGSHealthSubject(cell), b)
+		_ = nc.Publish(events.DGSHealthSubject(cell, id), b)
 	}
 	_, err = nc.Subscribe(events.DGSAllocateSubject(cell, id), func(m *nats.Msg) {
 		var a events.Allocation

@@ -48,6 +48,9 @@ func (st *Stack) startCells(ctx context.Context, cfg Config, pool *pgxpool.Pool,
 		}
 		cc.DGS = fleet.Version{Name: "dev", Command: cfg.DGSCommand[0], Args: append(cfg.DGSCommand[1:len(cfg.DGSCommand):len(cfg.DGSCommand)], cfg.DGSArgs...)}
 		cc.Fleet.Min, cc.Fleet.Buffer, cc.Fleet.Max = cfg.FleetBuffer, cfg.FleetBuffer, cfg.FleetMax
+		if cc.Fleet.Credentials, err = st.nats.Trust.DGSIssuer(id); err != nil {
+			return err
+		}
 		c, err := cell.New(cc, cell.Deps{
 			DB: pool, Redis: rc, NATS: nc, Verifier: verifier,
 			Launcher: &fleet.LocalLauncher{Env: cfg.DGSEnv, Output: cfg.DGSOutput},

@@ -17,6 +17,7 @@ import (
 	"github.com/cellgrid/cellgrid/global/auth"
 	"github.com/cellgrid/cellgrid/internal/db"
 	"github.com/cellgrid/cellgrid/internal/localserver"
+	"github.com/cellgrid/cellgrid/internal/natsauth"
 	"github.com/cellgrid/cellgrid/internal/natsembed"
 	"github.com/cellgrid/cellgrid/internal/redisclient"
 	"github.com/cellgrid/cellgrid/topology"
@@ -63,7 +64,8 @@ type Stack struct {
 
 	global  *global.Server
 	pool    *pgxpool.Pool
-	nats    *natsembed.SuperCluster
+	nats     *natsembed.SuperCluster
+	opsCreds string // path of the ops credential file
 	log     *slog.Logger
 	closers []func() // in start order; closed in reverse
 	runs    []func(context.Context) error
@@ -127,10 +129,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 		log.Info("schema migrated", "version", v)
 	}
 
-	sc, err := natsembed.StartSuperCluster(ctx, filepath.Join(cfg.DataDir, "nats"), append([]string{"global"}, cfg.Cells...), log)
+	sc, opsCreds, err := startNATS(ctx, cfg.DataDir, append([]string{"global"}, cfg.Cells...), log)
 	if err != nil {
 		return nil, err
 	}
+	st.opsCreds = opsCreds
 	st.closers = append(st.closers, sc.Shutdown)
 	st.nats = sc
 
@@ -147,8 +150,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 		st.closers = append(st.closers, c.Close)
 		return c, nil
 	}
+	// Every component connects with its own role's credential.
 	natsFor := func(cluster string) (*nats.Conn, error) {
-		nc, err := sc.Server(cluster).Connect("cellgrid-" + cluster)
+		role := natsauth.Global()
+		if cluster != "global" {
+			role = natsauth.Cell(cluster)
+		}
+		nc, err := connectAs(sc, cluster, role)
 		if err != nil {
 			return nil, err
 		}

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cellgrid/cellgrid/client/bots"
@@ -44,7 +43,7 @@ func TestPlayerLoopEndToEnd(t *testing.T) {
 	var res events.MatchResult
 	found := false
 	for _, c := range st.Cells {
-		nc, err := nats.Connect(st.ClusterNATSURL(c.ID))
+		nc, err := st.ConnectNATS(c.ID)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/cellgrid/cellgrid/devstack"
 	"github.com/cellgrid/cellgrid/dgs"
 	"github.com/cellgrid/cellgrid/internal/accesstoken"
+	"github.com/cellgrid/cellgrid/internal/natsauth"
 	"github.com/cellgrid/cellgrid/internal/testenv"
 	"github.com/cellgrid/cellgrid/proto/events"
 )
@@ -76,6 +78,17 @@ func TestDevStackReady(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, func() error { return ready(st.GlobalURL) })
 	for _, c := range st.Cells {
 		testenv.Eventually(t, 10*time.Second, func() error { return ready(c.API) })
+	}
+	// Every NATS server of the stack refuses a client without credentials.
+	for _, cluster := range []string{"global", "eu-west-1", "us-east-1"} {
+		nc, err := nats.Connect(st.ClusterNATSURL(cluster), nats.MaxReconnects(0))
+		if err == nil {
+			nc.Close()
+			t.Fatalf("%s: NATS accepted a client without credentials", cluster)
+		}
+		if !strings.Contains(strings.ToLower(err.Error()), "authorization") {
+			t.Fatalf("%s: want an authorization error, got %v", cluster, err)
+		}
 	}
 }
 
@@ -138,7 +151,13 @@ func TestDrainCell(t *testing.T) {
 	if _, err := c.LoginDevice(ctx, "drain-device-000001"); err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(st.ClusterNATSURL("global"))
+	// Drain needs the ops credential (what `cellgrid cell drain
+	// --nats-creds` loads).
+	ops, err := natsauth.LoadCreds(st.OpsCredsFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(st.ClusterNATSURL("global"), natsauth.Options(ops, nil)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -107,7 +108,7 @@ func (l *LocalLauncher) Start(_ context.Context, spec LaunchSpec) (Handle, error
 		return nil, errors.New("local launcher: empty DGS command")
 	}
 	cmd := exec.Command(spec.Version.Command, l.Args(spec)...)
-	cmd.Env = append(os.Environ(), l.Env...)
+	cmd.Env = append(childEnviron(), l.Env...)
 	if len(spec.Creds) > 0 {
 		cmd.Env = append(cmd.Env, CredsEnv+"="+string(spec.Creds))
 	}
@@ -157,4 +158,23 @@ func (l *LocalLauncher) Stop(ctx context.Context, h Handle) error {
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	<-lh.done
 	return nil
+}
+
+// secretEnv are the cell's own secrets, never inherited by a DGS: a game
+// server parses untrusted input and must hold only its own credential.
+var secretEnv = []string{CredsEnv, "CELLGRID_DGS_SIGNER", "CELLGRID_CONNECT_KEY", "CELLGRID_ENCRYPTION_KEY", "CELLGRID_DB"}
+
+// childEnviron is this process's environment without secretEnv.
+func childEnviron() []string {
+	var env []string
+next:
+	for _, kv := range os.Environ() {
+		for _, k := range secretEnv {
+			if strings.HasPrefix(kv, k+"=") {
+				continue next
+			}
+		}
+		env = append(env, kv)
+	}
+	return env
 }

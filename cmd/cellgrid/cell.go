@@ -19,7 +19,8 @@ import (
 func cellCmd(rf *rootFlags) *cobra.Command {
 	cfg := cell.DefaultConfig()
 	var dbURL, redisAddr, natsURL, globalURL, seedHex, dgsCommand string
-	var launcherKind, nomadAddr, nomadRegion string
+	var launcherKind, nomadAddr, nomadRegion, dgsSigner string
+	var nf natsFlags
 	cmd := &cobra.Command{
 		Use:   "cell",
 		Short: "Run one regional cell: matchmaking, DGS fleet, sessions, relay",
@@ -59,7 +60,10 @@ func cellCmd(rf *rootFlags) *cobra.Command {
 				return err
 			}
 			defer rc.Close()
-			nc, err := nats.Connect(natsURL, nats.Name("cellgrid-cell-"+cfg.ID), nats.MaxReconnects(-1))
+			if cfg.Fleet.Credentials, err = loadDGSIssuer(dgsSigner); err != nil {
+				return err
+			}
+			nc, err := nf.connect(natsURL, "cellgrid-cell-"+cfg.ID, nats.MaxReconnects(-1))
 			if err != nil {
 				return err
 			}
@@ -109,6 +113,8 @@ func cellCmd(rf *rootFlags) *cobra.Command {
 	f.StringVar(&dbURL, "db", envOr("CELLGRID_DB", ""), "database URL; env CELLGRID_DB")
 	f.StringVar(&redisAddr, "redis", envOr("CELLGRID_REDIS", "127.0.0.1:6379"), "the cell's Redis host:port; env CELLGRID_REDIS")
 	f.StringVar(&natsURL, "nats", envOr("CELLGRID_NATS", "nats://127.0.0.1:4222"), "the cell's NATS URL; env CELLGRID_NATS")
+	f.StringVar(&dgsSigner, "dgs-signer", os.Getenv("CELLGRID_DGS_SIGNER"), "the cell's DGS signing key file (dgs-signer-<id>.json from `cellgrid nats init`): each launched DGS gets its own NATS credential; env CELLGRID_DGS_SIGNER")
+	nf.register(f)
 	_ = cmd.MarkFlagRequired("id")
 	_ = cmd.MarkFlagRequired("db")
 	cmd.AddCommand(drainCmds(rf)...)

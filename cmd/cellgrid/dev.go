@@ -38,7 +38,7 @@ func devCmd(rf *rootFlags) *cobra.Command {
 			for _, c := range st.Cells {
 				fmt.Fprintf(out, "cell    %-12s %s  relay %s\n", c.ID, c.API, c.Relay)
 			}
-			fmt.Fprintf(out, "nats    %s\n", st.NATSURL())
+			fmt.Fprintf(out, "nats    %s  (ops credential: --nats-creds %s)\n", st.NATSURL(), st.OpsCredsFile())
 			fmt.Fprintln(out, "Ctrl-C stops everything.")
 			return st.Run(ctx)
 		},

@@ -17,6 +17,7 @@ import (
 func drainCmds(rf *rootFlags) []*cobra.Command {
 	mk := func(verb, short string) *cobra.Command {
 		var id, natsURL string
+		var nf natsFlags
 		cmd := &cobra.Command{
 			Use:   verb,
 			Short: short,
@@ -24,7 +25,7 @@ func drainCmds(rf *rootFlags) []*cobra.Command {
 				if _, err := rf.logger(); err != nil {
 					return err
 				}
-				nc, err := nats.Connect(natsURL, nats.Name("cellgrid-ops"))
+				nc, err := nf.connect(natsURL, "cellgrid-ops", nats.MaxReconnects(0))
 				if err != nil {
 					return err
 				}
@@ -39,6 +40,7 @@ func drainCmds(rf *rootFlags) []*cobra.Command {
 		}
 		cmd.Flags().StringVar(&id, "id", "", "cell id (required)")
 		cmd.Flags().StringVar(&natsURL, "nats", envOr("CELLGRID_NATS", "nats://127.0.0.1:4222"), "any NATS server of the supercluster; env CELLGRID_NATS")
+		nf.register(cmd.Flags()) // an ops credential: only ops may drain
 		_ = cmd.MarkFlagRequired("id")
 		return cmd
 	}

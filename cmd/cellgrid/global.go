@@ -14,6 +14,7 @@ func globalCmd(rf *rootFlags) *cobra.Command {
 	var cfg global.Config
 	var dbURL, redisAddr, natsURL string
 	var af authFlags
+	var nf natsFlags
 	cmd := &cobra.Command{
 		Use:   "global",
 		Short: "Run the global layer (auth, profiles, store, leaderboards, topology)",
@@ -39,7 +40,7 @@ func globalCmd(rf *rootFlags) *cobra.Command {
 				return err
 			}
 			defer rc.Close()
-			nc, err := nats.Connect(natsURL, nats.Name("cellgrid-global"), nats.MaxReconnects(-1))
+			nc, err := nf.connect(natsURL, "cellgrid-global", nats.MaxReconnects(-1))
 			if err != nil {
 				return err
 			}
@@ -59,6 +60,7 @@ func globalCmd(rf *rootFlags) *cobra.Command {
 	f.StringVar(&dbURL, "db", envOr("CELLGRID_DB", ""), "database URL; env CELLGRID_DB")
 	f.StringVar(&redisAddr, "redis", envOr("CELLGRID_REDIS", "127.0.0.1:6379"), "Redis host:port; env CELLGRID_REDIS")
 	f.StringVar(&natsURL, "nats", envOr("CELLGRID_NATS", "nats://127.0.0.1:4222"), "NATS URL; env CELLGRID_NATS")
+	nf.register(f)
 	_ = cmd.MarkFlagRequired("db")
 	return cmd
 }

@@ -62,13 +62,13 @@ type Stack struct {
 	GlobalURL string
 	Cells     []topology.Cell
 
-	global  *global.Server
-	pool    *pgxpool.Pool
+	global   *global.Server
+	pool     *pgxpool.Pool
 	nats     *natsembed.SuperCluster
 	opsCreds string // path of the ops credential file
-	log     *slog.Logger
-	closers []func() // in start order; closed in reverse
-	runs    []func(context.Context) error
+	log      *slog.Logger
+	closers  []func() // in start order; closed in reverse
+	runs     []func(context.Context) error
 }
 
 // Start brings everything up. Call Run to serve and Close (or cancel Run's

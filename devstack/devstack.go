@@ -62,13 +62,13 @@ type Stack struct {
 	GlobalURL string
 	Cells     []topology.Cell
 
-	global   *global.Server
-	pool     *pgxpool.Pool
-	nats     *natsembed.SuperCluster
-	opsCreds string // path of the ops credential file
-	log      *slog.Logger
-	closers  []func() // in start order; closed in reverse
-	runs     []func(context.Context) error
+	global  *global.Server
+	pool    *pgxpool.Pool
+	nats    *natsembed.SuperCluster
+	opsCred string // path of the ops credential file
+	log     *slog.Logger
+	closers []func() // in start order; closed in reverse
+	runs    []func(context.Context) error
 }
 
 // Start brings everything up. Call Run to serve and Close (or cancel Run's
@@ -133,7 +133,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 	if err != nil {
 		return nil, err
 	}
-	st.opsCreds = opsCreds
+	st.opsCred = opsCreds
 	st.closers = append(st.closers, sc.Shutdown)
 	st.nats = sc
 

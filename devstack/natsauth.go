@@ -56,7 +56,7 @@ func connectAs(sc *natsembed.SuperCluster, cluster string, role natsauth.Role) (
 }
 
 // OpsCredsFile is the ops credential (drain, undrain) of this stack.
-func (st *Stack) OpsCredsFile() string { return st.opsCreds }
+func (st *Stack) OpsCredsFile() string { return st.opsCred }
 
 // ConnectNATS opens an admin connection to cluster's server (whole-system
 // tests read streams through it). The caller closes it.

@@ -154,8 +154,14 @@ func (s *Store) Start(ctx context.Context, sess Session) error {
 	return s.publish(ctx, "started", sess, sess.StartedAt)
 }
 
+// ErrNotAllocated means a result came from a server the session was not
+// allocated to.
+var ErrNotAllocated = errors.New("session: result from a server that does not hold the session")
+
 // End closes a session from its DGS's result. It is idempotent: a
-// redelivered result changes nothing and publishes nothing new.
+// redelivered result changes nothing and publishes nothing new. r.DGSID
+// must be the publishing server (RunResults takes it from the subject); a
+// result from any other server is ignored.
 func (s *Store) End(ctx context.Context, r events.MatchResult) error {
 	if _, err := uuid.Parse(r.SessionID); err != nil {
 		return fmt.Errorf("end session %q: %w", r.SessionID, err)
@@ -170,6 +176,13 @@ func (s *Store) End(ctx context.Context, r events.MatchResult) error {
 	var sess Session
 	err = db.RunTx(ctx, s.pool, func(ctx context.Context, tx pgx.Tx) error {
 		sess = Session{ID: r.SessionID, DGSID: r.DGSID}
+		var owner string
+		if err := tx.QueryRow(ctx, `SELECT dgs_id FROM game_sessions WHERE id = $1`, r.SessionID).Scan(&owner); err != nil {
+			return err // pgx.ErrNoRows: unknown session, below
+		}
+		if owner != r.DGSID {
+			return ErrNotAllocated
+		}
 		if _, err := tx.Exec(ctx, `UPDATE game_sessions SET status = $2, ended_at = $3, result = $4 WHERE id = $1 AND status <> $2`,
 			r.SessionID, StatusEnded, r.EndedAt, result); err != nil {
 			return fmt.Errorf("update session: %w", err)
@@ -205,6 +218,10 @@ func (s *Store) End(ctx context.Context, r events.MatchResult) error {
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		s.log.Warn("result for an unknown session", "session", r.SessionID)
+		return nil
+	}
+	if errors.Is(err, ErrNotAllocated) {
+		s.log.Warn("result from a server the session was not allocated to: ignored", "session", r.SessionID, "dgs", r.DGSID)
 		return nil
 	}
 	if err != nil {
@@ -257,6 +274,7 @@ func (s *Store) RunResults(ctx context.Context) error {
 			_ = msg.Term()
 			return
 		}
+		r.DGSID = events.ResultDGSFromSubject(msg.Subject()) // what NATS authenticated
 		ectx, cancel := context.WithTimeout(hctx, 10*time.Second)
 		defer cancel()
 		if err := s.End(ectx, r); err != nil {

@@ -200,6 +200,7 @@ func (m *match) result(reason wire.EndReason, leader *player) events.MatchResult
 			Score:          int64(p.score),
 			FlaggedInputs:  p.flagged,
 			InputsAccepted: p.accepted,
+			Connected:      p.joined,
 		})
 		teamScore[p.team] += int64(p.score)
 	}

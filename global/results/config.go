@@ -37,6 +37,18 @@ type Config struct {
 	// FlaggedInputsThreshold: a player whose FlaggedInputs exceeds it is
 	// flagged (telemetry.RuleFlaggedInputs). 0 disables the rule.
 	FlaggedInputsThreshold int64
+	// Modes are per game mode reward rules; a mode not listed gets the
+	// zero ModeRules (no-shows and unplayed matches earn nothing).
+	Modes map[string]ModeRules
+}
+
+// ModeRules say who earns rewards in one game mode.
+type ModeRules struct {
+	// RewardNoShows pays players who never connected to the match.
+	RewardNoShows bool
+	// RewardUnplayed pays a match that ended abandoned before any player
+	// connected.
+	RewardUnplayed bool
 }
 
 func (c *Config) setDefaults() error {

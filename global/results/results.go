@@ -24,11 +24,30 @@ import (
 
 // Consumer applies match results.
 type Consumer struct {
-	cfg  Config
-	deps Deps
-	log  *slog.Logger
-	m    *prometheus.CounterVec // by outcome
+	cfg     Config
+	deps    Deps
+	log     *slog.Logger
+	m       *prometheus.CounterVec // by outcome
+	refused *prometheus.CounterVec // by reason
 }
+
+// Refusal is why a result was not applied at all: it does not come from
+// the server that holds the session's allocation. Such a result is
+// dropped (and counted), never retried.
+type Refusal struct{ Reason string }
+
+func (r *Refusal) Error() string { return "result refused: " + r.Reason }
+
+// Refusal reasons (label of cellgrid_results_refused_total).
+const (
+	RefusedUnknownSession = "unknown_session" // no game_sessions row: never started by a cell
+	RefusedWrongDGS       = "wrong_dgs"       // published by a DGS the session was not allocated to
+)
+
+// unknownSessionRetries is how many deliveries a result for a session not
+// (yet) recorded gets before it is refused: the cell records the session
+// right after the DGS accepted it, so a very short match could race it.
+const unknownSessionRetries = 5
 
 // New validates cfg; no I/O.
 func New(cfg Config, deps Deps) (*Consumer, error) {
@@ -45,11 +64,16 @@ func New(cfg Config, deps Deps) (*Consumer, error) {
 	c.m = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cellgrid_results_messages_total", Help: "Match result messages by outcome (applied, duplicate, invalid, retry, unknown_player).",
 	}, []string{"outcome"})
+	c.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cellgrid_results_refused_total", Help: "Match results refused because their session was not started by a cell or not allocated to the publishing DGS, by reason.",
+	}, []string{"reason"})
 	if deps.Metrics != nil {
-		if err := deps.Metrics.Register(c.m); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				c.m = are.ExistingCollector.(*prometheus.CounterVec)
+		for _, cv := range []**prometheus.CounterVec{&c.m, &c.refused} {
+			if err := deps.Metrics.Register(*cv); err != nil {
+				var are prometheus.AlreadyRegisteredError
+				if errors.As(err, &are) {
+					*cv = are.ExistingCollector.(*prometheus.CounterVec)
+				}
 			}
 		}
 	}
@@ -124,7 +148,22 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.Term()
 		return
 	}
+	// The subject names the DGS that published (NATS lets a DGS publish
+	// only on its own); the body's claim does not count.
+	mr.DGSID = events.ResultDGSFromSubject(msg.Subject())
 	applied, err := c.Apply(ctx, mr)
+	var ref *Refusal
+	if errors.As(err, &ref) {
+		if md, merr := msg.Metadata(); ref.Reason == RefusedUnknownSession && merr == nil && md.NumDelivered < unknownSessionRetries {
+			_ = msg.NakWithDelay(c.cfg.NakDelay)
+			return
+		}
+		c.log.Warn("results: refused", "session", mr.SessionID, "dgs", mr.DGSID, "reason", ref.Reason)
+		c.refused.WithLabelValues(ref.Reason).Inc()
+		c.m.WithLabelValues("refused").Inc()
+		_ = msg.Term()
+		return
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return // redelivered after AckWait to whoever consumes next
@@ -146,15 +185,29 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 
 // Apply applies mr once (keyed by its session id) and updates the Redis
 // boards. It reports false when the result had already been applied (the
-// boards are then republished from the database).
+// boards are then republished from the database). mr.DGSID must be the
+// publishing server (Run takes it from the subject): a result for a
+// session no cell recorded as started, or from a server the session was
+// not allocated to, changes nothing and returns a *Refusal. Only the
+// session's own players are credited; players who never connected, and
+// a match abandoned before anyone connected, earn nothing unless the
+// mode's ModeRules say otherwise.
 func (c *Consumer) Apply(ctx context.Context, mr events.MatchResult) (bool, error) {
 	var recs []leaderboard.Record
 	var unlocked int
 	applied := false
-	err := db.RunTx(ctx, c.deps.DB, func(ctx context.Context, tx pgx.Tx) error {
+	sid, err := uuid.Parse(mr.SessionID)
+	if err != nil {
+		return false, &Refusal{Reason: RefusedUnknownSession}
+	}
+	err = db.RunTx(ctx, c.deps.DB, func(ctx context.Context, tx pgx.Tx) error {
 		recs, unlocked, applied = recs[:0], 0, false
+		members, err := sessionPlayers(ctx, tx, sid, mr.DGSID)
+		if err != nil {
+			return err
+		}
 		var id string
-		err := tx.QueryRow(ctx, `INSERT INTO applied_events (consumer, event_id) VALUES ($1, $2)
+		err = tx.QueryRow(ctx, `INSERT INTO applied_events (consumer, event_id) VALUES ($1, $2)
 			ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id`, c.cfg.Durable, mr.SessionID).Scan(&id)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
@@ -163,7 +216,20 @@ func (c *Consumer) Apply(ctx context.Context, mr events.MatchResult) (bool, erro
 			return fmt.Errorf("applied_events: %w", err)
 		}
 		applied = true
+		rules := c.cfg.Modes[mr.GameMode]
+		if !rules.RewardUnplayed && unplayed(mr) {
+			c.m.WithLabelValues("unplayed").Inc()
+			return nil
+		}
 		for _, p := range mr.Players {
+			if !members[p.PlayerID] {
+				c.m.WithLabelValues("foreign_player").Inc()
+				continue
+			}
+			if !p.Connected && !rules.RewardNoShows {
+				c.m.WithLabelValues("no_show").Inc()
+				continue
+			}
 			r, n, err := c.applyPlayer(ctx, tx, mr, p)
 			if err != nil {
 				return fmt.Errorf("player %s: %w", p.PlayerID, err)
@@ -173,6 +239,10 @@ func (c *Consumer) Apply(ctx context.Context, mr events.MatchResult) (bool, erro
 		}
 		return nil
 	})
+	var ref *Refusal
+	if errors.As(err, &ref) {
+		return false, err
+	}
 	if err != nil {
 		return false, fmt.Errorf("apply %s: %w", mr.SessionID, err)
 	}
@@ -305,4 +375,48 @@ func (c *Consumer) applyPlayer(ctx context.Context, tx pgx.Tx, mr events.MatchRe
 		}
 	}
 	return recs, len(unlocked), nil
+}
+
+// sessionPlayers checks that session was recorded as started by a cell
+// (game_sessions) and allocated to dgs, and returns its players.
+func sessionPlayers(ctx context.Context, tx pgx.Tx, session uuid.UUID, dgs string) (map[string]bool, error) {
+	var owner string
+	err := tx.QueryRow(ctx, `SELECT dgs_id FROM game_sessions WHERE id = $1`, session).Scan(&owner)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, &Refusal{Reason: RefusedUnknownSession}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read session: %w", err)
+	}
+	if dgs == "" || owner != dgs {
+		return nil, &Refusal{Reason: RefusedWrongDGS}
+	}
+	rows, err := tx.Query(ctx, `SELECT player_id::TEXT FROM game_session_players WHERE session_id = $1`, session)
+	if err != nil {
+		return nil, fmt.Errorf("read session players: %w", err)
+	}
+	defer rows.Close()
+	members := map[string]bool{}
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			return nil, fmt.Errorf("read session players: %w", err)
+		}
+		members[p] = true
+	}
+	return members, rows.Err()
+}
+
+// unplayed reports a match that ended abandoned before any player
+// connected.
+func unplayed(mr events.MatchResult) bool {
+	if mr.Reason != "abandoned" {
+		return false
+	}
+	for _, p := range mr.Players {
+		if p.Connected {
+			return false
+		}
+	}
+	return true
 }

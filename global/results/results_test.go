@@ -111,13 +111,14 @@ func TestScoreFromCellReachesGlobalBoard(t *testing.T) {
 	}()
 
 	session := uuid.NewString()
+	recordSession(t, d.Pool, session, "eu-dgs-1", ann, bob)
 	mr := events.MatchResult{
-		SessionID: session, Cell: "eu-west-1", GameMode: "duel", Winner: ann, WinnerTeam: 0,
+		SessionID: session, Cell: "eu-west-1", GameMode: "duel", DGSID: "eu-dgs-1", Winner: ann, WinnerTeam: 0,
 		EndedAt: time.Now().UTC(), Reason: "score_limit",
 		Players: []events.PlayerResult{
-			{PlayerID: ann, Team: 0, Score: 42},
-			{PlayerID: bob, Team: 1, Score: 17, FlaggedInputs: 11},
-			{PlayerID: uuid.NewString(), Team: 1, Score: 99}, // no players row: skipped
+			{PlayerID: ann, Team: 0, Score: 42, Connected: true},
+			{PlayerID: bob, Team: 1, Score: 17, FlaggedInputs: 11, Connected: true},
+			{PlayerID: uuid.NewString(), Team: 1, Score: 99, Connected: true}, // not in the session: skipped
 		},
 	}
 	publish(t, jsEU, mr, session)
@@ -203,8 +204,9 @@ func TestScoreFromCellReachesGlobalBoard(t *testing.T) {
 
 	// A result from the other cell lands in its region.
 	s2 := uuid.NewString()
-	publish(t, jsUS, events.MatchResult{SessionID: s2, Cell: "us-east-1", GameMode: "duel", Winner: bob,
-		Players: []events.PlayerResult{{PlayerID: bob, Score: 60}}}, s2)
+	recordSession(t, d.Pool, s2, "us-dgs-1", bob)
+	publish(t, jsUS, events.MatchResult{SessionID: s2, Cell: "us-east-1", GameMode: "duel", DGSID: "us-dgs-1", Winner: bob,
+		Players: []events.PlayerResult{{PlayerID: bob, Score: 60, Connected: true}}}, s2)
 	testenv.Eventually(t, 20*time.Second, want("duel-high", "1:bob=60 2:ann=42 "))
 	testenv.Eventually(t, time.Second, want("duel-high?region=us", "1:bob=60 "))
 	testenv.Eventually(t, time.Second, want("duel-high?region=eu", "1:ann=42 "))

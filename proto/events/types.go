@@ -46,6 +46,9 @@ type PlayerResult struct {
 	Score          int64  `json:"score"`
 	FlaggedInputs  int64  `json:"flagged_inputs"`
 	InputsAccepted int64  `json:"inputs_accepted"`
+	// Connected is true when the player ever joined the match: a player
+	// who never connected earns no reward (unless the mode says so).
+	Connected bool `json:"connected"`
 }
 
 // MatchResult is published by a DGS when its match ends.

@@ -138,6 +138,7 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 	}
 	shutdownAsked := make(chan struct{}, 1)
 	kit.HandleAllocate(game.StartMatch)
+	kit.HandleCancel(func(a events.Allocation) { game.CancelMatch(a.SessionID) })
 	kit.HandleShutdownRequest(func() {
 		select {
 		case shutdownAsked <- struct{}{}:
@@ -227,6 +228,10 @@ func report(ctx context.Context, kit *sdk.SDK, r events.MatchResult, timeout tim
 	for {
 		err := kit.ReportResult(ctx, r)
 		if err == nil {
+			return
+		}
+		if errors.Is(err, sdk.ErrAllocationCancelled) {
+			log.Info("dgs: result of a withdrawn allocation not published", "session", r.SessionID)
 			return
 		}
 		log.Warn("dgs: report result", "session", r.SessionID, "err", err)

@@ -56,7 +56,17 @@ func (h *heartbeats) wait(t *testing.T, state string, after int) (events.DGSHeal
 
 func TestRunServerMatchResultAndShutdown(t *testing.T) {
 	testenv.CheckGoroutines(t)
-	nc := dgstest.NATS(t, cell)
+	// The server runs on its own DGS credential, as launched by a cell.
+	nc, creds := dgstest.NATSAndCreds(t, cell, "dgs-7")
+	// The cell creates its match stream; a DGS may not create streams.
+	{
+		js, _ := jetstream.New(nc)
+		sctx, scancel := context.WithTimeout(context.Background(), 20*time.Second)
+		if err := events.EnsureMatchStream(sctx, js, cell, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		scancel()
+	}
 	hb := &heartbeats{}
 	sub, err := nc.Subscribe(events.DGSHealthFilter(cell), func(m *nats.Msg) {
 		var h events.DGSHealth
@@ -77,7 +87,7 @@ func TestRunServerMatchResultAndShutdown(t *testing.T) {
 	runErr := make(chan error, 1)
 	go func() {
 		runErr <- RunServer(ctx, ServerConfig{
-			Cell: cell, ID: "dgs-7", Version: "v-test", NATSURL: nc.ConnectedUrl(),
+			Cell: cell, ID: "dgs-7", Version: "v-test", NATSURL: nc.ConnectedUrl(), NATSCreds: creds,
 			GameListen: "127.0.0.1:0", HealthInterval: 50 * time.Millisecond,
 			ScoreLimit: 2, TimeLimit: 5 * time.Second,
 		})
@@ -158,7 +168,8 @@ func TestRunServerMatchResultAndShutdown(t *testing.T) {
 	if res.SessionID != session.String() || res.Reason != "score_limit" || res.DGSID != "dgs-7" || res.Cell != cell || res.Winner == "" {
 		t.Fatalf("stored result %+v", res)
 	}
-	other, err := sdk.New(sdk.Config{Cell: cell, ID: "dgs-other", NATS: nc})
+	// The same server restarted retries the result: stored once.
+	other, err := sdk.New(sdk.Config{Cell: cell, ID: "dgs-7", NATS: nc})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -224,14 +224,19 @@ func (f *Fleet) poke() {
 // marked Unhealthy and the next Ready one is tried.
 func (f *Fleet) Allocate(ctx context.Context, a events.Allocation) (Allocated, error) {
 	start := time.Now()
-	body, err := json.Marshal(a)
-	if err != nil {
-		return Allocated{}, fmt.Errorf("allocate %s: %w", a.SessionID, err)
-	}
 	for attempt := 0; attempt < 3; attempt++ {
 		s, err := f.pickReady(a.SessionID)
 		if err != nil {
 			f.m.allocs.WithLabelValues("no_server").Inc()
+			return Allocated{}, fmt.Errorf("allocate %s: %w", a.SessionID, err)
+		}
+		// Each attempt is fenced: its own id, which the DGS must echo, and
+		// a deadline after which the DGS must refuse it. A server that
+		// did not answer in time is also sent a cancel before the session
+		// goes to the next one, so one session never has two servers.
+		a.AllocationID, a.Deadline = uuid.NewString(), time.Now().Add(f.cfg.AllocateTimeout)
+		body, err := json.Marshal(a)
+		if err != nil {
 			return Allocated{}, fmt.Errorf("allocate %s: %w", a.SessionID, err)
 		}
 		addr, perr := netip.ParseAddrPort(s.GameAddr)
@@ -241,6 +246,9 @@ func (f *Fleet) Allocate(ctx context.Context, a events.Allocation) (Allocated, e
 		var reply events.AllocationReply
 		if rerr == nil {
 			rerr = json.Unmarshal(msg.Data, &reply)
+		}
+		if rerr == nil && reply.OK && reply.AllocationID != a.AllocationID {
+			rerr = fmt.Errorf("reply for allocation %q, want %q", reply.AllocationID, a.AllocationID)
 		}
 		if rerr == nil && reply.OK && perr == nil {
 			f.m.allocs.WithLabelValues("ok").Inc()
@@ -255,6 +263,10 @@ func (f *Fleet) Allocate(ctx context.Context, a events.Allocation) (Allocated, e
 			}
 		}
 		f.log.Warn("allocation failed", "dgs", s.ID, "session", a.SessionID, "why", why)
+		cb, _ := json.Marshal(events.AllocationCancel{SessionID: a.SessionID, AllocationID: a.AllocationID})
+		if err := f.nc.Publish(events.DGSCancelSubject(f.cfg.Cell, s.ID), cb); err != nil {
+			f.log.Warn("allocation cancel not sent", "dgs", s.ID, "err", err)
+		}
 		f.m.allocs.WithLabelValues("failed").Inc()
 		f.setState(s.ID, events.DGSUnhealthy)
 		if ctx.Err() != nil {

@@ -152,6 +152,20 @@ func (s *Server) StartMatch(a events.Allocation) error {
 	return nil
 }
 
+// CancelMatch ends the running match of session (as abandoned, its result
+// handed over as usual) and waits for it; no-op for another session. The
+// SDK calls it when the cell withdrew the allocation.
+func (s *Server) CancelMatch(session string) {
+	s.mu.Lock()
+	m := s.match
+	s.mu.Unlock()
+	if m == nil || m.session.String() != session {
+		return
+	}
+	m.abort()
+	<-m.done
+}
+
 func (s *Server) newMatch(a events.Allocation) (*match, error) {
 	session, err := uuid.Parse(a.SessionID)
 	if err != nil {

@@ -65,6 +65,9 @@ type SDK struct {
 	gameAddr   string          // guarded by mu
 	onAllocate AllocateFunc    // guarded by mu
 	onShutdown func()          // guarded by mu
+	onCancel   CancelFunc      // guarded by mu
+	allocID    string          // guarded by mu: the accepted allocation's id
+	cancelled  map[string]bool // guarded by mu: sessions whose allocation was withdrawn
 	streamOK   bool            // guarded by mu: the match stream is known to exist
 	published  map[string]bool // guarded by mu: sessions whose result was acked
 }
@@ -84,6 +87,7 @@ func New(cfg Config) (*SDK, error) {
 		state:     events.DGSScheduled,
 		gameAddr:  cfg.GameAddr,
 		published: make(map[string]bool),
+		cancelled: make(map[string]bool),
 	}, nil
 }
 
@@ -92,6 +96,19 @@ func New(cfg Config) (*SDK, error) {
 func (s *SDK) HandleAllocate(f AllocateFunc) {
 	s.mu.Lock()
 	s.onAllocate = f
+	s.mu.Unlock()
+}
+
+// CancelFunc is called (on Run's goroutine) when an allocation the game
+// accepted is withdrawn: it was accepted after its deadline, or the cell
+// sent a cancel. The game must drop the match; a result it still reports
+// for that session is not published.
+type CancelFunc func(events.Allocation)
+
+// HandleCancel sets the cancel handler.
+func (s *SDK) HandleCancel(f CancelFunc) {
+	s.mu.Lock()
+	s.onCancel = f
 	s.mu.Unlock()
 }
 
@@ -185,6 +202,12 @@ func (s *SDK) Run(ctx context.Context) error {
 		return fmt.Errorf("dgs sdk: subscribe shutdown: %w", err)
 	}
 	defer shutSub.Unsubscribe()
+	cancels := make(chan *nats.Msg, 4)
+	cancelSub, err := s.cfg.NATS.ChanSubscribe(events.DGSCancelSubject(s.cfg.Cell, s.cfg.ID), cancels)
+	if err != nil {
+		return fmt.Errorf("dgs sdk: subscribe cancel: %w", err)
+	}
+	defer cancelSub.Unsubscribe()
 	// The subscriptions must be known to the server before we announce we
 	// can be allocated.
 	if err := s.cfg.NATS.Flush(); err != nil {
@@ -202,6 +225,11 @@ func (s *SDK) Run(ctx context.Context) error {
 			s.heartbeat()
 		case m := <-allocs:
 			s.answerAllocation(m)
+		case m := <-cancels:
+			var c events.AllocationCancel
+			if json.Unmarshal(m.Data, &c) == nil {
+				s.cancel(c)
+			}
 		case <-shutdowns:
 			s.mu.Lock()
 			f := s.onShutdown
@@ -240,29 +268,82 @@ func (s *SDK) allocate(data []byte) events.AllocationReply {
 	if err := json.Unmarshal(data, &a); err != nil || a.SessionID == "" {
 		return events.AllocationReply{Error: "malformed allocation"}
 	}
+	expired := func() bool { return !a.Deadline.IsZero() && time.Now().After(a.Deadline) }
+	refuse := func(err error) events.AllocationReply {
+		return events.AllocationReply{Error: err.Error(), AllocationID: a.AllocationID}
+	}
 	s.mu.Lock()
-	state, session, f := s.state, s.session, s.onAllocate
+	state, session, allocID, f, cancelled := s.state, s.session, s.allocID, s.onAllocate, s.cancelled[a.SessionID]
 	s.mu.Unlock()
 	switch {
-	case state == events.DGSAllocated && session == a.SessionID:
-		return events.AllocationReply{OK: true} // a retry of the request we accepted
+	case state == events.DGSAllocated && session == a.SessionID && allocID == a.AllocationID:
+		return events.AllocationReply{OK: true, AllocationID: a.AllocationID} // a retry of the request we accepted
+	case cancelled:
+		return refuse(ErrAllocationCancelled)
 	case state != events.DGSReady:
-		return events.AllocationReply{Error: fmt.Sprintf("%v: state %s", ErrNotReady, state)}
+		return refuse(fmt.Errorf("%w: state %s", ErrNotReady, state))
+	case expired():
+		// The cell has stopped waiting: accepting now could give the
+		// session a second server.
+		return refuse(ErrAllocationExpired)
 	}
 	if f != nil {
 		if err := f(a); err != nil {
-			return events.AllocationReply{Error: err.Error()}
+			return refuse(err)
 		}
 	}
+	if expired() {
+		// The game took too long to accept: undo it.
+		s.withdraw(a)
+		return refuse(ErrAllocationExpired)
+	}
+	s.mu.Lock()
+	s.allocID = a.AllocationID
+	s.mu.Unlock()
 	if err := s.setState(events.DGSAllocated, a.SessionID); err != nil {
 		// The game accepted but the state could not be published (or we shut
 		// down meanwhile): the heartbeat ticker publishes it again.
 		s.cfg.Log.Warn("dgs sdk: allocated heartbeat", "err", err)
 		if errors.Is(err, ErrShutdown) {
-			return events.AllocationReply{Error: err.Error()}
+			return refuse(err)
 		}
 	}
-	return events.AllocationReply{OK: true}
+	return events.AllocationReply{OK: true, AllocationID: a.AllocationID}
+}
+
+// withdraw marks a's session cancelled (its result will not be published)
+// and tells the game to drop the match.
+func (s *SDK) withdraw(a events.Allocation) {
+	s.mu.Lock()
+	s.cancelled[a.SessionID] = true
+	f := s.onCancel
+	s.mu.Unlock()
+	s.cfg.Log.Warn("dgs sdk: allocation withdrawn", "session", a.SessionID, "allocation", a.AllocationID)
+	if f != nil {
+		f(a)
+	}
+}
+
+// cancel handles the cell's AllocationCancel: when it names the
+// allocation we hold (or one we have not accepted yet), the session is
+// withdrawn and the server is Ready again.
+func (s *SDK) cancel(c events.AllocationCancel) {
+	if c.SessionID == "" {
+		return
+	}
+	s.mu.Lock()
+	holds := s.state == events.DGSAllocated && s.session == c.SessionID && s.allocID == c.AllocationID
+	other := s.state == events.DGSAllocated && s.session != c.SessionID
+	s.mu.Unlock()
+	if other {
+		return // about another allocation, long gone
+	}
+	s.withdraw(events.Allocation{SessionID: c.SessionID, AllocationID: c.AllocationID})
+	if holds {
+		if err := s.setState(events.DGSReady, ""); err != nil {
+			s.cfg.Log.Warn("dgs sdk: ready after cancel", "err", err)
+		}
+	}
 }
 
 // ReportResult publishes r on the cell's match stream with Nats-Msg-Id =
@@ -282,10 +363,13 @@ func (s *SDK) ReportResult(ctx context.Context, r events.MatchResult) error {
 		r.DGSID = s.cfg.ID
 	}
 	s.mu.Lock()
-	done := s.published[r.SessionID]
+	done, cancelled := s.published[r.SessionID], s.cancelled[r.SessionID]
 	s.mu.Unlock()
 	if done {
 		return nil
+	}
+	if cancelled {
+		return fmt.Errorf("report result %s: %w", r.SessionID, ErrAllocationCancelled)
 	}
 	if err := s.ensureStream(ctx); err != nil {
 		return fmt.Errorf("report result %s: %w", r.SessionID, err)

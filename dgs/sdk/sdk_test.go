@@ -207,7 +207,7 @@ func TestReportResultExactlyOnce(t *testing.T) {
 	testenv.CheckGoroutines(t)
 	nc := dgstest.NATS(t, cell)
 	s1, _ := startSDK(t, nc, "dgs-a")
-	s2, _ := startSDK(t, nc, "dgs-b") // a second process retrying the same result
+	s2, _ := startSDK(t, nc, "dgs-a") // the same server restarted, retrying the same result
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
@@ -253,7 +253,7 @@ func TestReportResultExactlyOnce(t *testing.T) {
 	if err := json.Unmarshal(m.Data, &got); err != nil {
 		t.Fatal(err)
 	}
-	if got.SessionID != "sess-1" || got.Cell != cell || got.DGSID != "dgs-a" || m.Header.Get(jetstream.MsgIDHeader) != "sess-1" {
+	if got.SessionID != "sess-1" || got.Cell != cell || got.DGSID != "dgs-a" || m.Header.Get(jetstream.MsgIDHeader) != events.ResultMsgID("sess-1", "dgs-a") {
 		t.Fatalf("stored %+v header %v", got, m.Header)
 	}
 }

@@ -146,6 +146,7 @@ func (r Role) Permissions() jwt.Permissions {
 			events.CellHeartbeatSubject(c),
 			fmt.Sprintf("cellgrid.%s.dgs.*.allocate", c),
 			fmt.Sprintf("cellgrid.%s.dgs.*.shutdown", c),
+			fmt.Sprintf("cellgrid.%s.dgs.*.cancel", c),
 			fmt.Sprintf("match.%s.session.>", c),
 			events.TelemetrySubjects(c),
 			events.RevocationListSubject,

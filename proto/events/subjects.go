@@ -28,6 +28,11 @@ func DGSAllocateSubject(cell, dgsID string) string {
 	return fmt.Sprintf("cellgrid.%s.dgs.%s.allocate", cell, dgsID)
 }
 
+// DGSCancelSubject carries an AllocationCancel to one DGS.
+func DGSCancelSubject(cell, dgsID string) string {
+	return fmt.Sprintf("cellgrid.%s.dgs.%s.cancel", cell, dgsID)
+}
+
 // DGSShutdownSubject asks a DGS to stop once its current match (if any) ends.
 func DGSShutdownSubject(cell, dgsID string) string {
 	return fmt.Sprintf("cellgrid.%s.dgs.%s.shutdown", cell, dgsID)

@@ -31,12 +31,27 @@ type Allocation struct {
 	// ConnectKey is the base64 Ed25519 public key the DGS must verify
 	// connect tokens with (the cell's current and previous keys).
 	ConnectKeys []string `json:"connect_keys"`
+	// AllocationID fences this attempt: the DGS echoes it in its reply,
+	// and the cell accepts no reply without it. A DGS must refuse an
+	// allocation it would accept after Deadline (the cell has given up
+	// and may give the session to another server by then).
+	AllocationID string    `json:"allocation_id,omitempty"`
+	Deadline     time.Time `json:"deadline,omitempty"`
 }
 
 // AllocationReply answers an Allocation.
 type AllocationReply struct {
-	OK    bool   `json:"ok"`
-	Error string `json:"error,omitempty"`
+	OK           bool   `json:"ok"`
+	Error        string `json:"error,omitempty"`
+	AllocationID string `json:"allocation_id,omitempty"`
+}
+
+// AllocationCancel withdraws an allocation the cell gave up on (no
+// answer in time); sent on DGSCancelSubject. The DGS drops the match and
+// publishes no result for it.
+type AllocationCancel struct {
+	SessionID    string `json:"session_id"`
+	AllocationID string `json:"allocation_id"`
 }
 
 // PlayerResult is one player's line in a MatchResult.

@@ -137,6 +137,7 @@ func run(ctx context.Context, cell, id, natsURL, addr, version string, interval,
 			state, session = events.DGSAllocated, a.SessionID
 		}
 		mu.Unlock()
+		reply.AllocationID = a.AllocationID // the fence the cell checks
 		// Heartbeat the allocation before answering, and only then start
 		// the match clock, so the cell sees allocated → ready in order.
 		beat()

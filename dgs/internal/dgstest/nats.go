@@ -3,6 +3,7 @@ package dgstest
 
 import (
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -21,4 +22,22 @@ func NATS(t testing.TB, cell string) *nats.Conn {
 	t.Helper()
 	sc := testenv.NewSuperCluster(t, cell, cell+"-peer")
 	return testenv.Connect(t, sc.Server(cell))
+}
+
+// NATSAndCreds is NATS plus the .creds text of DGS id of cell: what the
+// cell's launcher hands a server it starts.
+func NATSAndCreds(t testing.TB, cell, id string) (*nats.Conn, string) {
+	t.Helper()
+	sc := testenv.NewSuperCluster(t, cell, cell+"-peer")
+	nc := testenv.Connect(t, sc.Server(cell))
+	d := testenv.DGSIssuer(t, sc, cell)
+	creds, err := d.Issue(id, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := creds.Format()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, string(b)
 }

@@ -29,6 +29,7 @@ func (cfg *ServerConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&cfg.WaitForPlayers, "wait-for-players", 30*time.Second, "how long an allocated match waits for its players")
 	fs.DurationVar(&cfg.HealthInterval, "health-interval", time.Second, "heartbeat interval")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve /healthz, /readyz and /metrics on this address (empty: off)")
+	fs.StringVar(&cfg.ResultSpool, "result-spool", "", "folder keeping unpublished match results across restarts (empty: memory only)")
 	fs.BoolVar(&cfg.ExitAfterMatch, "exit-after-match", false, "exit after one match instead of returning to Ready")
 }
 

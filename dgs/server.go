@@ -55,9 +55,16 @@ type ServerConfig struct {
 	// MetricsAddr, when set, serves /healthz, /readyz and /metrics there
 	// ("127.0.0.1:0" picks a free port). Empty: no HTTP listener.
 	MetricsAddr string
-	// ResultTimeout bounds the retries of publishing one match result.
-	// Default 30 s.
-	ResultTimeout time.Duration
+	// ResultTimeout bounds one attempt to publish a match result (the
+	// JetStream ack wait). Default 5 s. A result is retried, with backoff
+	// up to ResultRetryMax (default 5 s), until it is published: through
+	// NATS outages of any length, the server does not go back to Ready
+	// (nor exit on a shutdown request) with a result unpublished.
+	ResultTimeout, ResultRetryMax time.Duration
+	// ResultSpool, when set, is a folder where a result waits on disk
+	// until published, so a restarted server (same folder) publishes what
+	// its previous run could not.
+	ResultSpool string
 
 	Log *slog.Logger // slog.Default()
 }
@@ -73,7 +80,10 @@ func (c *ServerConfig) setDefaults() error {
 		c.GameListen = "127.0.0.1:0"
 	}
 	if c.ResultTimeout <= 0 {
-		c.ResultTimeout = 30 * time.Second
+		c.ResultTimeout = 5 * time.Second
+	}
+	if c.ResultRetryMax <= 0 {
+		c.ResultRetryMax = 5 * time.Second
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()
@@ -136,6 +146,7 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		game.Close()
 		return fmt.Errorf("dgs: %w", err)
 	}
+	rep := &reporter{kit: kit, spool: cfg.ResultSpool, attempt: cfg.ResultTimeout, retryMax: cfg.ResultRetryMax, log: log}
 	shutdownAsked := make(chan struct{}, 1)
 	kit.HandleAllocate(game.StartMatch)
 	kit.HandleCancel(func(a events.Allocation) { game.CancelMatch(a.SessionID) })
@@ -169,7 +180,9 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		for done := false; !done; {
 			select {
 			case r := <-results:
-				report(context.Background(), kit, r, 5*time.Second, log)
+				lctx, lcancel := context.WithTimeout(context.Background(), cfg.ResultTimeout)
+				rep.report(lctx, r)
+				lcancel()
 			default:
 				done = true
 			}
@@ -182,6 +195,10 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		return runErr
 	}
 
+	// Results a previous run of this server could not publish go first.
+	if err := rep.flushSpool(ctx); err != nil {
+		return stop(err)
+	}
 	if cfg.MetricsAddr != "" {
 		ms, err := startMetrics(cfg.MetricsAddr, game, kit, nc, log)
 		if err != nil {
@@ -202,7 +219,14 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		case err := <-failed:
 			return stop(err)
 		case r := <-results:
-			report(ctx, kit, r, cfg.ResultTimeout, log)
+			if !rep.report(ctx, r) {
+				// Interrupted (SIGTERM) with the result unpublished: one
+				// last attempt; the spool (if any) keeps it for the next run.
+				lctx, lcancel := context.WithTimeout(context.Background(), cfg.ResultTimeout)
+				rep.report(lctx, r)
+				lcancel()
+				return stop(nil)
+			}
 			if draining || cfg.ExitAfterMatch {
 				return stop(nil)
 			}
@@ -216,32 +240,6 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 			}
 			log.Info("dgs: shutdown requested, stopping after the match")
 		}
-	}
-}
-
-// report publishes r, retrying with backoff for up to timeout. Retries are
-// safe: the message id is the session id.
-func report(ctx context.Context, kit *sdk.SDK, r events.MatchResult, timeout time.Duration, log *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
-	defer cancel()
-	backoff := 100 * time.Millisecond
-	for {
-		err := kit.ReportResult(ctx, r)
-		if err == nil {
-			return
-		}
-		if errors.Is(err, sdk.ErrAllocationCancelled) {
-			log.Info("dgs: result of a withdrawn allocation not published", "session", r.SessionID)
-			return
-		}
-		log.Warn("dgs: report result", "session", r.SessionID, "err", err)
-		select {
-		case <-ctx.Done():
-			log.Error("dgs: match result not published", "session", r.SessionID, "err", err)
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 2*time.Second)
 	}
 }
 

@@ -136,12 +136,13 @@ type Fleet struct {
 
 	mu      sync.Mutex
 	servers map[string]*server // guarded by mu
-	// lastDown is the last reconcile that found this process's own NATS
-	// link down: heartbeats missed then say nothing about the servers.
-	lastDown time.Time // guarded by mu
 	version Version            // guarded by mu
 	closed  bool               // guarded by mu
 	stops   sync.WaitGroup     // in-flight stops; Add under mu while !closed
+
+	// downAt is the last reconcile that found this process's own NATS
+	// link down: heartbeats missed then say nothing about the servers.
+	downAt time.Time // guarded by mu
 }
 
 type metrics struct {
@@ -441,7 +442,7 @@ func (f *Fleet) reconcile(ctx, stopCtx context.Context, exits chan<- string, wat
 	var toStop []*server
 	f.mu.Lock()
 	if !f.nc.IsConnected() {
-		f.lastDown = now
+		f.downAt = now
 	}
 	v := f.version
 	var ready, scheduled, allocated, total, readyOld int
@@ -458,7 +459,7 @@ func (f *Fleet) reconcile(ctx, stopCtx context.Context, exits chan<- string, wat
 		case events.DGSReady, events.DGSAllocated:
 			// A server is not condemned for heartbeats we could not hear
 			// (our own NATS outage): it may be holding a match result.
-			if now.Sub(s.LastHealth) > f.cfg.HealthTimeout && now.Sub(f.lastDown) > f.cfg.HealthTimeout {
+			if now.Sub(s.LastHealth) > f.cfg.HealthTimeout && now.Sub(f.downAt) > f.cfg.HealthTimeout {
 				changes = append(changes, change{s.ID, s.State, events.DGSUnhealthy})
 				s.State = events.DGSUnhealthy
 			}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
@@ -120,7 +121,11 @@ func New(cfg Config, deps Deps) (*Cell, error) {
 	if c.fleet, err = fleet.New(fc, deps.NATS, deps.Launcher, c.log, deps.Registry); err != nil {
 		return nil, c.fail(err)
 	}
-	if c.sessions, err = session.New(session.Config{Cell: cfg.ID, Region: cfg.Region, LiveTTL: cfg.SessionLiveTTL}, deps.Redis, deps.DB, deps.NATS, c.log); err != nil {
+	deadlines := map[string]time.Duration{}
+	for _, m := range cfg.GameModes {
+		deadlines[m.Name] = m.ResultDeadline
+	}
+	if c.sessions, err = session.New(session.Config{Cell: cfg.ID, Region: cfg.Region, LiveTTL: cfg.SessionLiveTTL, ResultDeadlines: deadlines}, deps.Redis, deps.DB, deps.NATS, c.log); err != nil {
 		return nil, c.fail(err)
 	}
 
@@ -218,7 +223,7 @@ func (c *Cell) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 5) // one per component below
+	errs := make(chan error, 6) // one per component below
 	run := func(name string, f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -236,6 +241,7 @@ func (c *Cell) Run(ctx context.Context) error {
 	run("matchmaker", c.mm.Run)
 	run("relay", c.relay.Run)
 	run("match results", c.sessions.RunResults)
+	run("session reaper", c.sessions.RunReaper)
 	run("heartbeat", c.runHeartbeat)
 	c.log.Info("cell running", "api", c.URL(), "relay", c.RelayAddr())
 	<-ctx.Done()

@@ -27,6 +27,11 @@ type GameMode struct {
 	TicketTTL time.Duration `json:"ticket_ttl" yaml:"ticket_ttl"`
 	// MaxQueued caps queued tickets; Join sheds above it with PoolFullError.
 	MaxQueued int `json:"max_queued" yaml:"max_queued"`
+	// ResultDeadline is how long after it started a session of this mode
+	// may run without a result before the cell declares it lost (the
+	// match's time limit plus the time its server may need to publish
+	// through an outage). Zero means the cell's SessionLiveTTL.
+	ResultDeadline time.Duration `json:"result_deadline" yaml:"result_deadline"`
 }
 
 // DefaultModes are the game modes of a cell unless configured otherwise.

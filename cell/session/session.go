@@ -25,6 +25,10 @@ import (
 const (
 	StatusRunning = "running"
 	StatusEnded   = "ended"
+	// StatusLost: no result arrived within the mode's deadline (its
+	// server died or never reported). A result arriving later still ends
+	// the session.
+	StatusLost = "lost"
 )
 
 // Session is one match running on one DGS.
@@ -56,6 +60,11 @@ type Config struct {
 	LiveTTL time.Duration
 	// Duplicates is the match stream's de-duplication window. Default 10m.
 	Duplicates time.Duration
+	// ResultDeadlines is, per game mode, how long a session may run
+	// without a result before the reaper marks it lost; modes not listed
+	// use LiveTTL. ReapInterval is how often the reaper looks (1m).
+	ResultDeadlines map[string]time.Duration
+	ReapInterval    time.Duration
 }
 
 // Store keeps sessions. Safe for concurrent use.
@@ -82,6 +91,9 @@ func New(cfg Config, rd rueidis.Client, pool *pgxpool.Pool, nc *nats.Conn, log *
 	}
 	if cfg.Duplicates <= 0 {
 		cfg.Duplicates = 10 * time.Minute
+	}
+	if cfg.ReapInterval <= 0 {
+		cfg.ReapInterval = time.Minute
 	}
 	if cfg.Region == "" {
 		cfg.Region = cfg.Cell

@@ -223,7 +223,7 @@ func (c *Cell) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 6) // one per component below
+	errs := make(chan error, 7) // one per component below
 	run := func(name string, f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -242,6 +242,7 @@ func (c *Cell) Run(ctx context.Context) error {
 	run("relay", c.relay.Run)
 	run("match results", c.sessions.RunResults)
 	run("session reaper", c.sessions.RunReaper)
+	run("revocations", c.runRevocations)
 	run("heartbeat", c.runHeartbeat)
 	c.log.Info("cell running", "api", c.URL(), "relay", c.RelayAddr())
 	<-ctx.Done()

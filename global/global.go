@@ -15,12 +15,14 @@ import (
 	"github.com/cellgrid/cellgrid/global/payment"
 	"github.com/cellgrid/cellgrid/global/profile"
 	"github.com/cellgrid/cellgrid/global/results"
+	"github.com/cellgrid/cellgrid/global/revocation"
 	"github.com/cellgrid/cellgrid/global/store"
 	"github.com/cellgrid/cellgrid/global/telemetry"
 	"github.com/cellgrid/cellgrid/internal/db"
 	"github.com/cellgrid/cellgrid/internal/httpapi"
 	"github.com/cellgrid/cellgrid/internal/redisclient"
 	"github.com/cellgrid/cellgrid/topology"
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -127,6 +129,14 @@ func (s *Server) build(mux *http.ServeMux) error {
 	}
 	logFor := func(component string) *slog.Logger { return deps.Log.With("component", component) }
 
+	accessTTL := cfg.Auth.AccessTTL
+	if accessTTL <= 0 {
+		accessTTL = auth.DefaultAccessTTL
+	}
+	revoker, err := revocation.New(revocation.Config{AccessTTL: accessTTL}, revocation.Deps{NATS: deps.NATS, DB: deps.DB, Log: logFor("revocation")})
+	if err != nil {
+		return fmt.Errorf("global: %w", err)
+	}
 	st, err := store.New(cfg.Store, store.Deps{DB: deps.DB, Log: logFor("store"), Metrics: deps.Registry})
 	if err != nil {
 		return fmt.Errorf("global: %w", err)
@@ -136,11 +146,15 @@ func (s *Server) build(mux *http.ServeMux) error {
 	a, err := auth.New(authCfg, auth.Deps{
 		DB: deps.DB, Log: logFor("auth"), Metrics: deps.Registry,
 		OnNewPlayer: st.GrantStarting,
+		OnRevoke: func(family, _ uuid.UUID, reason string) {
+			revoker.Revoke(family.String(), "", reason)
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("global: %w", err)
 	}
-	prof, err := profile.New(profile.Config{EncryptionKey: cfg.Auth.EncryptionKey}, profile.Deps{DB: deps.DB, Log: logFor("profile"), Metrics: deps.Registry})
+	prof, err := profile.New(profile.Config{EncryptionKey: cfg.Auth.EncryptionKey}, profile.Deps{DB: deps.DB, Log: logFor("profile"), Metrics: deps.Registry,
+		OnErase: func(id uuid.UUID) { revoker.Revoke("", id.String(), "erasure") }})
 	if err != nil {
 		return fmt.Errorf("global: %w", err)
 	}
@@ -204,7 +218,7 @@ func (s *Server) build(mux *http.ServeMux) error {
 	watch := func(ctx context.Context) error {
 		return deps.Topology.Watch(ctx, deps.NATS, timeout, logFor("topology"))
 	}
-	s.runs = append(s.runs, lb.Run, res.Run, tel.Run, watch)
+	s.runs = append(s.runs, lb.Run, res.Run, tel.Run, watch, revoker.Run)
 	s.issuer = cfg.PublicURL
 	return nil
 }

@@ -132,6 +132,10 @@ type Deps struct {
 	// than once if the transaction is retried: keep all its effects in tx.
 	// An error aborts the login.
 	OnNewPlayer func(ctx context.Context, tx pgx.Tx, playerID uuid.UUID) error
+	// OnRevoke, when set, is called after a refresh family was revoked
+	// (logout, reuse), so its access tokens can be withdrawn before they
+	// expire (the global layer pushes it to every cell).
+	OnRevoke func(family, playerID uuid.UUID, reason string)
 	// HTTPClient fetches OIDC discovery documents and keys. nil: a client
 	// with a 10 s timeout.
 	HTTPClient *http.Client

@@ -130,6 +130,9 @@ func (a *Auth) Refresh(ctx context.Context, token string) (Tokens, error) {
 	}
 	if reused {
 		a.log.Warn("refresh token reused: family revoked", "player_id", row.playerID, "family", row.familyID)
+		if a.deps.OnRevoke != nil {
+			a.deps.OnRevoke(row.familyID, row.playerID, "reuse")
+		}
 		return Tokens{}, fmt.Errorf("refresh: %w", ErrRefreshTokenReused)
 	}
 	username := ""
@@ -147,8 +150,10 @@ func (a *Auth) Refresh(ctx context.Context, token string) (Tokens, error) {
 // playerID. With an empty refreshToken it revokes family (the access
 // token's fam claim). Revoking a revoked family is not an error.
 func (a *Auth) Logout(ctx context.Context, playerID uuid.UUID, refreshToken string, family uuid.UUID) error {
+	var fam uuid.UUID
 	err := db.RunTx(ctx, a.deps.DB, func(ctx context.Context, tx pgx.Tx) error {
-		fam, owner := family, uuid.Nil
+		var owner uuid.UUID
+		fam = family
 		if refreshToken != "" {
 			row, err := findRefresh(ctx, tx, hashRefresh(refreshToken))
 			if err != nil {
@@ -171,6 +176,9 @@ func (a *Auth) Logout(ctx context.Context, playerID uuid.UUID, refreshToken stri
 	})
 	if err != nil {
 		return fmt.Errorf("logout: %w", err)
+	}
+	if a.deps.OnRevoke != nil {
+		a.deps.OnRevoke(fam, playerID, "logout")
 	}
 	return nil
 }

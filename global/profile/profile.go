@@ -34,6 +34,9 @@ type Deps struct {
 	Log     *slog.Logger          // nil: slog.Default()
 	Metrics prometheus.Registerer // nil: metrics not registered
 	Now     func() time.Time      // nil: time.Now
+	// OnErase, when set, is called after a player was erased (their
+	// access tokens are withdrawn everywhere).
+	OnErase func(playerID uuid.UUID)
 }
 
 // Profiles is the profile service. No goroutines, no Close.
@@ -44,6 +47,7 @@ type Profiles struct {
 	now      func() time.Time
 	sealer   *auth.Sealer
 	requests *prometheus.CounterVec // op, status
+	onErase  func(uuid.UUID)
 }
 
 // New returns the service.
@@ -58,7 +62,7 @@ func New(cfg Config, deps Deps) (*Profiles, error) {
 	if err != nil {
 		return nil, fmt.Errorf("profile: encryption key: %w", err)
 	}
-	p := &Profiles{cfg: cfg, pool: deps.DB, log: deps.Log, now: deps.Now, sealer: sealer}
+	p := &Profiles{cfg: cfg, pool: deps.DB, log: deps.Log, now: deps.Now, sealer: sealer, onErase: deps.OnErase}
 	if p.log == nil {
 		p.log = slog.Default()
 	}
@@ -157,7 +161,7 @@ func (p *Profiles) SetUsername(ctx context.Context, id uuid.UUID, username strin
 // session and leaderboard rows stay, keyed by the anonymous id. Erasing an
 // erased player is a no-op.
 func (p *Profiles) Erase(ctx context.Context, id uuid.UUID) error {
-	return db.RunTx(ctx, p.pool, func(ctx context.Context, tx pgx.Tx) error {
+	err := db.RunTx(ctx, p.pool, func(ctx context.Context, tx pgx.Tx) error {
 		var erased *time.Time
 		err := tx.QueryRow(ctx, `SELECT erased_at FROM players WHERE id = $1`, id).Scan(&erased)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -183,4 +187,8 @@ func (p *Profiles) Erase(ctx context.Context, id uuid.UUID) error {
 		}
 		return nil
 	})
+	if err == nil && p.onErase != nil {
+		p.onErase(id)
+	}
+	return err
 }

@@ -69,24 +69,35 @@ var ErrInvalid = errors.New("invalid access token")
 
 // Verifier checks access tokens issued by one issuer.
 type Verifier struct {
-	v *oidc.IDTokenVerifier
+	v   *oidc.IDTokenVerifier
+	now func() time.Time
+	// Deny holds withdrawn tokens (logout, erasure, ban), checked after
+	// the signature. Cells fill it from the global layer's revocations.
+	Deny DenyList
 }
 
 // NewVerifier verifies tokens of issuer using keys (see NewRemoteVerifier
 // for the usual JWKS-backed set). now may be nil (time.Now).
 func NewVerifier(issuer string, keys oidc.KeySet, now func() time.Time) *Verifier {
-	return &Verifier{v: oidc.NewVerifier(issuer, keys, &oidc.Config{
+	if now == nil {
+		now = time.Now
+	}
+	return &Verifier{now: now, v: oidc.NewVerifier(issuer, keys, &oidc.Config{
 		ClientID:             Audience,
 		SupportedSigningAlgs: []string{oidc.EdDSA},
 		Now:                  now,
 	})}
 }
 
-// NewRemoteVerifier verifies tokens against the JWKS at jwksURL, cached and
-// refetched on an unknown kid. ctx bounds the key set's background fetches
-// (and may carry an *http.Client via oidc.ClientContext).
+// JWKSRefresh is how often a remote verifier refetches the JWKS, so a key
+// the issuer removed stops verifying within it.
+const JWKSRefresh = time.Minute
+
+// NewRemoteVerifier verifies tokens against the JWKS at jwksURL, refetched
+// every JWKSRefresh and on an unknown kid. ctx bounds the background
+// fetches.
 func NewRemoteVerifier(ctx context.Context, issuer, jwksURL string) *Verifier {
-	return NewVerifier(issuer, oidc.NewRemoteKeySet(ctx, jwksURL), nil)
+	return NewVerifier(issuer, NewRefreshingKeySet(ctx, jwksURL, JWKSRefresh), nil)
 }
 
 // Verify checks signature, alg, issuer, audience and expiry and returns the claims.
@@ -101,6 +112,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Claims, error) {
 	}
 	if c.PlayerID == "" {
 		return Claims{}, fmt.Errorf("%w: no subject", ErrInvalid)
+	}
+	if v.Deny.Denied(c.Family, c.PlayerID, tok.IssuedAt, v.now()) {
+		return Claims{}, fmt.Errorf("%w: revoked", ErrInvalid)
 	}
 	return c, nil
 }

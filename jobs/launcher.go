@@ -88,7 +88,10 @@ func (l *NomadLauncher) Start(ctx context.Context, spec fleet.LaunchSpec) (fleet
 	}
 	l.init()
 	meta := map[string]string{MetaCell: spec.Cell, MetaDGSID: spec.ID, MetaVersion: spec.Version.Name}
-	resp, _, err := l.Client.Jobs().Dispatch(l.jobID(), meta, nil, "", l.writeOpts(ctx))
+	// The server's own NATS credential travels as the dispatch payload
+	// (a job built with DGSSpec.NATSCreds), never as meta, which anyone
+	// reading the job sees.
+	resp, _, err := l.Client.Jobs().Dispatch(l.jobID(), meta, spec.Creds, "", l.writeOpts(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("nomad launcher: dispatch dgs %s: %w", spec.ID, err)
 	}

@@ -94,7 +94,15 @@ type DGSSpec struct {
 	// GamePort is a static port for the game socket; 0 (default) is dynamic,
 	// which is what a fleet of many DGS per node needs.
 	GamePort int
+	// NATSCreds makes every dispatch carry the server's own NATS
+	// credential as its payload (the cell mints it at launch); Nomad
+	// writes it to the task's local folder and the DGS reads it there.
+	NATSCreds bool
 }
+
+// DGSCredsFile is where a dispatched DGS finds its credential (the
+// dispatch payload) inside its task folder.
+const DGSCredsFile = "nats.creds"
 
 func (c *Common) defaults(cpu, mem int) {
 	if len(c.Datacenters) == 0 {
@@ -313,7 +321,7 @@ func GlobalJob(s GlobalSpec) (*api.Job, error) {
 // extra arguments, then the per-dispatch flags from NOMAD_META_*.
 func DGSArgs(s DGSSpec) []string {
 	args := append([]string{"dgs"}, s.ExtraArgs...)
-	return append(args,
+	args = append(args,
 		"--cell", "${NOMAD_META_"+MetaCell+"}",
 		"--id", "${NOMAD_META_"+MetaDGSID+"}",
 		"--nats", s.NATSURL,
@@ -321,6 +329,10 @@ func DGSArgs(s DGSSpec) []string {
 		"--advertise-host", "${NOMAD_IP_game}",
 		"--version", "${NOMAD_META_"+MetaVersion+"}",
 	)
+	if s.NATSCreds {
+		args = append(args, "--nats-creds", "${NOMAD_TASK_DIR}/"+DGSCredsFile)
+	}
+	return args
 }
 
 // DGSJob returns the parameterized batch job whose dispatches are game
@@ -338,6 +350,11 @@ func DGSJob(s DGSSpec) (*api.Job, error) {
 		s.JobID = DefaultDGSJobID
 	}
 	t := s.task("dgs", DGSArgs(s), nil)
+	payload := "forbidden"
+	if s.NATSCreds {
+		payload = "required"
+		t.DispatchPayload = &api.DispatchPayloadConfig{File: DGSCredsFile}
+	}
 	// A DGS that dies is replaced by the fleet (a new dispatch), never
 	// restarted or rescheduled by Nomad under the same id.
 	t.RestartPolicy = &api.RestartPolicy{Attempts: new(0), Mode: new("fail")}
@@ -347,7 +364,7 @@ func DGSJob(s DGSSpec) (*api.Job, error) {
 	tg.Tasks = []*api.Task{t}
 	j := s.job(api.NewBatchJob(s.JobID, s.JobID, s.Region, 60))
 	j.ParameterizedJob = &api.ParameterizedJobConfig{
-		Payload:      "forbidden",
+		Payload:      payload,
 		MetaRequired: []string{MetaCell, MetaDGSID, MetaVersion},
 	}
 	j.TaskGroups = []*api.TaskGroup{tg}

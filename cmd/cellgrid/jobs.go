@@ -16,6 +16,7 @@ type jobFlags struct {
 	regions, datacenters, cells                     []string
 	db, redis, nats, global, publicURL, jobID       string
 	cpu, mem, httpPort, relayPort, count            int
+	dgsCreds                                        bool
 }
 
 func (jf *jobFlags) register(cmd *cobra.Command) {
@@ -35,6 +36,7 @@ func (jf *jobFlags) register(cmd *cobra.Command) {
 	f.StringVar(&jf.publicURL, "public-url", "", "public URL of the global layer (global)")
 	f.StringSliceVar(&jf.cells, "cells", nil, "cells the global layer sources (global)")
 	f.StringVar(&jf.jobID, "job-id", "", "job id (global, dgs)")
+	f.BoolVar(&jf.dgsCreds, "dgs-nats-creds", true, "dgs: each dispatch carries the server's NATS credential as its payload (cells need --dgs-signer)")
 	f.IntVar(&jf.cpu, "cpu", 0, "CPU MHz per task (0: default)")
 	f.IntVar(&jf.mem, "memory", 0, "memory MB per task (0: default)")
 	f.IntVar(&jf.httpPort, "http-port", 0, "static HTTP port (0: dynamic)")
@@ -56,7 +58,7 @@ func (jf *jobFlags) build(region string) (*api.Job, error) {
 		return jobs.GlobalJob(jobs.GlobalSpec{Common: c, DBURL: jf.db, RedisAddr: jf.redis, NATSURL: jf.nats,
 			PublicURL: jf.publicURL, Cells: jf.cells, HTTPPort: jf.httpPort, Count: jf.count, JobID: jf.jobID})
 	case "dgs":
-		return jobs.DGSJob(jobs.DGSSpec{Common: c, JobID: jf.jobID, NATSURL: jf.nats})
+		return jobs.DGSJob(jobs.DGSSpec{Common: c, JobID: jf.jobID, NATSURL: jf.nats, NATSCreds: jf.dgsCreds})
 	}
 	return nil, fmt.Errorf("--kind %q: want cell, global or dgs", jf.kind)
 }

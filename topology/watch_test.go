@@ -50,6 +50,21 @@ func TestWatchFollowsHeartbeatsAcrossGateways(t *testing.T) {
 		})
 	}
 	want(StateHealthy, events.CellHealthy)
+	// A heartbeat naming eu-west-1 on another cell's subject (what a
+	// compromised us-east-1 could publish) is ignored: it neither adds a
+	// cell nor changes eu-west-1's state or address.
+	forged, _ := json.Marshal(events.CellHeartbeat{ID: "eu-west-1", Region: "eu", API: "http://evil", Relay: "127.0.0.1:6666", State: events.CellDraining, At: time.Now()})
+	for range 20 {
+		beat(events.CellHealthy)
+		if err := cell.Publish(events.CellHeartbeatSubject("us-east-1"), forged); err != nil {
+			t.Fatal(err)
+		}
+		_ = cell.Flush()
+		time.Sleep(20 * time.Millisecond) // interleave real and forged beats
+	}
+	if cells := r.Cells(); len(cells) != 1 || cells[0].API != "http://eu" || cells[0].State != StateHealthy {
+		t.Fatalf("after forged heartbeats: %+v", cells)
+	}
 	want(StateDraining, events.CellDraining)
 	want(StateFailed, "") // silence
 	want(StateHealthy, events.CellHealthy)

@@ -132,7 +132,7 @@ func (c Config) withDefaults() (Config, error) {
 }
 
 // TelemetryConfig configures the cell's telemetry intake.
-type TelemetryConfig = telemetry.IntakeConfig
+type TelemetryConfig = telemetry.Config
 
 func withCell(c TelemetryConfig, id string) TelemetryConfig {
 	c.Cell = id

@@ -79,7 +79,7 @@ func startFleet(t testing.TB, cfg Config) *fleetRig {
 	}
 	cfg.AutoscaleInterval = 50 * time.Millisecond
 	l := &LocalLauncher{Env: []string{testdgs.EnvVar + "=1"}, StopGrace: 2 * time.Second, Output: os.Stderr}
-	f, err := New(cfg, nc, l, nil, nil)
+	f, err := New(cfg, Deps{NATS: nc, Launcher: l})
 	if err != nil {
 		t.Fatal(err)
 	}

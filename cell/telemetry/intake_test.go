@@ -43,10 +43,10 @@ func TestIntakeValidation(t *testing.T) {
 	_, nc := testenv.NewNATS(t, "eu-west-1")
 	js, _ := jetstream.New(nc)
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	h, err := NewIntakeHandler(IntakeConfig{
+	h, err := New(Config{
 		Cell: "eu-west-1", EventsPerSecond: 1, Burst: 150, MaxBody: 32 << 10,
 		Now: func() time.Time { return now },
-	}, IntakeDeps{JS: js, Metrics: prometheus.NewRegistry()})
+	}, Deps{JS: js, Metrics: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,7 +45,7 @@ func evs(n int, typ string, at time.Time) map[string]any {
 
 type rig struct {
 	sc     *testenv.Database
-	intake *celltelemetry.IntakeHandler
+	intake *celltelemetry.Intake
 	jsG    jetstream.JetStream
 	jsEU   jetstream.JetStream
 }
@@ -58,8 +58,8 @@ func newRigB(t testing.TB) *rig {
 	sc := testenv.NewSuperCluster(t, "global", "eu-west-1")
 	jsEU, _ := jetstream.New(testenv.Connect(t, sc.Server("eu-west-1")))
 	jsG, _ := jetstream.New(testenv.Connect(t, sc.Server("global")))
-	h, err := celltelemetry.NewIntakeHandler(celltelemetry.IntakeConfig{Cell: "eu-west-1", EventsPerSecond: 1e6, Burst: 1e6},
-		celltelemetry.IntakeDeps{JS: jsEU})
+	h, err := celltelemetry.New(celltelemetry.Config{Cell: "eu-west-1", EventsPerSecond: 1e6, Burst: 1e6},
+		celltelemetry.Deps{JS: jsEU})
 	if err != nil {
 		t.Fatal(err)
 	}

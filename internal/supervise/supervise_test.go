@@ -158,3 +158,33 @@ func TestRunTwice(t *testing.T) {
 		t.Fatal("second Run returned nil")
 	}
 }
+
+func TestLifecycle(t *testing.T) {
+	testenv.CheckGoroutines(t)
+	var l Lifecycle
+	ended := make(chan struct{})
+	started := make(chan struct{})
+	go func() {
+		ctx, done := l.Start(context.Background())
+		defer done()
+		close(started)
+		<-ctx.Done()
+		close(ended)
+	}()
+	<-started
+	l.Close() // stops the running Run and waits for it
+	select {
+	case <-ended:
+	default:
+		t.Fatal("Close returned before Run ended")
+	}
+	l.Close() // twice is fine
+	ctx, done := l.Start(context.Background())
+	defer done()
+	if ctx.Err() == nil {
+		t.Fatal("Run after Close got a live context")
+	}
+	if !l.Closed() {
+		t.Fatal("Closed = false after Close")
+	}
+}

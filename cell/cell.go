@@ -226,7 +226,7 @@ func (c *Cell) Run(ctx context.Context) error {
 		_ = c.http.Close()
 		return err
 	}
-	c.group.Add("http", c.http.Run)
+	c.group.AddLingering("http", c.cfg.UnreadyLinger, c.http.Run)
 	// The fleet stops its servers last, after the matchmaker stopped
 	// handing it matches.
 	c.group.Add("fleet", c.fleet.Run)

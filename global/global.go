@@ -60,6 +60,10 @@ type Config struct {
 	// Payment configures the Stripe webhook; without a webhook secret the
 	// route is not mounted.
 	Payment payment.Config
+	// UnreadyLinger is how long the API keeps answering after a component
+	// died, with /readyz 503 naming it, before Run returns the failure
+	// (health checkers see it before the listener closes). Default 2s.
+	UnreadyLinger time.Duration
 }
 
 // Deps are the shared clients the global layer runs on.
@@ -76,7 +80,7 @@ type Deps struct {
 // configuration (Store, Leaderboards, …) has none beyond its own
 // packages' defaults.
 func DefaultConfig() Config {
-	return Config{Addr: "127.0.0.1:0", CellTimeout: 5 * time.Second}
+	return Config{Addr: "127.0.0.1:0", CellTimeout: 5 * time.Second, UnreadyLinger: 2 * time.Second}
 }
 
 func (c Config) withDefaults() Config {
@@ -86,6 +90,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CellTimeout <= 0 {
 		c.CellTimeout = d.CellTimeout
+	}
+	if c.UnreadyLinger <= 0 {
+		c.UnreadyLinger = d.UnreadyLinger
 	}
 	return c
 }
@@ -222,7 +229,7 @@ func (s *Server) build(mux *http.ServeMux) error {
 	watch := func(ctx context.Context) error {
 		return deps.Topology.Watch(ctx, deps.NATS, cfg.CellTimeout, logFor("topology"))
 	}
-	s.group.Add("http", s.http.Run)
+	s.group.AddLingering("http", cfg.UnreadyLinger, s.http.Run)
 	s.group.Add("leaderboard seasons", lb.Run)
 	s.group.Add("results", res.Run)
 	s.group.Add("telemetry sink", tel.Run)

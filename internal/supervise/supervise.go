@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // ErrStopped is the failure recorded for a component whose Run returned
@@ -15,6 +16,9 @@ var ErrStopped = errors.New("stopped unexpectedly")
 type Component struct {
 	Name string
 	Run  func(ctx context.Context) error
+	// Linger is how long the component keeps running after another
+	// one failed (AddLingering).
+	Linger time.Duration
 }
 
 // Group runs components and tracks their health. The zero Group is ready
@@ -40,6 +44,18 @@ func (g *Group) Add(name string, run func(context.Context) error) {
 	g.comps = append(g.comps, Component{Name: name, Run: run})
 }
 
+// AddLingering registers a component that keeps running for linger after
+// another component failed (but stops at once when Run's ctx ends): the
+// HTTP server, so that /readyz answers 503 naming the dead component for
+// a while before the listener closes and the process exits. Its own
+// failure stops the group like any other.
+func (g *Group) AddLingering(name string, linger time.Duration, run func(context.Context) error) {
+	g.Add(name, run)
+	g.mu.Lock()
+	g.comps[len(g.comps)-1].Linger = linger
+	g.mu.Unlock()
+}
+
 // Run starts every component and returns once all of them have returned.
 // The first failure cancels the context the others run under. The result
 // joins every failure ("name: err"); it is nil when every component
@@ -56,14 +72,31 @@ func (g *Group) Run(ctx context.Context) error {
 	comps := g.comps
 	g.mu.Unlock()
 
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make([]error, len(comps))
 	for i, c := range comps {
+		cctx := ctx
+		if c.Linger > 0 {
+			var lcancel context.CancelFunc
+			cctx, lcancel = context.WithCancel(parent)
+			defer lcancel()
+			stop := context.AfterFunc(ctx, func() {
+				if parent.Err() != nil {
+					lcancel()
+					return
+				}
+				t := time.AfterFunc(c.Linger, lcancel)
+				context.AfterFunc(cctx, func() { t.Stop() })
+			})
+			defer stop()
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			ctx := cctx
 			err := c.Run(ctx)
 			switch {
 			case err == nil && ctx.Err() == nil:

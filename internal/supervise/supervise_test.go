@@ -188,3 +188,71 @@ func TestLifecycle(t *testing.T) {
 		t.Fatal("Closed = false after Close")
 	}
 }
+
+// TestLinger: after a failure, a lingering component (the HTTP server)
+// keeps running so readiness can be seen red, until its linger passes or
+// the parent context ends; without a failure it stops with the others.
+func TestLinger(t *testing.T) {
+	testenv.CheckGoroutines(t)
+	t.Run("failure: server lingers until parent cancel", func(t *testing.T) {
+		var g Group
+		serving := make(chan struct{})
+		g.AddLingering("http", time.Hour, func(ctx context.Context) error {
+			close(serving)
+			<-ctx.Done()
+			return nil
+		})
+		g.Add("results", failNow(errBoom))
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- g.Run(ctx) }()
+		<-serving
+		testenv.Eventually(t, 10*time.Second, func() error {
+			if err := g.Check(ctx); err == nil || !strings.Contains(err.Error(), "results: boom") {
+				return errors.New("readiness still green")
+			}
+			return nil
+		})
+		select {
+		case err := <-done:
+			t.Fatalf("Run returned %v while the server should linger", err)
+		default:
+		}
+		cancel()
+		select {
+		case err := <-done:
+			if !errors.Is(err, errBoom) || strings.Contains(err.Error(), "http") {
+				t.Fatalf("Run = %v, want only results: boom", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("parent cancel did not end the linger")
+		}
+	})
+	t.Run("failure: linger runs out", func(t *testing.T) {
+		var g Group
+		g.AddLingering("http", 10*time.Millisecond, func(ctx context.Context) error { <-ctx.Done(); return nil })
+		g.Add("results", failNow(errBoom))
+		if err := g.Run(context.Background()); !errors.Is(err, errBoom) {
+			t.Fatalf("Run = %v", err)
+		}
+	})
+	t.Run("clean stop does not linger", func(t *testing.T) {
+		var g Group
+		g.AddLingering("http", time.Hour, func(ctx context.Context) error { <-ctx.Done(); return nil })
+		g.Add("results", func(ctx context.Context) error { <-ctx.Done(); return nil })
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := g.Run(ctx); err != nil {
+			t.Fatalf("Run = %v", err)
+		}
+	})
+	t.Run("server failure stops the group", func(t *testing.T) {
+		var g Group
+		g.AddLingering("http", time.Hour, failNow(errOther))
+		g.Add("results", func(ctx context.Context) error { <-ctx.Done(); return nil })
+		if err := g.Run(context.Background()); !errors.Is(err, errOther) {
+			t.Fatalf("Run = %v", err)
+		}
+	})
+}

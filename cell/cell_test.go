@@ -52,6 +52,10 @@ type env struct {
 	rd   rueidis.Client
 	nc   *nats.Conn
 	stop func()
+	// wantRunErr makes stop keep Run's error in runErr instead of failing
+	// the test with it.
+	wantRunErr bool
+	runErr     error
 }
 
 func testModes() []matchmaker.GameMode {
@@ -111,17 +115,19 @@ func newEnvWith(t *testing.T, mutate func(*Config), childEnv string) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
+	e := &env{c: c, key: key, db: database.Pool, rd: rd.Client, nc: nc}
 	var once sync.Once
-	stop := func() {
+	e.stop = func() {
 		once.Do(func() {
 			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("cell run: %v", err)
+			e.runErr = <-done
+			if e.runErr != nil && !e.wantRunErr {
+				t.Errorf("cell run: %v", e.runErr)
 			}
 		})
 	}
-	t.Cleanup(stop)
-	return &env{c: c, key: key, db: database.Pool, rd: rd.Client, nc: nc, stop: stop}
+	t.Cleanup(e.stop)
+	return e
 }
 
 func (e *env) token(t testing.TB, player string) string {

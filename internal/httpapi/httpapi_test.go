@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -154,5 +155,44 @@ func TestServerRun(t *testing.T) {
 	}
 	if _, err := http.Get(idle.URL() + "/healthz"); err == nil {
 		t.Fatal("a closed, never-run server still accepts connections")
+	}
+}
+
+func TestErrorTable(t *testing.T) {
+	errGone := errors.New("gone")
+	errBusy := errors.New("busy")
+	table := ErrorTable{
+		{Err: errGone, Status: 404, Code: "gone", Message: "it is gone"},
+		{Err: errBusy, Status: 503, Code: "busy", Message: "try later", RetryAfter: time.Second},
+	}
+	explicit := Conflict("taken", "name taken")
+	cases := []struct {
+		err    error
+		status int
+		code   string
+	}{
+		{fmt.Errorf("lookup x: %w", errGone), 404, "gone"},
+		{errBusy, 503, "busy"},
+		{fmt.Errorf("wrapped: %w", explicit), 409, "taken"},
+		{errors.New("db down"), 500, "internal"},
+	}
+	for _, c := range cases {
+		rec := httptest.NewRecorder()
+		WriteError(rec, table.Wire(c.err))
+		var env struct {
+			Error struct{ Code, Message string }
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &env); err != nil || rec.Code != c.status || env.Error.Code != c.code {
+			t.Errorf("%v: %d %s, want %d %s", c.err, rec.Code, rec.Body, c.status, c.code)
+		}
+		if known := table.Known(c.err); known != (c.status != 500) {
+			t.Errorf("%v: Known = %v", c.err, known)
+		}
+	}
+	if !errors.Is(table.Wire(fmt.Errorf("x: %w", errGone)), errGone) {
+		t.Error("Wire lost the cause")
+	}
+	if table.Wire(nil) != nil {
+		t.Error("Wire(nil) != nil")
 	}
 }

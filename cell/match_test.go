@@ -193,9 +193,7 @@ func TestSkillFromPlayersTable(t *testing.T) {
 	e := newEnv(t, nil)
 	ps := newPlayers(2)
 	ctx := context.Background()
-	if _, err := e.db.Exec(ctx, `INSERT INTO players (id, username, elo_rating) VALUES ($1, 'hi', 1900)`, ps[0]); err != nil {
-		t.Fatal(err)
-	}
+	testenv.NewPlayerWith(t, e.db, testenv.Player{ID: ps[0], Username: "hi", EloRating: 1900})
 	t0, t1 := e.join(t, ps[0], "duel"), e.join(t, ps[1], "duel")
 	tk0, _ := e.c.tickets.Get(ctx, t0)
 	tk1, _ := e.c.tickets.Get(ctx, t1)

@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/cellgrid/cellgrid/internal/accesstoken"
 	"github.com/cellgrid/cellgrid/internal/testenv"
 	"github.com/cellgrid/cellgrid/proto/events"
 )
@@ -24,7 +23,7 @@ func post(h http.Handler, player string, body any) *httptest.ResponseRecorder {
 	req := httptest.NewRequest("POST", "/game/telemetry", bytes.NewReader(b))
 	req.Header.Set("Content-Type", "application/json")
 	if player != "" {
-		req = req.WithContext(accesstoken.WithClaims(req.Context(), accesstoken.Claims{PlayerID: player}))
+		req = testenv.AsPlayer(req, player)
 	}
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, req)

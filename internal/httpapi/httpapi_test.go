@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/cellgrid/cellgrid/internal/testenv"
 )
 
 func TestDecodeJSONAndErrors(t *testing.T) {
@@ -113,48 +111,6 @@ func TestServerHealthReadyMetrics(t *testing.T) {
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// TestServerRun: Run serves until ctx ends and returns nil on a clean stop;
-// a Server never run closes its listener at once, twice.
-func TestServerRun(t *testing.T) {
-	testenv.CheckGoroutines(t)
-	s, err := New(DefaultConfig(), Deps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	testenv.Eventually(t, 10*time.Second, func() error {
-		resp, err := http.Get(s.URL() + "/healthz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		return nil
-	})
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run = %v", err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatalf("Close after Run = %v", err)
-	}
-
-	idle, err := New(Config{}, Deps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := idle.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := idle.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := http.Get(idle.URL() + "/healthz"); err == nil {
-		t.Fatal("a closed, never-run server still accepts connections")
 	}
 }
 

@@ -82,8 +82,7 @@ func newEnvWith(t *testing.T, mutate func(*Config), childEnv string) *env {
 	testenv.CheckGoroutines(t)
 	database := testenv.NewDatabase(t)
 	rd := testenv.NewRedis(t)
-	sc := testenv.NewSuperCluster(t, cellID, "global") // one-cluster NewNATS never gets a JetStream leader
-	nc := testenv.Connect(t, sc.Server(cellID))
+	_, nc := testenv.NewNATS(t, cellID)
 
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	key := accesstoken.SigningKey{KID: "k1", Private: priv}

@@ -64,11 +64,7 @@ type fleetRig struct {
 func startFleet(t testing.TB, cfg Config) *fleetRig {
 	t.Helper()
 	testenv.CheckGoroutines(t)
-	// testenv.NewNATS (a one-cluster supercluster) never elects a
-	// JetStream meta leader here; two clusters do.
-	sc := testenv.NewSuperCluster(t, cellID, "global")
-	srv := sc.Server(cellID)
-	nc := testenv.Connect(t, srv)
+	srv, nc := testenv.NewNATS(t, cellID)
 	tr := &transitions{}
 	cfg.Cell, cfg.NATSURL, cfg.OnStateChange = cellID, srv.ClientURL(), tr.record
 	if cfg.Version.Name == "" {

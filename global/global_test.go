@@ -95,48 +95,56 @@ func (r *rig) readyz() (int, map[string]string, error) {
 	return resp.StatusCode, body, nil
 }
 
-// TestDeadResultsConsumerFailsReadinessAndRun kills the results consumer's
-// stream as the layer starts: /readyz must turn 503 naming the results
-// component, and Run must return its error (cellgrid global then exits
-// non-zero). Before the supervisor the consumer's end was read only at
-// shutdown and /readyz stayed green.
-func TestDeadResultsConsumerFailsReadinessAndRun(t *testing.T) {
-	r := start(t)
-	ctx := context.Background()
-	// Wait for the consumer to exist, then delete its stream under it.
-	testenv.Eventually(t, 30*time.Second, func() error {
-		_, err := r.js.Consumer(ctx, "MATCH_GLOBAL", "results")
-		return err
-	})
-	testenv.Eventually(t, 30*time.Second, func() error {
-		code, body, err := r.readyz()
-		if err != nil || code != http.StatusOK {
-			return fmt.Errorf("readyz %d %v %v", code, body, err)
-		}
-		return nil
-	})
-	if err := r.js.DeleteStream(ctx, "MATCH_GLOBAL"); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Eventually(t, 30*time.Second, func() error {
-		code, body, err := r.readyz()
-		if err != nil {
-			return err
-		}
-		if code != http.StatusServiceUnavailable || !strings.HasPrefix(body["components"], "results:") {
-			return fmt.Errorf("readyz %d %v, want 503 naming results", code, body)
-		}
-		return nil
-	})
-	r.stop()
-	select {
-	case err := <-r.done:
-		if err == nil || !strings.Contains(err.Error(), "results") {
-			t.Fatalf("Run = %v, want the results consumer's failure", err)
-		}
-		r.done <- err // for the cleanup
-	case <-time.After(60 * time.Second):
-		t.Fatal("Run did not return")
+// TestDeadConsumerFailsReadinessAndRun kills a consumer's stream as the
+// layer starts (the results consumer's, as the issue asks, and the
+// telemetry sink's): /readyz must turn 503 naming the component, and Run
+// must return its error (cellgrid global then exits non-zero). Before the
+// supervisor the consumers' end was read only at shutdown and /readyz
+// stayed green; the telemetry sink even spun on "no responders".
+func TestDeadConsumerFailsReadinessAndRun(t *testing.T) {
+	for _, tc := range []struct{ stream, durable, component string }{
+		{"MATCH_GLOBAL", "results", "results"},
+		{"TELEMETRY_GLOBAL", "telemetry-sink", "telemetry sink"},
+	} {
+		t.Run(tc.component, func(t *testing.T) {
+			r := start(t)
+			ctx := context.Background()
+			// Wait for the consumer to exist, then delete its stream under it.
+			testenv.Eventually(t, 30*time.Second, func() error {
+				_, err := r.js.Consumer(ctx, tc.stream, tc.durable)
+				return err
+			})
+			testenv.Eventually(t, 30*time.Second, func() error {
+				code, body, err := r.readyz()
+				if err != nil || code != http.StatusOK {
+					return fmt.Errorf("readyz %d %v %v", code, body, err)
+				}
+				return nil
+			})
+			if err := r.js.DeleteStream(ctx, tc.stream); err != nil {
+				t.Fatal(err)
+			}
+			testenv.Eventually(t, 30*time.Second, func() error {
+				code, body, err := r.readyz()
+				if err != nil {
+					return err
+				}
+				if code != http.StatusServiceUnavailable || !strings.HasPrefix(body["components"], tc.component+":") {
+					return fmt.Errorf("readyz %d %v, want 503 naming %s", code, body, tc.component)
+				}
+				return nil
+			})
+			r.stop()
+			select {
+			case err := <-r.done:
+				if err == nil || !strings.Contains(err.Error(), tc.component) {
+					t.Fatalf("Run = %v, want the %s failure", err, tc.component)
+				}
+				r.done <- err // for the cleanup
+			case <-time.After(60 * time.Second):
+				t.Fatal("Run did not return")
+			}
+		})
 	}
 }
 

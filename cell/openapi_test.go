@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cellgrid/cellgrid/cell/matchmaker"
+	"github.com/cellgrid/cellgrid/cell/telemetry"
 	"github.com/cellgrid/cellgrid/internal/httpapi/openapitest"
 	"github.com/cellgrid/cellgrid/internal/testenv"
 )
@@ -166,4 +167,19 @@ func TestOpenAPIDocument(t *testing.T) {
 			t.Errorf("operation %s was not exercised", op)
 		}
 	}
+}
+
+// TestOpenAPISchemasMatchGoTypes fails when a field is added to, removed
+// from or made optional in a type the API writes or reads, and the
+// document's schema was not changed with it.
+func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
+	doc, err := openapitest.Load(openAPIDocument)
+	if err != nil {
+		t.Fatal(err)
+	}
+	openapitest.CheckSchemas(t, doc, map[string]any{
+		"Ticket": ticketView{}, "Session": sessionView{},
+	}, map[string]any{
+		"JoinRequest": joinRequest{}, "TelemetryBatch": telemetry.IntakeRequest{}, "TelemetryEvent": telemetry.IntakeEvent{},
+	})
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/cellgrid/cellgrid/global/auth"
 	"github.com/cellgrid/cellgrid/global/leaderboard"
 	"github.com/cellgrid/cellgrid/global/payment"
+	"github.com/cellgrid/cellgrid/global/profile"
 	"github.com/cellgrid/cellgrid/global/store"
 	"github.com/cellgrid/cellgrid/global/telemetry"
 	"github.com/cellgrid/cellgrid/internal/httpapi/openapitest"
@@ -296,4 +297,25 @@ func TestOpenAPIDocument(t *testing.T) {
 			t.Errorf("operation %s was not exercised", op)
 		}
 	}
+}
+
+// TestOpenAPISchemasMatchGoTypes fails when a field is added to, removed
+// from or made optional in a type the API writes or reads, and the
+// document's schema was not changed with it (also for fields the walk in
+// TestOpenAPIDocument never sees filled, e.g. leaderboard entries).
+func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
+	doc, err := openapitest.Load(openAPIDocument)
+	if err != nil {
+		t.Fatal(err)
+	}
+	openapitest.CheckSchemas(t, doc, map[string]any{
+		"Cell": topology.Cell{}, "Topology": topology.Document{},
+		"Profile": profile.Public{}, "Export": profile.Export{}, "ExportedPlayer": profile.ExportedPlayer{},
+		"AchievementStatus": achievement.Status{},
+		"ItemTemplate":      store.ItemTemplate{}, "PurchaseResult": store.PurchaseResult{}, "InventoryItem": store.InventoryItem{},
+		"LeaderboardPage": leaderboard.Page{}, "LeaderboardEntry": leaderboard.Entry{},
+		"Flag": telemetry.Flag{},
+	}, map[string]any{
+		"PurchaseRequest": store.PurchaseRequest{},
+	})
 }

@@ -200,3 +200,45 @@ func (r *recordingT) Errorf(format string, args ...any) {
 	r.errors = append(r.errors, fmt.Sprintf(format, args...))
 }
 func (r *recordingT) Fatal(args ...any) { r.errors = append(r.errors, fmt.Sprint(args...)) }
+
+func TestSchemaDriftComparesGoTypes(t *testing.T) {
+	doc, err := Load([]byte(fixture))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type base struct {
+		ID string `json:"id"`
+	}
+	type thing struct {
+		base
+		N      int     `json:"n"`
+		Note   *string `json:"note,omitempty"`
+		hidden int
+		Skip   int `json:"-"`
+	}
+	if err := SchemaDrift(doc, "Thing", thing{}, false); err != nil {
+		t.Fatal(err)
+	}
+	type thingNew struct {
+		thing
+		Added bool `json:"added"`
+	}
+	if err := SchemaDrift(doc, "Thing", thingNew{}, false); err == nil || !strings.Contains(err.Error(), "properties") {
+		t.Errorf("a field added to the Go type: %v", err)
+	}
+	type thingLoose struct {
+		ID   string  `json:"id,omitempty"`
+		N    int     `json:"n"`
+		Note *string `json:"note"`
+	}
+	if err := SchemaDrift(doc, "Thing", thingLoose{}, false); err == nil || !strings.Contains(err.Error(), "required") {
+		t.Errorf("required fields changed: %v", err)
+	}
+	if err := SchemaDrift(doc, "Thing", thingLoose{}, true); err != nil {
+		t.Errorf("as a request, required may be a subset: %v", err)
+	}
+	if err := SchemaDrift(doc, "Nope", thing{}, false); err == nil {
+		t.Error("an unknown schema passed")
+	}
+	_ = thing{}.hidden
+}

@@ -29,6 +29,7 @@ import (
 	"os/signal"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -115,7 +116,16 @@ func run(ctx context.Context, cell, id, natsURL, addr, version string, scoreLimi
 	})
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	kit.HandleShutdownRequest(cancel) // stop after the current match
+	// A shutdown request means "after the current match": stop now when
+	// idle, else when the match has ended. Handlers run on the SDK's
+	// goroutine and must not block.
+	var draining atomic.Bool
+	kit.HandleShutdownRequest(func() {
+		draining.Store(true)
+		if state, _ := kit.State(); state != events.DGSAllocated {
+			cancel()
+		}
+	})
 	sdkDone := make(chan error, 1)
 	go func() { sdkDone <- kit.Run(ctx) }()
 	defer func() { cancel(); <-sdkDone; _ = kit.Shutdown() }()
@@ -160,10 +170,14 @@ func run(ctx context.Context, cell, id, natsURL, addr, version string, scoreLimi
 		cur.Unlock()
 		slog.Info("allocated", "session", m.alloc.SessionID, "players", len(m.alloc.Players))
 		res := play(ctx, m, scoreLimit, timeLimit)
-		if err := kit.ReportResult(context.Background(), res); err != nil {
+		rctx, rcancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := kit.ReportResult(rctx, res) // exactly once: Nats-Msg-Id = session id
+		rcancel()
+		if err != nil {
 			slog.Error("report result", "session", res.SessionID, "err", err)
 		}
-		if ctx.Err() != nil {
+		slog.Info("match over", "session", res.SessionID, "reason", res.Reason, "winner", res.Winner)
+		if ctx.Err() != nil || draining.Load() {
 			return nil
 		}
 		if err := kit.Ready(); err != nil {
@@ -222,6 +236,13 @@ func serve(sess *kcp.UDPSession, m *match, scoreLimit int32) {
 	}
 	m.conns[tok.PlayerID] = sess
 	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		if m.conns[tok.PlayerID] == sess {
+			delete(m.conns, tok.PlayerID)
+		}
+		m.mu.Unlock()
+	}()
 	accept := wire.Accept{Slot: uint8(slices.Index(m.alloc.Players, tok.PlayerID.String())), TickRate: 10,
 		ArenaW: 100 * wire.Q8, ArenaH: 100 * wire.Q8, MaxStep: wire.Q8, FireCooldown: 0}
 	for _, p := range m.alloc.Players {

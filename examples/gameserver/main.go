@@ -13,7 +13,7 @@
 // --nats --addr --version), so `cellgrid cell --dgs-command` can run it.
 // Unlike dgs/arena it does not pre-authorise client addresses from the
 // relay's forwarded HELLO: it drops control datagrams and relies on the JOIN
-// check alone (see docs/protocol.md, "What a game server must do").
+// check alone (docs/protocol.md, section 6.4).
 package main
 
 import (

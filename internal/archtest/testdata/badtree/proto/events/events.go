@@ -3,6 +3,7 @@ package events
 
 import (
 	_ "encoding/json"
+
 	_ "github.com/nats-io/nats.go/jetstream"
 	_ "github.com/pkg/errors"
 )

@@ -1,9 +1,6 @@
 package cell
 
-import (
-	"bytes"
-	_ "embed"
-)
+import _ "embed" // openapi.json
 
 // openAPIDocument is the OpenAPI 3.1 description of a cell's HTTP API (matchmaking and telemetry intake),
 // served without a token at GET /openapi.json. openapi_test.go fails when a
@@ -13,6 +10,3 @@ import (
 //go:embed openapi.json
 var openAPIDocument []byte
 
-// OpenAPI returns a copy of the OpenAPI 3.1 document this server serves at
-// /openapi.json.
-func OpenAPI() []byte { return bytes.Clone(openAPIDocument) }

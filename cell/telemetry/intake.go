@@ -184,7 +184,7 @@ func (h *Intake) Close() error {
 }
 
 // Register mounts POST /game/telemetry behind requireAuth.
-func (h *Intake) Register(mux *http.ServeMux, requireAuth func(http.Handler) http.Handler) {
+func (h *Intake) Register(mux httpapi.Mux, requireAuth func(http.Handler) http.Handler) {
 	mux.Handle("POST /game/telemetry", requireAuth(h))
 }
 

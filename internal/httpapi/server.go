@@ -67,6 +67,7 @@ type Deps struct {
 // Server serves a mux plus /healthz, /readyz and /metrics.
 type Server struct {
 	Registry  *prometheus.Registry
+	routes    *Router // every pattern served, for Routes
 	cfg       Config
 	srv       *http.Server
 	ln        net.Listener
@@ -105,7 +106,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		log = slog.Default()
 	}
 	checks := deps.Checks
-	mux := http.NewServeMux()
+	mux := NewRouter()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -131,6 +132,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s := &Server{
 		Registry: reg,
 		cfg:      cfg,
+		routes:   mux,
 		ln:       ln,
 		log:      log,
 		done:     make(chan struct{}),

@@ -46,9 +46,7 @@ func startGlobal(t *testing.T, adminID uuid.UUID) *Server {
 	sc := testenv.NewSuperCluster(t, testCell, "global")
 	nc := testenv.Connect(t, sc.Server("global"))
 	ctx := context.Background()
-	if _, err := d.Pool.Exec(ctx, `INSERT INTO players (id, username, created_at, last_login_at) VALUES ($1, 'admin_1', now(), now())`, adminID); err != nil {
-		t.Fatal(err)
-	}
+	testenv.NewPlayerWith(t, d.Pool, testenv.Player{ID: adminID.String(), Username: "admin_1"})
 	if _, err := d.Pool.Exec(ctx, `INSERT INTO auth_identities (issuer, subject, provider, player_id, created_at) VALUES ('device', $1, 'device', $2, now())`, adminDevice, adminID); err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,7 @@ func (st *Stack) startCells(ctx context.Context, cfg Config, pool *pgxpool.Pool,
 		c, err := cell.New(cc, cell.Deps{
 			DB: pool, Redis: rc, NATS: nc, Verifier: verifier,
 			Launcher: &fleet.LocalLauncher{Env: cfg.DGSEnv, Output: cfg.DGSOutput},
-			Log:      st.log.With("component", "cell", "cell", id),
+			Log:      st.log, // cell.New adds cell=<id>; its parts add their component
 		})
 		if err != nil {
 			return fmt.Errorf("devstack: cell %s: %w", id, err)

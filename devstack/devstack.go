@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
@@ -46,6 +47,10 @@ type Config struct {
 	DGSCommand []string
 	DGSArgs    []string
 	DGSEnv     []string
+	// MatchTimeLimit is every DGS's match length (--time-limit); 0 means
+	// DefaultMatchTimeLimit, negative the DGS's own (production) default.
+	// A --time-limit in DGSArgs wins.
+	MatchTimeLimit time.Duration
 	// DGSOutput receives the DGS processes' output; nil discards it.
 	DGSOutput io.Writer
 	// FleetBuffer is the warm pool per cell (default 2), FleetMax its cap (8).

@@ -15,7 +15,7 @@ import (
 type recorder struct {
 	mu    sync.Mutex
 	loud  []string
-	debug int
+	debug []string
 }
 
 func (r *recorder) Enabled(context.Context, slog.Level) bool { return true }
@@ -25,17 +25,17 @@ func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
 	if rec.Level >= slog.LevelWarn {
 		r.loud = append(r.loud, rec.Level.String()+" "+rec.Message)
 	} else {
-		r.debug++
+		r.debug = append(r.debug, rec.Message)
 	}
 	return nil
 }
 func (r *recorder) WithAttrs([]slog.Attr) slog.Handler { return r }
 func (r *recorder) WithGroup(string) slog.Handler      { return r }
 
-func (r *recorder) snapshot() ([]string, int) {
+func (r *recorder) snapshot() (loud, debug []string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]string(nil), r.loud...), r.debug
+	return append([]string(nil), r.loud...), append([]string(nil), r.debug...)
 }
 
 // A supercluster coming up says "Waiting for routing to be established" and
@@ -66,16 +66,39 @@ func TestSuperClusterStartAndStopAreQuiet(t *testing.T) {
 			t.Errorf("stream placed in %s right after start: %v", name, err)
 		}
 	}
-	nc.Close()
-	// Let the servers talk for a while: chatter that comes after start-up
-	// (e.g. the meta leader's first health check) must be quiet too.
+	// Chatter that comes a little after start-up (the meta leader's first
+	// health check) must be quiet too.
 	time.Sleep(2 * time.Second)
+	nc.Close()
 	sc.Shutdown()
 	loud, debug := rec.snapshot()
 	if len(loud) > 0 {
 		t.Errorf("a healthy supercluster logged at WARN or above:\n%v", loud)
 	}
-	if debug == 0 {
+	if len(debug) == 0 {
 		t.Errorf("no debug records: the servers' chatter was dropped instead of demoted")
+	}
+}
+
+// The adapter: quiet while starting, its own level once settled, and a
+// sourcing stream whose source is not there yet is debug (nats-server
+// retries and calls it normal; the global layer's sourcing streams start
+// before the cells' streams).
+func TestAdapterLevels(t *testing.T) {
+	rec := &recorder{}
+	a := &slogAdapter{log: slog.New(rec)}
+	a.quiet.Store(true)
+	a.Warnf("Waiting for routing to be established...")
+	a.Errorf("Error connecting to implicit gateway %q", "eu-west-1")
+	a.quiet.Store(false)
+	a.Warnf("JetStream error response for stream %s create source consumer %s: %+v", "TELEMETRY_GLOBAL", "TELEMETRY_us_east_1", "stream not found (10059)")
+	a.Noticef("Server is ready")
+	if loud, debug := rec.snapshot(); len(loud) != 0 || len(debug) != 4 {
+		t.Fatalf("quiet or harmless: loud %v, debug %v", loud, debug)
+	}
+	a.Warnf("JetStream error response for stream %s create source consumer %s: %+v", "S", "T", "insufficient resources")
+	a.Errorf("something broke")
+	if loud, _ := rec.snapshot(); len(loud) != 2 {
+		t.Fatalf("settled warnings and errors: %v, want both at their level", loud)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -235,20 +236,28 @@ type slogAdapter struct {
 	quiet atomic.Bool
 }
 
-// level is lvl, or debug while the server is quiet.
-func (a *slogAdapter) level(lvl slog.Level) slog.Level {
-	if a.quiet.Load() {
-		return slog.LevelDebug
-	}
-	return lvl
-}
-
 func (a *slogAdapter) logf(lvl slog.Level, format string, v []any) {
-	lvl = a.level(lvl)
-	if !a.log.Enabled(context.Background(), lvl) {
+	if a.quiet.Load() {
+		lvl = slog.LevelDebug
+	}
+	ctx := context.Background()
+	if lvl < slog.LevelWarn && !a.log.Enabled(ctx, lvl) {
 		return
 	}
-	a.log.Log(context.Background(), lvl, fmt.Sprintf(format, v...))
+	msg := fmt.Sprintf(format, v...)
+	if lvl >= slog.LevelWarn && sourceNotYetThere(msg) {
+		lvl = slog.LevelDebug
+	}
+	a.log.Log(ctx, lvl, msg)
+}
+
+// sourceNotYetThere reports the warning of a stream whose source stream
+// does not exist yet. The server retries until it does; its own comment
+// (nats-server stream.go, setupSourceConsumer) calls this normal while
+// streams come up in no particular order: the global layer's sourcing
+// streams start before the cells' streams do.
+func sourceNotYetThere(msg string) bool {
+	return strings.Contains(msg, "create source consumer") && strings.Contains(msg, "stream not found")
 }
 
 func (a *slogAdapter) Noticef(format string, v ...any) { a.logf(slog.LevelDebug, format, v) }

@@ -108,8 +108,12 @@ func (sc *SuperCluster) Server(cluster string) *Server {
 	return nil
 }
 
-// Shutdown stops every server.
+// Shutdown stops every server. All of them go quiet first: a server still
+// running would otherwise log an error for each gateway that went away.
 func (sc *SuperCluster) Shutdown() {
+	for _, s := range sc.Servers {
+		s.log.quiet.Store(true)
+	}
 	for _, s := range sc.Servers {
 		s.Shutdown()
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cellgrid/cellgrid/client"
@@ -190,7 +191,14 @@ func cause(stage string, err error, timeout time.Duration) string {
 	case errors.Is(err, context.Canceled):
 		return stage + ": interrupted"
 	}
-	return stage + ": " + err.Error()
+	msg := err.Error()
+	if !strings.HasPrefix(msg, stage+": ") {
+		msg = stage + ": " + msg
+	}
+	if stage == stageLogin && errors.Is(err, syscall.ECONNREFUSED) {
+		msg += "; is the dev stack (bin/cellgrid dev) running, or --global pointing at the global layer?"
+	}
+	return msg
 }
 
 // shortDuration prints 3m rather than 3m0s.

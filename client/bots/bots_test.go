@@ -2,9 +2,9 @@ package bots
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,7 +21,7 @@ func TestSummaryGroupsErrorsAndKeepsTimeToMatch(t *testing.T) {
 		{matched: true, timeToMatch: 4 * time.Second, sessionID: "s2", stage: stagePlay, err: context.DeadlineExceeded},
 		{matched: true, timeToMatch: 5 * time.Second, sessionID: "s3", stage: stagePlay, err: context.DeadlineExceeded},
 		{stage: stageQueue, err: late},
-		{stage: stageLogin, err: errors.New("connection refused")},
+		{stage: stageLogin, err: fmt.Errorf("login: dial: %w", syscall.ECONNREFUSED)},
 	}
 	s := summarize(Config{MatchTimeout: 3 * time.Minute}, results)
 	if s.Players != 7 || s.Finished != 2 || s.Failed != 5 || s.MatchesCompleted != 1 {
@@ -32,7 +32,7 @@ func TestSummaryGroupsErrorsAndKeepsTimeToMatch(t *testing.T) {
 	}
 	want := []ErrorCount{
 		{3, "play: match did not end before --timeout (3m); raise --timeout above the server's match time limit"},
-		{1, "login: connection refused"},
+		{1, "login: dial: connection refused; is the dev stack (bin/cellgrid dev) running, or --global pointing at the global layer?"},
 		{1, "queue: no match found before --timeout (3m); bots queued in different cells never meet (pin them with --cell), an odd bot in a duel waits alone"},
 	}
 	if fmt.Sprint(s.Errors) != fmt.Sprint(want) {

@@ -153,7 +153,9 @@ func (s *Server) build(mux *httpapi.Router) error {
 	if cfg.PublicURL == "" {
 		cfg.PublicURL = s.http.URL()
 	}
-	logFor := func(component string) *slog.Logger { return deps.Log.With("component", component) }
+	// Each part names itself (component=store, auth, ...); adding the
+	// attribute here too printed it twice.
+	logFor := func(string) *slog.Logger { return deps.Log }
 
 	st, err := store.New(cfg.Store, store.Deps{DB: deps.DB, Log: logFor("store"), Metrics: deps.Registry})
 	if err != nil {
@@ -227,7 +229,7 @@ func (s *Server) build(mux *httpapi.Router) error {
 		pay.Register(mux, nil)
 	}
 	watch := func(ctx context.Context) error {
-		return deps.Topology.Watch(ctx, deps.NATS, cfg.CellTimeout, logFor("topology"))
+		return deps.Topology.Watch(ctx, deps.NATS, cfg.CellTimeout, deps.Log.With("component", "topology"))
 	}
 	s.group.AddLingering("http", cfg.UnreadyLinger, s.http.Run)
 	s.group.Add("leaderboard seasons", lb.Run)

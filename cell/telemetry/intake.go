@@ -129,7 +129,7 @@ func New(cfg Config, deps Deps) (*Intake, error) {
 	if deps.Log == nil {
 		deps.Log = slog.Default()
 	}
-	h := &Intake{cfg: cfg, js: deps.JS, log: deps.Log.With("component", "telemetry-intake", "cell", cfg.Cell),
+	h := &Intake{cfg: cfg, js: deps.JS, log: deps.Log.With("component", "telemetry-intake"), // the cell's logger names the cell
 		limiters: map[string]*rate.Limiter{}}
 	if len(cfg.EventTypes) > 0 {
 		h.allowed = map[string]bool{}

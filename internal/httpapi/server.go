@@ -137,7 +137,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		log:      log,
 		done:     make(chan struct{}),
 		srv: &http.Server{
-			Handler:           mux,
+			Handler:           JSONErrors(mux), // 404/405 as the JSON envelope too
 			ReadHeaderTimeout: 5 * time.Second,
 			IdleTimeout:       60 * time.Second,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

@@ -136,7 +136,7 @@ func TestResultSurvivesALongNATSOutage(t *testing.T) {
 			t.Error("RunServer did not return")
 		}
 	}()
-	waitState := func(state string) {
+	waitState := func(state events.DGSState) {
 		t.Helper()
 		deadline := time.After(30 * time.Second)
 		for {

@@ -36,7 +36,7 @@ type heartbeats struct {
 	all  []events.DGSHealth
 }
 
-func (h *heartbeats) wait(t *testing.T, state string, after int) (events.DGSHealth, int) {
+func (h *heartbeats) wait(t *testing.T, state events.DGSState, after int) (events.DGSHealth, int) {
 	t.Helper()
 	var got events.DGSHealth
 	var idx int
@@ -201,7 +201,7 @@ func TestRunServerMatchResultAndShutdown(t *testing.T) {
 
 func TestRunServerShutdownRequestDuringMatch(t *testing.T) {
 	testenv.CheckGoroutines(t)
-	nc := dgstest.NATS(t, cell)
+	_, nc := testenv.NewNATS(t, cell)
 	states := make(chan events.DGSHealth, 1024)
 	sub, _ := nc.Subscribe(events.DGSHealthFilter(cell), func(m *nats.Msg) {
 		var h events.DGSHealth
@@ -221,7 +221,7 @@ func TestRunServerShutdownRequestDuringMatch(t *testing.T) {
 			WaitForPlayers: 400 * time.Millisecond, // nobody joins: abandoned soon
 		})
 	}()
-	waitState := func(state string) {
+	waitState := func(state events.DGSState) {
 		t.Helper()
 		deadline := time.After(15 * time.Second)
 		for {

@@ -23,7 +23,7 @@ import (
 // result must not be published: exactly one result, the real one.
 func TestLateAcceptingDGSYieldsOneResult(t *testing.T) {
 	testenv.CheckGoroutines(t)
-	sc := testenv.NewSuperCluster(t, cellID, "global")
+	sc := testenv.NewSuperCluster(t, cellID)
 	srv := sc.Server(cellID)
 	cellNC := testenv.ConnectAs(t, sc, srv, natsauth.Cell(cellID))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -33,7 +33,7 @@ func TestLateAcceptingDGSYieldsOneResult(t *testing.T) {
 		t.Fatal(err)
 	}
 	f, err := New(Config{Cell: cellID, AllocateTimeout: 300 * time.Millisecond, HealthTimeout: 5 * time.Second,
-		AutoscaleInterval: 50 * time.Millisecond}, cellNC, nil, nil, nil)
+		AutoscaleInterval: 50 * time.Millisecond}, Deps{NATS: cellNC})
 	if err != nil {
 		t.Fatal(err)
 	}

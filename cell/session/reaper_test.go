@@ -27,7 +27,7 @@ func TestSessionWithoutResultIsLost(t *testing.T) {
 	nc := testenv.ConnectAs(t, sc, sc.Server("eu-west-1"), natsauth.Cell("eu-west-1"))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	s, err := New(Config{Cell: "eu-west-1", ResultDeadlines: map[string]time.Duration{"duel": time.Minute}}, rd.Client, d.Pool, nc, nil)
+	s, err := New(Config{Cell: "eu-west-1", ResultDeadlines: map[string]time.Duration{"duel": time.Minute}}, Deps{Redis: rd.Client, DB: d.Pool, NATS: nc})
 	if err != nil {
 		t.Fatal(err)
 	}

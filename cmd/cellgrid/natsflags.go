@@ -7,33 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/cellgrid/cellgrid/internal/natsauth"
 )
-
-// natsFlags are the NATS credential flags every role that connects shares.
-type natsFlags struct{ natsauth.ClientFlags }
-
-func (n *natsFlags) register(f *pflag.FlagSet) {
-	f.StringVar(&n.Creds, "nats-creds", os.Getenv("CELLGRID_NATS_CREDS"), "NATS credential (.creds file from `cellgrid nats init`, or its text); env CELLGRID_NATS_CREDS")
-	f.StringVar(&n.CA, "nats-ca", os.Getenv("CELLGRID_NATS_CA"), "PEM file of the CAs that signed the NATS servers' certificates (turns TLS on); env CELLGRID_NATS_CA")
-}
-
-func (n *natsFlags) connect(url, name string, extra ...nats.Option) (*nats.Conn, error) {
-	auth, err := n.Options()
-	if err != nil {
-		return nil, err
-	}
-	opts := append(append([]nats.Option{nats.Name(name)}, extra...), auth...)
-	nc, err := nats.Connect(url, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("nats %s: %w", url, err)
-	}
-	return nc, nil
-}
 
 // loadDGSIssuer reads a cell's DGS signer file (written by `cellgrid nats
 // init`).

@@ -1,7 +1,7 @@
 // Package results applies match results to the economy of record, exactly
 // once: a durable JetStream consumer on a stream placed in the "global"
 // cluster that sources every cell's match stream (events.MatchStream(cell),
-// filtered to events.MatchResultSubject(cell)).
+// filtered to events.MatchResultFilter(cell)).
 //
 // For each MatchResult one db.RunTx, guarded by applied_events(consumer,
 // session id), updates XP and level per player, credits currency through the

@@ -151,3 +151,39 @@ func TestLateAcceptingDGSYieldsOneResult(t *testing.T) {
 		t.Fatalf("stored result %+v (%v)", r, err)
 	}
 }
+
+// TestServerRetiredBeforeItsCredentialExpires: a Ready server is replaced
+// once its NATS credential has less than a tenth of its life left.
+func TestServerRetiredBeforeItsCredentialExpires(t *testing.T) {
+	r := startFleet(t, Config{Min: 1, Buffer: 1, Max: 3, CredentialTTL: 5 * time.Second})
+	var first string
+	testenv.Eventually(t, 20*time.Second, func() error {
+		for _, s := range r.f.Servers() {
+			if s.State == events.DGSReady {
+				first = s.ID
+				return nil
+			}
+		}
+		return errors.New("no ready server yet")
+	})
+	testenv.Eventually(t, 30*time.Second, func() error {
+		for _, s := range r.f.Servers() {
+			if s.ID == first {
+				return errors.New("first server still in the pool (state " + string(s.State) + ")")
+			}
+		}
+		for _, s := range r.f.Servers() {
+			if s.State == events.DGSReady {
+				return nil
+			}
+		}
+		return errors.New("no replacement ready")
+	})
+	// Retired in time (shut down by the fleet), not dropped by NATS when
+	// the credential expired (which shows as unhealthy).
+	if !r.tr.saw(first, events.DGSShutdown) || r.tr.saw(first, events.DGSUnhealthy) {
+		r.tr.mu.Lock()
+		defer r.tr.mu.Unlock()
+		t.Fatalf("first server %s was not retired before its credential expired: %v", first, r.tr.log)
+	}
+}

@@ -303,8 +303,9 @@ func (f *Fleet) pickReady(session string) (Server, error) {
 		return Server{}, ErrClosed
 	}
 	var best *server
+	now := time.Now()
 	for _, s := range f.servers {
-		if s.State != events.DGSReady || s.stopping || s.GameAddr == "" {
+		if s.State != events.DGSReady || s.stopping || s.GameAddr == "" || f.expiring(s, now) {
 			continue
 		}
 		cur := s.Version == f.version.Name
@@ -501,7 +502,7 @@ func (f *Fleet) reconcile(ctx, stopCtx context.Context, exits chan<- string, wat
 		case events.DGSScheduled:
 			scheduled++
 		case events.DGSReady:
-			if s.Version == v.Name {
+			if s.Version == v.Name && !f.expiring(s, now) {
 				ready++
 			} else {
 				readyOld++
@@ -528,7 +529,9 @@ func (f *Fleet) reconcile(ctx, stopCtx context.Context, exits chan<- string, wat
 		if s.stopping || s.State != events.DGSReady {
 			continue
 		}
-		old := s.Version != v.Name
+		// A server whose NATS credential nears its end is retired like
+		// an old version: replaced once the buffer is warm without it.
+		old := s.Version != v.Name || f.expiring(s, now)
 		if (old && ready >= buffer) || (!old && surplus > 0 && readyOld == 0) {
 			if !old {
 				surplus--
@@ -677,4 +680,12 @@ func (f *Fleet) updateGauges() {
 // (it will never get players); the autoscaler replaces it.
 func (f *Fleet) Release(id string) {
 	f.setState(id, events.DGSShutdown)
+}
+
+// expiring reports a server whose NATS credential (minted at launch,
+// valid CredentialTTL) has less than a tenth of its life left: it is not
+// given new matches but retired and replaced, so no server loses its
+// connection mid-match.
+func (f *Fleet) expiring(s *server, now time.Time) bool {
+	return !f.cfg.Credentials.Zero() && now.Sub(s.launchedAt) > f.cfg.CredentialTTL*9/10
 }

@@ -31,6 +31,10 @@ type IntakeConfig struct {
 	MaxBody   int64
 	// EventTypes allowed; empty allows any name matching [a-z][a-z0-9_.]{0,63}.
 	EventTypes []string
+	// MaxPayloadBytes (4 KiB, encoded) and MaxPayloadDepth (8 levels of
+	// objects/arrays) bound one event's payload; beyond them → 400.
+	MaxPayloadBytes int
+	MaxPayloadDepth int
 	// MaxFutureSkew (1m) and MaxAge (24h) bound event timestamps.
 	MaxFutureSkew, MaxAge time.Duration
 	// EventsPerSecond (50) and Burst (200) limit events per player, per
@@ -55,6 +59,12 @@ func (c *IntakeConfig) setDefaults() error {
 	}
 	if c.MaxBody <= 0 {
 		c.MaxBody = 256 << 10
+	}
+	if c.MaxPayloadBytes <= 0 {
+		c.MaxPayloadBytes = 4 << 10
+	}
+	if c.MaxPayloadDepth <= 0 {
+		c.MaxPayloadDepth = 8
 	}
 	if c.MaxFutureSkew <= 0 {
 		c.MaxFutureSkew = time.Minute
@@ -183,7 +193,7 @@ func (h *IntakeHandler) serve(w http.ResponseWriter, r *http.Request) error {
 		return httpapi.Unauthorized("access token subject is not a player id")
 	}
 	var req IntakeRequest
-	if err := httpapi.DecodeJSON(w, r, &req, h.cfg.MaxBody); err != nil {
+	if err := decodeUTF8JSON(w, r, &req, h.cfg.MaxBody); err != nil {
 		h.events.WithLabelValues("invalid").Inc()
 		return err
 	}
@@ -248,7 +258,7 @@ func (h *IntakeHandler) validate(e IntakeEvent, now time.Time) error {
 			return errors.New("session_id must be a UUID")
 		}
 	}
-	return nil
+	return checkPayload(e.Payload, h.cfg.MaxPayloadDepth, h.cfg.MaxPayloadBytes)
 }
 
 func (h *IntakeHandler) limiter(player string) *rate.Limiter {

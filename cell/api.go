@@ -26,6 +26,7 @@ func (c *Cell) routes() http.Handler {
 	mux.Handle("POST /matchmaking/join", httpapi.Handle(c.join))
 	mux.Handle("GET /matchmaking/status", httpapi.Handle(c.status))
 	mux.Handle("DELETE /matchmaking/tickets/{id}", httpapi.Handle(c.cancel))
+	c.partyRoutes(mux)
 	c.intake.Register(mux, func(h http.Handler) http.Handler { return h })
 	return c.verifier.Middleware(mux)
 }
@@ -100,16 +101,16 @@ func (c *Cell) join(w http.ResponseWriter, r *http.Request) error {
 	if _, ok := c.tickets.Mode(req.GameMode); !ok {
 		return httpapi.BadRequest("unknown_game_mode", "unknown game mode")
 	}
+	// Only players who accepted the caller's party may be on the ticket.
+	if err := c.partyConsents(r.Context(), players); err != nil {
+		return err
+	}
 	ratings, err := c.ratings(r.Context(), players)
 	if err != nil {
 		return err
 	}
-	sum := 0
-	for _, p := range players {
-		sum += ratings[p]
-	}
 	t, err := c.tickets.Join(r.Context(), matchmaker.JoinRequest{
-		Owner: me, Mode: req.GameMode, Players: players, Rating: sum / len(players), LatencyMS: lat,
+		Owner: me, Mode: req.GameMode, Players: players, Rating: partyRating(players, ratings), LatencyMS: lat,
 	})
 	var full *matchmaker.PoolFullError
 	switch {
@@ -122,6 +123,14 @@ func (c *Cell) join(w http.ResponseWriter, r *http.Request) error {
 	case errors.Is(err, matchmaker.ErrLatencyTooHigh):
 		return httpapi.BadRequest("latency_too_high", "latency to this cell is above the game mode's limit")
 	case err != nil:
+		return err
+	}
+	// A member who left between the check and the ticket: their leave did
+	// not see the ticket, so this side sees the leave, and cancels.
+	if err := c.partyConsents(r.Context(), players); err != nil {
+		if cerr := c.tickets.Cancel(r.Context(), t); cerr != nil && !errors.Is(cerr, matchmaker.ErrNotCancellable) {
+			return cerr
+		}
 		return err
 	}
 	httpapi.WriteJSON(w, http.StatusAccepted, map[string]string{"ticket_id": t.ID})

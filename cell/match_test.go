@@ -160,6 +160,7 @@ func hello(t *testing.T, uc *net.UDPConn, token []byte) packet.Control {
 func TestPartyStaysTogether(t *testing.T) {
 	e := newEnv(t, nil)
 	ps := newPlayers(4)
+	e.formParty(t, ps[0], ps[1])
 	owner := e.join(t, ps[0], "duo", ps[1])
 	e.join(t, ps[2], "duo")
 	e.join(t, ps[3], "duo")

@@ -73,6 +73,8 @@ func (l *Leaderboards) handleRead(w http.ResponseWriter, r *http.Request) error 
 		return &httpapi.Error{Status: http.StatusNotFound, Code: "unknown_leaderboard", Message: "no such leaderboard", Err: err}
 	case errors.Is(err, ErrNotRanked):
 		return &httpapi.Error{Status: http.StatusNotFound, Code: "not_ranked", Message: "player has no record on this leaderboard", Err: err}
+	case errors.Is(err, ErrUnknownSeason):
+		return &httpapi.Error{Status: http.StatusNotFound, Code: "unknown_season", Message: "no such season", Err: err}
 	case errors.Is(err, ErrBadRegion):
 		return httpapi.BadRequest("invalid_region", "this leaderboard has no regional boards")
 	case err != nil:

@@ -192,28 +192,12 @@ func (h *IntakeHandler) serve(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return httpapi.Unauthorized("access token subject is not a player id")
 	}
-	var req IntakeRequest
-	if err := decodeUTF8JSON(w, r, &req, h.cfg.MaxBody); err != nil {
-		h.events.WithLabelValues("invalid").Inc()
+	now := h.cfg.Now()
+	batch, err := h.parse(w, r, player, now)
+	if err != nil {
 		return err
 	}
-	n := len(req.Events)
-	if n == 0 || n > h.cfg.MaxEvents {
-		h.events.WithLabelValues("invalid").Add(float64(n))
-		return httpapi.BadRequest("invalid_events", fmt.Sprintf("send 1..%d events", h.cfg.MaxEvents))
-	}
-	now := h.cfg.Now()
-	batch := events.TelemetryBatch{Events: make([]events.TelemetryEvent, 0, n)}
-	for i, e := range req.Events {
-		if err := h.validate(e, now); err != nil {
-			h.events.WithLabelValues("invalid").Add(float64(n))
-			return httpapi.BadRequest("invalid_event", fmt.Sprintf("event %d: %v", i, err))
-		}
-		batch.Events = append(batch.Events, events.TelemetryEvent{
-			EventID: uuid.NewString(), PlayerID: player.String(), EventType: e.EventType,
-			SessionID: e.SessionID, Timestamp: e.Timestamp.UTC(), Payload: e.Payload, Cell: h.cfg.Cell,
-		})
-	}
+	n := len(batch.Events)
 	if !h.limiter(player.String()).AllowN(now, n) {
 		h.events.WithLabelValues("rate_limited").Add(float64(n))
 		return &httpapi.Error{Status: http.StatusTooManyRequests, Code: "rate_limited",
@@ -238,6 +222,39 @@ func (h *IntakeHandler) serve(w http.ResponseWriter, r *http.Request) error {
 	}
 	httpapi.WriteJSON(w, http.StatusAccepted, map[string]any{"accepted": n, "event_ids": ids})
 	return nil
+}
+
+// parse decodes and validates a request body into the batch to publish.
+// Every error is an *httpapi.Error with a 4xx status.
+func (h *IntakeHandler) parse(w http.ResponseWriter, r *http.Request, player uuid.UUID, now time.Time) (events.TelemetryBatch, error) {
+	var req IntakeRequest
+	if err := decodeUTF8JSON(w, r, &req, h.cfg.MaxBody); err != nil {
+		h.count("invalid", 1)
+		return events.TelemetryBatch{}, err
+	}
+	n := len(req.Events)
+	if n == 0 || n > h.cfg.MaxEvents {
+		h.count("invalid", n)
+		return events.TelemetryBatch{}, httpapi.BadRequest("invalid_events", fmt.Sprintf("send 1..%d events", h.cfg.MaxEvents))
+	}
+	batch := events.TelemetryBatch{Events: make([]events.TelemetryEvent, 0, n)}
+	for i, e := range req.Events {
+		if err := h.validate(e, now); err != nil {
+			h.count("invalid", n)
+			return events.TelemetryBatch{}, httpapi.BadRequest("invalid_event", fmt.Sprintf("event %d: %v", i, err))
+		}
+		batch.Events = append(batch.Events, events.TelemetryEvent{
+			EventID: uuid.NewString(), PlayerID: player.String(), EventType: e.EventType,
+			SessionID: e.SessionID, Timestamp: e.Timestamp.UTC(), Payload: e.Payload, Cell: h.cfg.Cell,
+		})
+	}
+	return batch, nil
+}
+
+func (h *IntakeHandler) count(outcome string, n int) {
+	if h.events != nil {
+		h.events.WithLabelValues(outcome).Add(float64(n))
+	}
 }
 
 func (h *IntakeHandler) validate(e IntakeEvent, now time.Time) error {

@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cellgrid/cellgrid/internal/accesstoken"
-	"github.com/cellgrid/cellgrid/internal/db"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/cellgrid/cellgrid/internal/accesstoken"
+	"github.com/cellgrid/cellgrid/internal/db"
 )
 
 // lastLoginGranularity: last_login_at is only rewritten when older than

@@ -75,7 +75,7 @@ func (a *Auth) httpError(r *http.Request, err error) error {
 func (a *Auth) handleLogin(w http.ResponseWriter, r *http.Request) error {
 	start := time.Now()
 	if a.limits != nil {
-		if err := a.check(a.limits.loginSource, "login per source", sourceKey(r)); err != nil {
+		if err := a.check(a.limits.loginSource, "login per source", a.limits.sourceKey(r)); err != nil {
 			return err
 		}
 	}
@@ -128,7 +128,7 @@ func (a *Auth) handleLogin(w http.ResponseWriter, r *http.Request) error {
 
 func (a *Auth) handleRefresh(w http.ResponseWriter, r *http.Request) error {
 	if a.limits != nil {
-		if err := a.check(a.limits.refreshSource, "refresh per source", sourceKey(r)); err != nil {
+		if err := a.check(a.limits.refreshSource, "refresh per source", a.limits.sourceKey(r)); err != nil {
 			return err
 		}
 	}

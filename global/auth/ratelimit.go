@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,8 +28,9 @@ type RateLimit struct {
 // limits are keyed by what only the identity's holder can present — a
 // device id (the device login's credential), an OIDC issuer and subject
 // once the ID token verified, a refresh token — and the per-source limit by
-// the connection's address (IPv4 /32, IPv6 /64; X-Forwarded-For is not
-// trusted).
+// the client's address (IPv4 /32, IPv6 /64): the connection's, or, when
+// the connection comes from one of TrustedProxies, the rightmost address
+// in X-Forwarded-For that is not a trusted proxy.
 type RateLimits struct {
 	// PerSource: each route per client address. Default 5/s, burst 60.
 	PerSource RateLimit
@@ -38,6 +40,11 @@ type RateLimits struct {
 	// MaxTracked bounds each limiter table (100000 keys); past it the table
 	// is reset: a burst allowance for everyone, never a lockout.
 	MaxTracked int
+	// TrustedProxies are the load balancers in front of the global layer;
+	// X-Forwarded-For is believed only from them. Empty: the connection's
+	// address is the source (behind a load balancer, list it here, or every
+	// client shares the balancer's allowance).
+	TrustedProxies []netip.Prefix
 	// Disabled turns the limits off (benchmarks of the login path itself).
 	Disabled bool
 }
@@ -98,6 +105,7 @@ func (t *limiterTable) allow(key string, now time.Time) (bool, time.Duration) {
 // limiters are the auth service's tables; nil when disabled.
 type limiters struct {
 	loginSource, refreshSource, loginIdentity, refreshIdentity *limiterTable
+	trusted                                                    []netip.Prefix
 }
 
 func newLimiters(c RateLimits) *limiters {
@@ -109,6 +117,7 @@ func newLimiters(c RateLimits) *limiters {
 		refreshSource:   newLimiterTable(c.PerSource, c.MaxTracked),
 		loginIdentity:   newLimiterTable(c.PerIdentity, c.MaxTracked),
 		refreshIdentity: newLimiterTable(c.PerIdentity, c.MaxTracked),
+		trusted:         c.TrustedProxies,
 	}
 }
 
@@ -127,8 +136,9 @@ func (a *Auth) check(t *limiterTable, what, key string) error {
 }
 
 // sourceKey is the client's address as a rate-limit key: the IP for IPv4,
-// its /64 for IPv6 (one subscriber's usual allocation).
-func sourceKey(r *http.Request) string {
+// its /64 for IPv6 (one subscriber's usual allocation). X-Forwarded-For is
+// followed only through trusted proxies.
+func (l *limiters) sourceKey(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
@@ -138,9 +148,31 @@ func sourceKey(r *http.Request) string {
 		return host
 	}
 	ip = ip.Unmap()
+	if l.isTrusted(ip) {
+		hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+		for i := len(hops) - 1; i >= 0; i-- {
+			hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+			if err != nil {
+				break // malformed: stop at the last address we could read
+			}
+			ip = hop.Unmap()
+			if !l.isTrusted(ip) {
+				break
+			}
+		}
+	}
 	if ip.Is6() {
 		p, _ := ip.Prefix(64)
 		return p.String()
 	}
 	return ip.String()
+}
+
+func (l *limiters) isTrusted(ip netip.Addr) bool {
+	for _, p := range l.trusted {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }

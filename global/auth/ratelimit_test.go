@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"sync"
 	"testing"
@@ -35,8 +36,9 @@ func TestLoginAndRefreshRateLimits(t *testing.T) {
 	cfg := baseConfig(idp)
 	cfg.AllowDeviceLogin = true
 	cfg.RateLimits = auth.RateLimits{
-		PerSource:   auth.RateLimit{Rate: 1, Burst: 5},
-		PerIdentity: auth.RateLimit{Rate: 0.1, Burst: 3},
+		PerSource:      auth.RateLimit{Rate: 1, Burst: 5},
+		PerIdentity:    auth.RateLimit{Rate: 0.1, Burst: 3},
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")},
 	}
 	a, err := auth.New(cfg, auth.Deps{DB: db.Pool, Now: clk.Now, Metrics: prometheus.NewRegistry()})
 	if err != nil {
@@ -44,17 +46,24 @@ func TestLoginAndRefreshRateLimits(t *testing.T) {
 	}
 	mux := http.NewServeMux()
 	a.Register(mux, a.Verifier().Middleware)
-	do := func(path, source string, body any) (int, tokenResp, http.Header) {
+	doXFF := func(path, source, xff string, body any) (int, tokenResp, http.Header) {
 		t.Helper()
 		b, _ := json.Marshal(body)
 		req := httptest.NewRequest("POST", path, bytes.NewReader(b))
 		req.Header.Set("Content-Type", "application/json")
+		if xff != "" {
+			req.Header.Set("X-Forwarded-For", xff)
+		}
 		req.RemoteAddr = source
 		w := httptest.NewRecorder()
 		mux.ServeHTTP(w, req)
 		var tr tokenResp
 		_ = json.Unmarshal(w.Body.Bytes(), &tr)
 		return w.Code, tr, w.Header()
+	}
+	do := func(path, source string, body any) (int, tokenResp, http.Header) {
+		t.Helper()
+		return doXFF(path, source, "", body)
 	}
 	limited := func(what string, code int, tr tokenResp, h http.Header) {
 		t.Helper()
@@ -82,6 +91,24 @@ func TestLoginAndRefreshRateLimits(t *testing.T) {
 	}
 	code, tr, h = do("/auth/login", "[2001:db8::99]:4000", map[string]string{"provider": "nope"})
 	limited("6th login from one /64", code, tr, h)
+	// Behind a trusted proxy the client is the rightmost untrusted
+	// X-Forwarded-For hop; from anyone else the header is ignored.
+	nope := map[string]string{"provider": "nope"}
+	for i := range 5 {
+		if code, _, _ := doXFF("/auth/login", "192.0.2.10:1", "203.0.113.7, 198.51.100.1, 192.0.2.11", nope); code != 400 {
+			t.Fatalf("via proxy %d: %d", i, code)
+		}
+	}
+	code, tr, h = doXFF("/auth/login", "192.0.2.12:1", "198.51.100.1", nope)
+	limited("6th login of one client via the proxies", code, tr, h)
+	if code, _, _ := doXFF("/auth/login", "192.0.2.10:1", "198.51.100.2", nope); code != 400 {
+		t.Fatalf("another client via the proxy: %d", code)
+	}
+	for i := range 5 {
+		doXFF("/auth/login", "10.9.9.9:1", "198.51.100."+strconv.Itoa(100+i), nope) // spoofed, untrusted
+	}
+	code, tr, h = doXFF("/auth/login", "10.9.9.9:1", "198.51.100.200", nope)
+	limited("X-Forwarded-For from an untrusted peer", code, tr, h)
 	// Refresh has its own per-source allowance.
 	if code, _, _ := do("/auth/refresh", "10.0.0.1:4002", map[string]string{"refresh_token": "cgrt_nope-0"}); code != 401 {
 		t.Fatalf("refresh from a login-limited address: %d", code)

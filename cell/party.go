@@ -28,12 +28,12 @@ import (
 // not the mean), so a strong player cannot lower the bar of the match by
 // bringing a weak account along.
 
-func (c *Cell) partyRoutes(mux *http.ServeMux) {
-	mux.Handle("POST /parties", httpapi.Handle(c.createParty))
-	mux.Handle("GET /parties/{id}", httpapi.Handle(c.getParty))
-	mux.Handle("POST /parties/{id}/invites", httpapi.Handle(c.inviteToParty))
-	mux.Handle("POST /parties/{id}/accept", httpapi.Handle(c.acceptParty))
-	mux.Handle("POST /parties/{id}/leave", httpapi.Handle(c.leaveParty))
+func (c *Cell) partyRoutes(mux *httpapi.Router, requireAuth func(http.Handler) http.Handler) {
+	mux.Handle("POST /parties", requireAuth(httpapi.Handle(c.createParty)))
+	mux.Handle("GET /parties/{id}", requireAuth(httpapi.Handle(c.getParty)))
+	mux.Handle("POST /parties/{id}/invites", requireAuth(httpapi.Handle(c.inviteToParty)))
+	mux.Handle("POST /parties/{id}/accept", requireAuth(httpapi.Handle(c.acceptParty)))
+	mux.Handle("POST /parties/{id}/leave", requireAuth(httpapi.Handle(c.leaveParty)))
 }
 
 type partyView struct {
@@ -41,6 +41,17 @@ type partyView struct {
 	Leader  string   `json:"leader"`
 	Members []string `json:"members"`
 	Invites []string `json:"invites"`
+}
+
+// partyInvite is the body of POST /parties/{id}/invites.
+type partyInvite struct {
+	PlayerID string `json:"player_id"`
+}
+
+// partyLeft is the answer of POST /parties/{id}/leave.
+type partyLeft struct {
+	PartyID string `json:"party_id"`
+	State   string `json:"state"` // left, declined or disbanded
 }
 
 func viewOf(p matchmaker.Party) partyView {
@@ -116,9 +127,7 @@ func (c *Cell) inviteToParty(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var req struct {
-		PlayerID string `json:"player_id"`
-	}
+	var req partyInvite
 	if err := httpapi.DecodeJSON(w, r, &req, 4<<10); err != nil {
 		return err
 	}
@@ -171,7 +180,7 @@ func (c *Cell) leaveParty(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	httpapi.WriteJSON(w, http.StatusOK, map[string]string{"party_id": id, "state": outcome})
+	httpapi.WriteJSON(w, http.StatusOK, partyLeft{PartyID: id, State: outcome})
 	return nil
 }
 

@@ -78,7 +78,7 @@ redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return 'OK'
 `)
 
-// KEYS: party, members, invites  ARGV: leader, invitee, ttl ms, max
+// KEYS: party, members, invites, inparty(leader)  ARGV: leader, invitee, ttl ms, max
 var invitePartyScript = rueidis.NewLuaScript(`
 local leader = redis.call('HGET', KEYS[1], 'leader')
 if not leader then return 'NOTFOUND' end
@@ -86,7 +86,7 @@ if leader ~= ARGV[1] then return 'NOTLEADER' end
 if redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 1 or redis.call('SISMEMBER', KEYS[3], ARGV[2]) == 1 then return 'OK' end
 if redis.call('SCARD', KEYS[2]) + redis.call('SCARD', KEYS[3]) >= tonumber(ARGV[4]) then return 'FULL' end
 redis.call('SADD', KEYS[3], ARGV[2])
-for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
 return 'OK'
 `)
 
@@ -136,7 +136,7 @@ func (s *Store) CreateParty(ctx context.Context, leader string) (Party, error) {
 
 // InviteToParty records leader's invitation of invitee (idempotent).
 func (s *Store) InviteToParty(ctx context.Context, id, leader, invitee string) error {
-	res, err := invitePartyScript.Exec(ctx, s.c, s.partyKeys(id),
+	res, err := invitePartyScript.Exec(ctx, s.c, append(s.partyKeys(id), s.inPartyKey(leader)),
 		[]string{leader, invitee, ttlMS(PartyTTL), strconv.Itoa(MaxPartySize)}).ToString()
 	if err != nil {
 		return fmt.Errorf("invite to party %s: %w", id, err)

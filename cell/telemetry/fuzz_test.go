@@ -32,11 +32,11 @@ func FuzzIntakeParse(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	cfg := IntakeConfig{Cell: "eu-west-1", Now: func() time.Time { return now }, MaxBody: 16 << 10}
-	if err := cfg.setDefaults(); err != nil {
+	cfg, err := Config{Cell: "eu-west-1", Now: func() time.Time { return now }, MaxBody: 16 << 10}.withDefaults()
+	if err != nil {
 		f.Fatal(err)
 	}
-	h := &IntakeHandler{cfg: cfg}
+	h := &Intake{cfg: cfg}
 	player := uuid.MustParse("0b6f2a4e-3c1d-4e5f-8a9b-1c2d3e4f5a6b")
 	f.Fuzz(func(t *testing.T, body []byte) {
 		r := httptest.NewRequest("POST", "/game/telemetry", bytes.NewReader(body))

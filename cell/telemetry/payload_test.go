@@ -18,7 +18,7 @@ import (
 	"github.com/cellgrid/cellgrid/proto/events"
 )
 
-func postRaw(h *IntakeHandler, player string, body []byte) *httptest.ResponseRecorder {
+func postRaw(h *Intake, player string, body []byte) *httptest.ResponseRecorder {
 	req := httptest.NewRequest("POST", "/game/telemetry", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req = req.WithContext(accesstoken.WithClaims(req.Context(), accesstoken.Claims{PlayerID: player}))
@@ -35,8 +35,8 @@ func TestIntakeRefusesWhatTheStoreCannotHold(t *testing.T) {
 	_, nc := testenv.NewNATS(t, "eu-west-1")
 	js, _ := jetstream.New(nc)
 	now := time.Now().UTC()
-	h, err := NewIntakeHandler(IntakeConfig{Cell: "eu-west-1", MaxPayloadBytes: 1024, MaxPayloadDepth: 4},
-		IntakeDeps{JS: js, Metrics: prometheus.NewRegistry()})
+	h, err := New(Config{Cell: "eu-west-1", MaxPayloadBytes: 1024, MaxPayloadDepth: 4},
+		Deps{JS: js, Metrics: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,8 +24,7 @@ func udp(t *testing.T) *net.UDPConn {
 func TestClientAnswersRelayChallenge(t *testing.T) {
 	relay, stranger, sock := udp(t), udp(t), udp(t)
 	token := bytes.Repeat([]byte{9}, 147)
-	f := &controlFilter{PacketConn: sock, rejects: make(chan packet.RejectReason, 1),
-		relay: addrPortOf(relay.LocalAddr()), token: token}
+	f := newControlFilter(sock, relay.LocalAddr(), token)
 	game := make(chan []byte, 1)
 	go func() {
 		buf := make([]byte, 2048)

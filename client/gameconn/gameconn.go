@@ -98,8 +98,7 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 			return nil, fmt.Errorf("wire dial: %w", err)
 		}
 	}
-	filter := &controlFilter{PacketConn: pc, rejects: make(chan packet.RejectReason, 1),
-		relay: addrPortOf(cfg.Addr), token: cfg.Token}
+	filter := newControlFilter(pc, cfg.Addr, cfg.Token)
 	hello := packet.AppendHello(nil, cfg.Token)
 	if _, err := pc.WriteTo(hello, cfg.Addr); err != nil {
 		pc.Close()
@@ -299,6 +298,12 @@ type controlFilter struct {
 	rejects chan packet.RejectReason
 	relay   netip.AddrPort // where HELLOs go; CHALLENGEs from elsewhere are ignored
 	token   []byte
+}
+
+// newControlFilter wraps pc; CHALLENGEs from relay are answered with token.
+func newControlFilter(pc net.PacketConn, relay net.Addr, token []byte) *controlFilter {
+	return &controlFilter{PacketConn: pc, rejects: make(chan packet.RejectReason, 1),
+		relay: addrPortOf(relay), token: token}
 }
 
 // addrPortOf is the canonical ip:port of a UDP address (invalid otherwise).

@@ -29,6 +29,7 @@ var (
 // TestMain: func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }.
 func Main(m *testing.M) int {
 	code := m.Run()
+	stopShared()
 	if pgServer != nil {
 		_ = pgServer.Close()
 	}

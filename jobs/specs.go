@@ -52,11 +52,14 @@ type Common struct {
 // CellSpec describes one regional cell.
 type CellSpec struct {
 	Common
-	CellID    string // required; also the job ID suffix
-	DBURL     string // CELLGRID_DB (env, not argv: it carries a password)
-	RedisAddr string // CELLGRID_REDIS
-	NATSURL   string // CELLGRID_NATS
-	GlobalURL string // --global
+	CellID string // required; also the job ID suffix
+	// CellRegion is the region the cell reports (--region); default the
+	// Nomad region.
+	CellRegion string
+	DBURL      string // CELLGRID_DB (env, not argv: it carries a password)
+	RedisAddr  string // CELLGRID_REDIS
+	NATSURL    string // CELLGRID_NATS
+	GlobalURL  string // --global
 	// HTTPPort and RelayPort are static host ports; 0 means dynamic. The
 	// relay is what clients dial over UDP, so production wants it static.
 	HTTPPort  int
@@ -254,6 +257,9 @@ func CellJob(s CellSpec) (*api.Job, error) {
 	if s.Count <= 0 {
 		s.Count = 1
 	}
+	if s.CellRegion == "" {
+		s.CellRegion = s.Region
+	}
 	relayPublic := s.RelayPublicAddr
 	if relayPublic == "" {
 		relayPublic = "${NOMAD_ADDR_relay}"
@@ -262,7 +268,7 @@ func CellJob(s CellSpec) (*api.Job, error) {
 	// announces), the relay every interface of the port.
 	args := []string{"cell",
 		"--id", s.CellID,
-		"--region", s.Region,
+		"--region", s.CellRegion,
 		"--http-addr", "${NOMAD_ADDR_http}",
 		"--relay-addr", "0.0.0.0:${NOMAD_PORT_relay}",
 		"--relay-public-addr", relayPublic,

@@ -19,7 +19,7 @@ import (
 func cellCmd(rf *rootFlags) *cobra.Command {
 	cfg := cell.DefaultConfig()
 	var dbURL, redisAddr, natsURL, globalURL, seedHex, dgsCommand string
-	var launcherKind, nomadAddr, nomadRegion string
+	var launcherKind, nomadAddr, nomadRegion, dgsJob, consulAddr string
 	cmd := &cobra.Command{
 		Use:   "cell",
 		Short: "Run one regional cell: matchmaking, DGS fleet, sessions, relay",
@@ -27,6 +27,9 @@ func cellCmd(rf *rootFlags) *cobra.Command {
 			log, err := rf.logger()
 			if err != nil {
 				return err
+			}
+			if dbURL == "" {
+				return errNoDB
 			}
 			if seedHex != "" {
 				if cfg.ConnectKeySeed, err = hex.DecodeString(seedHex); err != nil || len(cfg.ConnectKeySeed) != 32 {
@@ -75,7 +78,7 @@ func cellCmd(rf *rootFlags) *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("nomad client: %w", err)
 				}
-				nl := &jobs.NomadLauncher{Client: client, Region: nomadRegion}
+				nl := &jobs.NomadLauncher{Client: client, Region: nomadRegion, JobID: dgsJob}
 				defer nl.Close()
 				launcher = nl
 			default:
@@ -86,7 +89,15 @@ func cellCmd(rf *rootFlags) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "cell %s api %s relay %s\n", cfg.ID, c.URL(), c.RelayAddr())
-			return c.Run(ctx)
+			if consulAddr == "" {
+				return c.Run(ctx)
+			}
+			reg, err := cellRegistrar(consulAddr, cfg.ID, cfg.Region, c.URL(), c.RelayAddr(), log)
+			if err != nil {
+				_ = c.Close()
+				return err
+			}
+			return runAll(ctx, c.Run, reg.Run)
 		},
 	}
 	f := cmd.Flags()
@@ -106,11 +117,13 @@ func cellCmd(rf *rootFlags) *cobra.Command {
 	f.StringVar(&launcherKind, "launcher", "local", "how DGS processes start: local (child processes) or nomad (dispatch of the parameterized DGS job from `cellgrid jobs`)")
 	f.StringVar(&nomadAddr, "nomad", envOr("NOMAD_ADDR", "http://127.0.0.1:4646"), "Nomad API address (with --launcher nomad); env NOMAD_ADDR")
 	f.StringVar(&nomadRegion, "nomad-region", "", "Nomad region of the DGS job (default: the agent's)")
+	f.StringVar(&dgsJob, "dgs-job", jobs.DefaultDGSJobID, "parameterized DGS job dispatched with --launcher nomad (`cell add` registers cellgrid-dgs-<id>)")
+	f.StringVar(&consulAddr, "consul", "", "Consul agent host:port: register the cell API and relay with /readyz checks while running")
 	f.StringVar(&dbURL, "db", envOr("CELLGRID_DB", ""), "database URL; env CELLGRID_DB")
 	f.StringVar(&redisAddr, "redis", envOr("CELLGRID_REDIS", "127.0.0.1:6379"), "the cell's Redis host:port; env CELLGRID_REDIS")
 	f.StringVar(&natsURL, "nats", envOr("CELLGRID_NATS", "nats://127.0.0.1:4222"), "the cell's NATS URL; env CELLGRID_NATS")
 	_ = cmd.MarkFlagRequired("id")
-	_ = cmd.MarkFlagRequired("db")
 	cmd.AddCommand(drainCmds(rf)...)
+	cmd.AddCommand(cellAddCmd(rf), cellRemoveCmd(rf))
 	return cmd
 }

@@ -1,18 +1,20 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/cellgrid/cellgrid/global"
 	"github.com/cellgrid/cellgrid/internal/db"
 	"github.com/cellgrid/cellgrid/internal/redisclient"
+	"github.com/cellgrid/cellgrid/topology"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 )
 
 func globalCmd(rf *rootFlags) *cobra.Command {
 	var cfg global.Config
-	var dbURL, redisAddr, natsURL string
+	var dbURL, redisAddr, natsURL, consulAddr string
 	var af authFlags
 	cmd := &cobra.Command{
 		Use:   "global",
@@ -21,6 +23,9 @@ func globalCmd(rf *rootFlags) *cobra.Command {
 			log, err := rf.logger()
 			if err != nil {
 				return err
+			}
+			if dbURL == "" {
+				return errNoDB
 			}
 			if cfg.Auth, err = af.config(); err != nil {
 				return err
@@ -44,11 +49,22 @@ func globalCmd(rf *rootFlags) *cobra.Command {
 				return err
 			}
 			defer nc.Close()
-			g, err := global.New(ctx, cfg, global.Deps{DB: pool, Redis: rc, NATS: nc, Log: log})
+			topo := topology.NewRegistry()
+			g, err := global.New(ctx, cfg, global.Deps{DB: pool, Redis: rc, NATS: nc, Topology: topo, Log: log})
 			if err != nil {
 				return err
 			}
-			return g.Run(ctx)
+			if consulAddr == "" {
+				return g.Run(ctx)
+			}
+			cc, reg, err := globalRegistrar(consulAddr, g.URL(), log)
+			if err != nil {
+				return err
+			}
+			watch := func(ctx context.Context) error {
+				return topo.WatchConsul(ctx, cc, topology.DiscoveryConfig{}, log.With("component", "topology-consul"))
+			}
+			return runAll(ctx, g.Run, reg.Run, watch)
 		},
 	}
 	f := cmd.Flags()
@@ -59,6 +75,6 @@ func globalCmd(rf *rootFlags) *cobra.Command {
 	f.StringVar(&dbURL, "db", envOr("CELLGRID_DB", ""), "database URL; env CELLGRID_DB")
 	f.StringVar(&redisAddr, "redis", envOr("CELLGRID_REDIS", "127.0.0.1:6379"), "Redis host:port; env CELLGRID_REDIS")
 	f.StringVar(&natsURL, "nats", envOr("CELLGRID_NATS", "nats://127.0.0.1:4222"), "NATS URL; env CELLGRID_NATS")
-	_ = cmd.MarkFlagRequired("db")
+	f.StringVar(&consulAddr, "consul", "", "Consul agent host:port: register this layer with a /readyz check and take the cells from the Consul catalog")
 	return cmd
 }

@@ -10,9 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/cellgrid/cellgrid/internal/db"
 	"github.com/cellgrid/cellgrid/internal/localserver"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 const templateDB = "cellgrid_template"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/cellgrid/cellgrid/devstack"
 	"github.com/cellgrid/cellgrid/global"
 	"github.com/cellgrid/cellgrid/internal/db"
 	"github.com/cellgrid/cellgrid/internal/redisclient"
@@ -15,6 +16,7 @@ import (
 func globalCmd(rf *rootFlags) *cobra.Command {
 	var cfg global.Config
 	var dbURL, redisAddr, natsURL, consulAddr string
+	var devGame bool
 	var af authFlags
 	cmd := &cobra.Command{
 		Use:   "global",
@@ -26,6 +28,11 @@ func globalCmd(rf *rootFlags) *cobra.Command {
 			}
 			if dbURL == "" {
 				return errNoDB
+			}
+			if devGame {
+				d := devstack.DevGlobal()
+				d.Addr, d.PublicURL, d.Cells = cfg.Addr, cfg.PublicURL, cfg.Cells
+				cfg = d
 			}
 			if cfg.Auth, err = af.config(); err != nil {
 				return err
@@ -75,6 +82,7 @@ func globalCmd(rf *rootFlags) *cobra.Command {
 	f.StringVar(&dbURL, "db", envOr("CELLGRID_DB", ""), "database URL; env CELLGRID_DB")
 	f.StringVar(&redisAddr, "redis", envOr("CELLGRID_REDIS", "127.0.0.1:6379"), "Redis host:port; env CELLGRID_REDIS")
 	f.StringVar(&natsURL, "nats", envOr("CELLGRID_NATS", "nats://127.0.0.1:4222"), "NATS URL; env CELLGRID_NATS")
+	f.BoolVar(&devGame, "dev-game-config", false, "use the dev stack's catalog, boards, achievements and rewards (cellgrid dev --nomad)")
 	f.StringVar(&consulAddr, "consul", "", "Consul agent host:port: register this layer with a /readyz check and take the cells from the Consul catalog")
 	return cmd
 }

@@ -193,10 +193,18 @@ func TestNomadFleetOnRealAgent(t *testing.T) {
 		if !strings.HasPrefix(jobID, nf.jobID+"/dispatch-") {
 			t.Fatalf("server %s is not a dispatch of %s: %q", s.ID, nf.jobID, jobID)
 		}
-		a, err := allocOf(hs.Nomad, jobID)
-		if err != nil || a.ClientStatus != api.AllocClientStatusRunning {
-			t.Fatalf("dispatch %s: %+v %v", jobID, a, err)
-		}
+		// The client reports the task running in batches: it may lag the
+		// DGS's own Ready heartbeat.
+		testenv.Eventually(t, 30*time.Second, func() error {
+			a, err := allocOf(hs.Nomad, jobID)
+			if err != nil {
+				return err
+			}
+			if a.ClientStatus != api.AllocClientStatusRunning {
+				return fmt.Errorf("dispatch %s is %s", jobID, a.ClientStatus)
+			}
+			return nil
+		})
 		if !strings.HasPrefix(s.GameAddr, "127.0.0.1:") {
 			t.Fatalf("game address %q is not the dynamic port Nomad gave on loopback", s.GameAddr)
 		}

@@ -247,14 +247,15 @@ func TestCellAddPlayRemoveOnNomad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, err := stream.GetLastMsgForSubject(ctx, events.MatchResultSubject(r.cell))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The DGS publishes the result right after the bots saw the match end.
 	var res events.MatchResult
-	if err := json.Unmarshal(msg.Data, &res); err != nil {
-		t.Fatal(err)
-	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		msg, err := stream.GetLastMsgForSubject(ctx, events.MatchResultSubject(r.cell))
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(msg.Data, &res)
+	})
 	if !dispatchedDGS(t, r, res.DGSID) {
 		t.Fatalf("match %s ran on DGS %s, which no dispatch of %s started", res.SessionID, res.DGSID, jobs.DGSJobID(r.cell))
 	}

@@ -194,7 +194,7 @@ func StartNomad(ctx context.Context, cfg NomadConfig, log *slog.Logger) (_ *Noma
 		if cfg.CellBasePort > 0 {
 			httpPort = cfg.CellBasePort + i
 		}
-		cj, err := jobs.CellJob(jobs.CellSpec{Common: ccommon, CellID: id, DBURL: dbURL, RedisAddr: redis, NATSURL: natsURL,
+		cj, err := jobs.CellJob(jobs.CellSpec{Common: ccommon, CellID: id, CellRegion: id, DBURL: dbURL, RedisAddr: redis, NATSURL: natsURL,
 			GlobalURL: st.GlobalURL, HTTPPort: httpPort, FleetMin: cfg.FleetBuffer, FleetBuffer: cfg.FleetBuffer, FleetMax: cfg.FleetMax,
 			Launcher: "nomad", NomadAddr: nmd.Addr, ConsulAddr: cons.Addr})
 		if err != nil {
@@ -275,6 +275,9 @@ func fetchTopology(ctx context.Context, hc *http.Client, globalURL string) ([]to
 	}
 	return doc.Cells, nil
 }
+
+// Nomad is the local Nomad agent (tests inspect its jobs).
+func (st *NomadStack) Nomad() *localserver.Nomad { return st.nomad }
 
 // NATSURL is the global cluster's client URL (any server reaches every
 // cell, e.g. for `cellgrid cell drain`).

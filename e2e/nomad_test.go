@@ -358,3 +358,53 @@ func TestKilledCellTurnsCriticalThenFailedInTopology(t *testing.T) {
 		return nil
 	})
 }
+
+// TestDevStackOnNomad is `cellgrid dev --nomad` in a test: its own Nomad
+// and Consul agents run the global layer and a cell as jobs, the cell's
+// DGSs are Nomad dispatches, bots play a match, and Close leaves no
+// process behind.
+func TestDevStackOnNomad(t *testing.T) {
+	bin := testenv.CellgridBinary(t)
+	d := testenv.NewDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const cell = "devnomad-1"
+	st, err := devstack.StartNomad(ctx, devstack.NomadConfig{Binary: bin, Config: devstack.Config{
+		DataDir: t.TempDir(), Cells: []string{cell}, DatabaseURL: d.URL, Ephemeral: true, FleetBuffer: 1,
+		DGSArgs: []string{"--score-limit=1000", "--time-limit=5s", "--wait-for-players=30s"},
+	}}, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			st.Close()
+		}
+	}()
+	if !strings.HasPrefix(st.NomadURL, "http://127.0.0.1:") || !strings.HasPrefix(st.ConsulURL, "http://127.0.0.1:") {
+		t.Fatalf("nomad %q consul %q", st.NomadURL, st.ConsulURL)
+	}
+	if len(st.Cells) != 1 || st.Cells[0].ID != cell || st.Cells[0].Region != cell || st.Cells[0].State != topology.StateHealthy {
+		t.Fatalf("cells %+v", st.Cells)
+	}
+	sum, err := bots.Run(ctx, bots.Config{GlobalURL: st.GlobalURL, Players: 2, Mode: "duel", Cell: cell, MatchTimeout: 90 * time.Second}, nil)
+	if err != nil || sum.Finished != 2 || sum.MatchesCompleted != 1 {
+		t.Fatalf("bots: %+v %v", sum, err)
+	}
+	list, _, err := st.Nomad().Client.Jobs().PrefixList(jobs.DGSJobID(cell) + "/dispatch-")
+	if err != nil || len(list) == 0 {
+		t.Fatalf("no DGS dispatched by Nomad: %v %v", list, err)
+	}
+	st.Close()
+	closed = true
+	if pids := processesOf(cell); len(pids) > 0 {
+		t.Fatalf("processes left after Close: %v", pids)
+	}
+	if _, err := http.Get(st.NomadURL + "/v1/status/leader"); err == nil {
+		t.Fatal("nomad agent still answering after Close")
+	}
+	if _, err := http.Get(st.ConsulURL + "/v1/status/leader"); err == nil {
+		t.Fatal("consul agent still answering after Close")
+	}
+}

@@ -210,6 +210,7 @@ func (r *nomadRig) consulStatus() (string, error) {
 func TestCellAddPlayRemoveOnNomad(t *testing.T) {
 	r := startNomadRig(t, "nomad-eu-1")
 	out := r.addCell(t)
+	t.Logf("cell add printed:\n%s", out)
 	if !strings.Contains(out, "registered "+jobs.DGSJobID(r.cell)) || !strings.Contains(out, "cell "+r.cell+" ready") {
 		t.Fatalf("cell add printed:\n%s", out)
 	}
@@ -285,6 +286,7 @@ func TestCellAddPlayRemoveOnNomad(t *testing.T) {
 	removed := r.cellgrid(t, "cell", "remove", "--id", r.cell, "--nomad", r.hs.Nomad.Addr,
 		"--nats", r.sc.Server(r.cell).ClientURL(), "--quiet-period", "2s", "--timeout", "2m")
 	sum := <-second
+	t.Logf("cell remove printed:\n%s", removed)
 	if sum.Finished != 2 || sum.MatchesCompleted != 1 || len(sum.Errors) != 0 {
 		t.Fatalf("the match in flight during cell remove did not end normally: %+v\nremove printed:\n%s", sum, removed)
 	}

@@ -129,7 +129,11 @@ func cellAdd(ctx context.Context, out io.Writer, af cellAddFlags) error {
 		if err != nil {
 			return fmt.Errorf("cell add: register %s: %w", *j.ID, err)
 		}
-		fmt.Fprintf(out, "registered %s in %s (eval %s)\n", *j.ID, region, resp.EvalID)
+		if resp.EvalID == "" { // a parameterized job is only evaluated per dispatch
+			fmt.Fprintf(out, "registered %s in %s (parameterized: the cell dispatches it)\n", *j.ID, region)
+		} else {
+			fmt.Fprintf(out, "registered %s in %s (eval %s)\n", *j.ID, region, resp.EvalID)
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, af.timeout)
 	defer cancel()

@@ -394,6 +394,21 @@ func TestDevStackOnNomad(t *testing.T) {
 	if err != nil || sum.Finished != 2 || sum.MatchesCompleted != 1 {
 		t.Fatalf("bots: %+v %v", sum, err)
 	}
+	// The global layer (a Nomad job run with --consul) registered itself.
+	cc, err := consul.NewClient(&consul.Config{Address: strings.TrimPrefix(st.ConsulURL, "http://")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		entries, _, err := cc.Health().Service(topology.ServiceGlobal, "", true, nil)
+		if err != nil {
+			return err
+		}
+		if len(entries) != 1 || entries[0].Service.Meta[topology.MetaAPI] != st.GlobalURL {
+			return fmt.Errorf("passing global services: %d", len(entries))
+		}
+		return nil
+	})
 	list, _, err := st.Nomad().Client.Jobs().PrefixList(jobs.DGSJobID(cell) + "/dispatch-")
 	if err != nil || len(list) == 0 {
 		t.Fatalf("no DGS dispatched by Nomad: %v %v", list, err)

@@ -396,3 +396,30 @@ func mustAllocID(t *testing.T, n *testenv.Nomad, jobID string) string {
 	}
 	return a.ID
 }
+
+// TestJobsPerRegionOnJoinedRegions: Job.Multiregion is Enterprise-only, so
+// a DGS job is registered once per region; through one region's agent
+// (requests forwarded over the joined servers) each lands in its own.
+func TestJobsPerRegionOnJoinedRegions(t *testing.T) {
+	agents := testenv.JoinNomadRegions(t, "eu", "us")
+	eu := agents[0]
+	for _, region := range []string{"eu", "us"} {
+		j, err := DGSJob(DGSSpec{Common: Common{Region: region, Datacenters: []string{region + "-1"}, Binary: Binary{Source: "/bin/true"}},
+			JobID: DGSJobID("cell-" + region), NATSURL: "nats://127.0.0.1:4222"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := eu.Client.Jobs().Register(j, &api.WriteOptions{Region: region}); err != nil {
+			t.Fatalf("register in %s through eu: %v", region, err)
+		}
+	}
+	for _, a := range agents {
+		list, _, err := a.Client.Jobs().List(&api.QueryOptions{Region: a.Region})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) != 1 || list[0].ID != DGSJobID("cell-"+a.Region) {
+			t.Fatalf("region %s holds %+v", a.Region, list)
+		}
+	}
+}

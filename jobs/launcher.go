@@ -189,7 +189,9 @@ func (l *NomadLauncher) Stop(ctx context.Context, h fleet.Handle) error {
 	}
 	// A dispatch that was never placed (e.g. every node drained) has no
 	// allocation to wait for, and never will once deregistered.
-	q := (&api.QueryOptions{Region: l.Region, Namespace: l.Namespace}).WithContext(ctx)
+	// (WaitIndex 1: answers at once when allocations exist, else after
+	// the short wait.)
+	q := (&api.QueryOptions{Region: l.Region, Namespace: l.Namespace, WaitIndex: 1, WaitTime: 200 * time.Millisecond}).WithContext(ctx)
 	if allocs, _, err := l.Client.Jobs().Allocations(nh.id, true, q); err == nil && len(allocs) == 0 {
 		nh.exit()
 	}

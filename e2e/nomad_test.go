@@ -208,6 +208,7 @@ func (r *nomadRig) consulStatus() (string, error) {
 // match lets it end normally, then the jobs, the Consul services and the
 // processes are gone.
 func TestCellAddPlayRemoveOnNomad(t *testing.T) {
+	t.Parallel() // its own cell and global layer on the shared agents
 	r := startNomadRig(t, "nomad-eu-1")
 	out := r.addCell(t)
 	t.Logf("cell add printed:\n%s", out)
@@ -328,6 +329,7 @@ func dispatchedDGS(t *testing.T, r *nomadRig, id string) bool {
 // interval and /topology shows it failed; Nomad restarts the task and the
 // cell is healthy again.
 func TestKilledCellTurnsCriticalThenFailedInTopology(t *testing.T) {
+	t.Parallel() // its own cell and global layer on the shared agents
 	r := startNomadRig(t, "nomad-us-1")
 	r.addCell(t)
 	pid, err := cellProcess(r.cell)

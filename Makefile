@@ -26,6 +26,7 @@ run: deps build
 test: deps lint
 	build/hashistack.sh
 	$(GO) test -count=1 -timeout 15m ./...
+	cd examples && $(GO) build ./... && $(GO) vet ./...
 	$(MAKE) test-race
 
 test-race:

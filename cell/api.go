@@ -22,12 +22,14 @@ import (
 const defaultRating = 1000
 
 func (c *Cell) routes() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("POST /matchmaking/join", httpapi.Handle(c.join))
-	mux.Handle("GET /matchmaking/status", httpapi.Handle(c.status))
-	mux.Handle("DELETE /matchmaking/tickets/{id}", httpapi.Handle(c.cancel))
-	c.intake.Register(mux, func(h http.Handler) http.Handler { return h })
-	return c.verifier.Middleware(mux)
+	mux := httpapi.NewRouter()
+	requireAuth := c.verifier.Middleware
+	mux.Handle("GET /openapi.json", httpapi.ServeDocument(openAPIDocument))
+	mux.Handle("POST /matchmaking/join", requireAuth(httpapi.Handle(c.join)))
+	mux.Handle("GET /matchmaking/status", requireAuth(httpapi.Handle(c.status)))
+	mux.Handle("DELETE /matchmaking/tickets/{id}", requireAuth(httpapi.Handle(c.cancel)))
+	c.intake.Register(mux, requireAuth)
+	return mux
 }
 
 type joinRequest struct {

@@ -36,7 +36,7 @@ type heartbeats struct {
 	all  []events.DGSHealth
 }
 
-func (h *heartbeats) wait(t *testing.T, state string, after int) (events.DGSHealth, int) {
+func (h *heartbeats) wait(t *testing.T, state events.DGSState, after int) (events.DGSHealth, int) {
 	t.Helper()
 	var got events.DGSHealth
 	var idx int
@@ -210,7 +210,7 @@ func TestRunServerShutdownRequestDuringMatch(t *testing.T) {
 			WaitForPlayers: 400 * time.Millisecond, // nobody joins: abandoned soon
 		})
 	}()
-	waitState := func(state string) {
+	waitState := func(state events.DGSState) {
 		t.Helper()
 		deadline := time.After(15 * time.Second)
 		for {

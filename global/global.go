@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"sync"
 	"time"
 
@@ -100,7 +99,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		return nil, fmt.Errorf("global: %w", err)
 	}
 	s := &Server{cfg: cfg, deps: deps}
-	mux := http.NewServeMux()
+	mux := httpapi.NewRouter()
 
 	checks := []httpapi.Check{
 		{Name: "database", Fn: func(ctx context.Context) error { return deps.DB.Ping(ctx) }},
@@ -120,7 +119,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 }
 
 // build creates every component and mounts its routes on mux.
-func (s *Server) build(mux *http.ServeMux) error {
+func (s *Server) build(mux *httpapi.Router) error {
 	cfg, deps := s.cfg, s.deps
 	if cfg.PublicURL == "" {
 		cfg.PublicURL = s.http.URL()
@@ -179,6 +178,7 @@ func (s *Server) build(mux *http.ServeMux) error {
 	}
 
 	requireAuth := a.Verifier().Middleware
+	mux.Handle("GET /openapi.json", httpapi.ServeDocument(openAPIDocument))
 	deps.Topology.Register(mux)
 	a.Register(mux, requireAuth)
 	prof.Register(mux, requireAuth)

@@ -44,24 +44,24 @@ type nomadFleet struct {
 	stop   func()
 }
 
-func (nf *nomadFleet) record(id, from, to string) {
+func (nf *nomadFleet) record(id string, from, to events.DGSState) {
 	nf.mu.Lock()
 	defer nf.mu.Unlock()
-	nf.states = append(nf.states, id+" "+from+"→"+to)
+	nf.states = append(nf.states, id+" "+string(from)+"→"+string(to))
 }
 
-func (nf *nomadFleet) saw(id, to string) bool {
+func (nf *nomadFleet) saw(id string, to events.DGSState) bool {
 	nf.mu.Lock()
 	defer nf.mu.Unlock()
 	for _, s := range nf.states {
-		if strings.HasPrefix(s, id+" ") && strings.HasSuffix(s, "→"+to) {
+		if strings.HasPrefix(s, id+" ") && strings.HasSuffix(s, "→"+string(to)) {
 			return true
 		}
 	}
 	return false
 }
 
-func (nf *nomadFleet) servers(state string) []fleet.Server {
+func (nf *nomadFleet) servers(state events.DGSState) []fleet.Server {
 	var out []fleet.Server
 	for _, s := range nf.f.Servers() {
 		if state == "" || s.State == state {
@@ -254,7 +254,7 @@ func TestNomadFleetOnRealAgent(t *testing.T) {
 		nf.mu.Lock()
 		defer nf.mu.Unlock()
 		for _, st := range nf.states {
-			if strings.HasSuffix(st, events.DGSReady+"→"+events.DGSShutdown) {
+			if strings.HasSuffix(st, string(events.DGSReady)+"→"+string(events.DGSShutdown)) {
 				retired.ID = strings.Fields(st)[0]
 				return nil
 			}

@@ -51,7 +51,7 @@ type Config struct {
 	StopTimeout time.Duration
 	// OnStateChange, when set, is called (from the fleet's goroutines, not
 	// under its lock) on every state transition. Tests and logs use it.
-	OnStateChange func(id, from, to string)
+	OnStateChange func(id string, from, to events.DGSState)
 }
 
 // DefaultConfig returns every default in one place.
@@ -91,7 +91,7 @@ func (c Config) withDefaults() Config {
 // Server is a snapshot of one DGS.
 type Server struct {
 	ID         string
-	State      string // events.DGS*
+	State      events.DGSState
 	Version    string
 	GameAddr   string
 	SessionID  string
@@ -283,7 +283,7 @@ func (f *Fleet) pickReady(session string) (Server, error) {
 	return snap, nil
 }
 
-func (f *Fleet) changed(id, from, to string) {
+func (f *Fleet) changed(id string, from, to events.DGSState) {
 	if from == to {
 		return
 	}
@@ -294,7 +294,7 @@ func (f *Fleet) changed(id, from, to string) {
 }
 
 // setState moves a server to state (no-op if unknown or unchanged).
-func (f *Fleet) setState(id, state string) {
+func (f *Fleet) setState(id string, state events.DGSState) {
 	f.mu.Lock()
 	s, ok := f.servers[id]
 	if !ok || s.State == state {
@@ -407,7 +407,10 @@ func (f *Fleet) onExit(id string) {
 // reconcile runs one pass of health checks, cleanup and autoscaling.
 func (f *Fleet) reconcile(ctx, stopCtx context.Context, exits chan<- string, watchers *sync.WaitGroup) {
 	now := time.Now()
-	type change struct{ id, from, to string }
+	type change struct {
+		id       string
+		from, to events.DGSState
+	}
 	var changes []change
 	var toStop []*server
 	f.mu.Lock()
@@ -584,14 +587,17 @@ func (f *Fleet) shutdownAll(exits <-chan string) {
 }
 
 func (f *Fleet) updateGauges() {
-	counts := map[string]int{events.DGSScheduled: 0, events.DGSReady: 0, events.DGSAllocated: 0, events.DGSShutdown: 0, events.DGSUnhealthy: 0}
+	counts := make(map[events.DGSState]int, len(events.DGSStates))
+	for _, st := range events.DGSStates {
+		counts[st] = 0
+	}
 	f.mu.Lock()
 	for _, s := range f.servers {
 		counts[s.State]++
 	}
 	f.mu.Unlock()
 	for st, n := range counts {
-		f.m.servers.WithLabelValues(st).Set(float64(n))
+		f.m.servers.WithLabelValues(string(st)).Set(float64(n))
 	}
 }
 

@@ -37,13 +37,14 @@ type transitions struct {
 	log []string // guarded by mu; "id from→to"
 }
 
-func (tr *transitions) record(id, from, to string) {
+func (tr *transitions) record(id string, from, to events.DGSState) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	tr.log = append(tr.log, id+" "+from+"→"+to)
+	tr.log = append(tr.log, id+" "+string(from)+"→"+string(to))
 }
 
-func (tr *transitions) saw(id, to string) bool {
+func (tr *transitions) saw(id string, state events.DGSState) bool {
+	to := string(state)
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	for _, l := range tr.log {
@@ -99,7 +100,7 @@ func startFleet(t testing.TB, cfg Config) *fleetRig {
 	return &fleetRig{f: f, nc: nc, tr: tr, run: stop}
 }
 
-func count(f *Fleet, state, version string) (n int) {
+func count(f *Fleet, state events.DGSState, version string) (n int) {
 	for _, s := range f.Servers() {
 		if s.State == state && (version == "" || s.Version == version) {
 			n++

@@ -150,7 +150,7 @@ func (h *IntakeHandler) EnsureStream(ctx context.Context) error {
 }
 
 // Register mounts POST /game/telemetry behind requireAuth.
-func (h *IntakeHandler) Register(mux *http.ServeMux, requireAuth func(http.Handler) http.Handler) {
+func (h *IntakeHandler) Register(mux httpapi.Mux, requireAuth func(http.Handler) http.Handler) {
 	mux.Handle("POST /game/telemetry", requireAuth(h))
 }
 

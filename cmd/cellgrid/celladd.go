@@ -269,7 +269,7 @@ func cellRemove(ctx context.Context, out io.Writer, id, nomadAddr, nomadRegion, 
 	defer nc.Close()
 	// Subscribe before draining so no match report is missed.
 	type dgs struct {
-		state string
+		state events.DGSState
 		at    time.Time
 	}
 	health := make(chan events.DGSHealth, 256)

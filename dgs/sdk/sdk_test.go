@@ -45,7 +45,7 @@ func watchHealth(t *testing.T, nc *nats.Conn) *healthWatch {
 }
 
 // waitState waits (with a deadline) for a heartbeat in state.
-func (w *healthWatch) waitState(t *testing.T, state string) events.DGSHealth {
+func (w *healthWatch) waitState(t *testing.T, state events.DGSState) events.DGSHealth {
 	t.Helper()
 	deadline := time.After(10 * time.Second)
 	for {

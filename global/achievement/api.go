@@ -20,7 +20,7 @@ import (
 //	GET /player/{playerId}/achievements   ("me" = caller; achievements are public)
 //	GET /player/me/storage/{key}
 //	PUT /player/me/storage/{key}          (If-Match: "<v>" | If-None-Match: *)
-func (a *Achievements) Register(mux *http.ServeMux, requireAuth func(http.Handler) http.Handler) {
+func (a *Achievements) Register(mux httpapi.Mux, requireAuth func(http.Handler) http.Handler) {
 	mux.Handle("GET /player/{playerId}/achievements", requireAuth(httpapi.Handle(a.handleList)))
 	mux.Handle("GET /player/me/storage/{key}", requireAuth(httpapi.Handle(a.handleGet)))
 	mux.Handle("PUT /player/me/storage/{key}", requireAuth(httpapi.Handle(a.handlePut)))

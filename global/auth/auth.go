@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cellgrid/cellgrid/internal/accesstoken"
+	"github.com/cellgrid/cellgrid/internal/httpapi"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -112,7 +113,7 @@ func (a *Auth) JWKS(ctx context.Context) (jose.JSONWebKeySet, error) {
 }
 
 // Register adds the auth routes to mux. requireAuth guards /auth/logout.
-func (a *Auth) Register(mux *http.ServeMux, requireAuth func(http.Handler) http.Handler) {
+func (a *Auth) Register(mux httpapi.Mux, requireAuth func(http.Handler) http.Handler) {
 	mux.Handle("POST /auth/login", a.handle(a.handleLogin))
 	mux.Handle("POST /auth/refresh", a.handle(a.handleRefresh))
 	mux.Handle("POST /auth/logout", requireAuth(a.handle(a.handleLogout)))

@@ -18,7 +18,7 @@ import (
 //	GET /leaderboards/{name}?limit=&cursor=&region=&around=me|{playerId}&season=
 //
 // behind requireAuth (around=me needs the caller).
-func (l *Leaderboards) Register(mux *http.ServeMux, requireAuth func(http.Handler) http.Handler) {
+func (l *Leaderboards) Register(mux httpapi.Mux, requireAuth func(http.Handler) http.Handler) {
 	mux.Handle("GET /leaderboards/{name}", requireAuth(httpapi.Handle(l.handleRead)))
 }
 

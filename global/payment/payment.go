@@ -90,7 +90,7 @@ func New(cfg Config, deps Deps) (*Payments, error) {
 
 // Register mounts POST /payments/{gateway}/webhook (e.g. /payments/stripe/webhook).
 // It is not behind requireAuth: the provider signs the request instead.
-func (p *Payments) Register(mux *http.ServeMux, _ func(http.Handler) http.Handler) {
+func (p *Payments) Register(mux httpapi.Mux, _ func(http.Handler) http.Handler) {
 	if p.gw == nil {
 		return
 	}

@@ -17,7 +17,7 @@ import (
 //	GET  /wallet
 //	GET  /inventory/{playerId}          ("me" is the caller)
 //	POST /inventory/{itemId}/equip|unequip|consume
-func (s *Store) Register(mux *http.ServeMux, requireAuth func(http.Handler) http.Handler) {
+func (s *Store) Register(mux httpapi.Mux, requireAuth func(http.Handler) http.Handler) {
 	mux.Handle("GET /store/items", requireAuth(httpapi.Handle(s.handleItems)))
 	mux.Handle("POST /store/purchase", requireAuth(httpapi.Handle(s.handlePurchase)))
 	mux.Handle("GET /wallet", requireAuth(httpapi.Handle(s.handleWallet)))

@@ -14,7 +14,7 @@ import (
 
 // Register mounts GET /admin/flags?limit=&player= behind requireAuth. Only
 // players listed in Config.AdminPlayerIDs may call it (403 otherwise).
-func (t *Telemetry) Register(mux *http.ServeMux, requireAuth func(http.Handler) http.Handler) {
+func (t *Telemetry) Register(mux httpapi.Mux, requireAuth func(http.Handler) http.Handler) {
 	mux.Handle("GET /admin/flags", requireAuth(httpapi.Handle(t.handleFlags)))
 }
 

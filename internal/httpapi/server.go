@@ -24,6 +24,7 @@ type Check struct {
 // Server serves a mux plus /healthz, /readyz and /metrics.
 type Server struct {
 	Registry *prometheus.Registry
+	routes   *Router // every pattern served, for Routes
 	srv      *http.Server
 	ln       net.Listener
 	log      *slog.Logger
@@ -53,7 +54,7 @@ func NewServer(addr string, app http.Handler, reg *prometheus.Registry, checks [
 	if log == nil {
 		log = slog.Default()
 	}
-	mux := http.NewServeMux()
+	mux := NewRouter()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -78,6 +79,7 @@ func NewServer(addr string, app http.Handler, reg *prometheus.Registry, checks [
 	}
 	s := &Server{
 		Registry: reg,
+		routes:   mux,
 		ln:       ln,
 		log:      log,
 		done:     make(chan struct{}),

@@ -127,7 +127,7 @@ func run(ctx context.Context, cell, id, natsURL, addr, version string, interval,
 		case json.Unmarshal(m.Data, &a) != nil:
 			reply = events.AllocationReply{Error: "bad allocation"}
 		case refuse || state != events.DGSReady:
-			reply = events.AllocationReply{Error: "not ready: " + state}
+			reply = events.AllocationReply{Error: "not ready: " + string(state)}
 		default:
 			state, session = events.DGSAllocated, a.SessionID
 		}

@@ -182,25 +182,36 @@ func (r *Registrar) Deregister(ctx context.Context) error {
 	return errs
 }
 
-// Run registers the services, re-asserts them every Refresh, and
-// deregisters them when ctx ends (a clean shutdown). A failed refresh is
-// logged and retried: Consul being away must not stop a cell.
+// Run registers the services, re-asserts them every Refresh (retrying a
+// failed registration every CheckInterval), and deregisters them when ctx
+// ends (a clean shutdown). Consul being away is logged, never fatal: it
+// must not stop a cell.
 func (r *Registrar) Run(ctx context.Context) error {
-	if err := r.Register(ctx); err != nil {
-		return err
-	}
-	t := time.NewTicker(r.cfg.Refresh)
-	defer t.Stop()
+	registered := false
 	for {
+		if err := r.Register(ctx); err != nil {
+			if ctx.Err() == nil {
+				r.log.Warn("consul register", "err", err)
+			}
+			registered = false
+		} else {
+			registered = true
+		}
+		wait := r.cfg.Refresh
+		if !registered {
+			wait = r.cfg.CheckInterval
+		}
 		select {
 		case <-ctx.Done():
 			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			return r.Deregister(dctx)
-		case <-t.C:
-			if err := r.Register(ctx); err != nil && ctx.Err() == nil {
-				r.log.Warn("consul re-register", "err", err)
+			if err := r.Deregister(dctx); err != nil {
+				// Not a failure of the run: Consul removes a service left
+				// critical after DeregisterAfter.
+				r.log.Warn("consul deregister on shutdown", "err", err)
 			}
+			return nil
+		case <-time.After(wait):
 		}
 	}
 }

@@ -3,6 +3,8 @@ package topology
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -11,6 +13,7 @@ import (
 
 	consul "github.com/hashicorp/consul/api"
 
+	"github.com/cellgrid/cellgrid/internal/localserver"
 	"github.com/cellgrid/cellgrid/internal/testenv"
 )
 
@@ -222,3 +225,43 @@ func TestPreparedQueryFailsOverToNearestDatacenter(t *testing.T) {
 		return nil
 	})
 }
+
+// TestRegistrarSurvivesConsulAway: a Consul agent that does not answer
+// never stops the process the registrar runs in: Run keeps retrying and
+// returns nil on shutdown.
+func TestRegistrarSurvivesConsulAway(t *testing.T) {
+	ports, err := localserver.FreePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := consul.DefaultConfig()
+	cfg.Address = fmt.Sprintf("127.0.0.1:%d", ports[0]) // nothing listens
+	client, err := consul.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svcs, _ := CellServices("x", "eu", "http://127.0.0.1:9/", "127.0.0.1:9")
+	reg, err := NewRegistrar(RegistrarConfig{Services: svcs, CheckInterval: 50 * time.Millisecond}, client, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- reg.Run(ctx) }()
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned while Consul is away: %v", err)
+	case <-time.After(300 * time.Millisecond): // several failed attempts
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run after shutdown: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return after shutdown")
+	}
+}
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

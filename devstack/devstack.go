@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
@@ -46,6 +47,10 @@ type Config struct {
 	DGSCommand []string
 	DGSArgs    []string
 	DGSEnv     []string
+	// MatchTimeLimit is every DGS's match length (--time-limit); 0 means
+	// DefaultMatchTimeLimit, negative the DGS's own (production) default.
+	// A --time-limit in DGSArgs wins.
+	MatchTimeLimit time.Duration
 	// DGSOutput receives the DGS processes' output; nil discards it.
 	DGSOutput io.Writer
 	// FleetBuffer is the warm pool per cell (default 2), FleetMax its cap (8).
@@ -174,7 +179,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 	gcfg := DevGlobal()
 	gcfg.Addr, gcfg.Cells, gcfg.Auth = cfg.GlobalAddr, cfg.Cells, cfg.Auth
 	g, err := global.New(ctx, gcfg, global.Deps{
-		DB: pool, Redis: gRedis, NATS: gNATS, Topology: topo, Log: log.With("component", "global"),
+		DB: pool, Redis: gRedis, NATS: gNATS, Topology: topo, Log: log, // each part adds its component
 	})
 	if err != nil {
 		return nil, err

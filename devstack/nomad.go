@@ -184,7 +184,9 @@ func StartNomad(ctx context.Context, cfg NomadConfig, log *slog.Logger) (_ *Noma
 			return nil, err
 		}
 		natsURL := sc.Server(id).ClientURL()
-		dj, err := jobs.DGSJob(jobs.DGSSpec{Common: common, JobID: jobs.DGSJobID(id), NATSURL: natsURL, ExtraArgs: cfg.DGSArgs})
+		// The DGS job adds the dgs subcommand itself: only the flags.
+		flags := (&Config{DGSCommand: []string{""}, MatchTimeLimit: cfg.MatchTimeLimit, DGSArgs: cfg.DGSArgs}).dgsArgs()
+		dj, err := jobs.DGSJob(jobs.DGSSpec{Common: common, JobID: jobs.DGSJobID(id), NATSURL: natsURL, ExtraArgs: flags})
 		if err != nil {
 			return nil, err
 		}

@@ -124,7 +124,9 @@ func (s *Server) build(mux *httpapi.Router) error {
 	if cfg.PublicURL == "" {
 		cfg.PublicURL = s.http.URL()
 	}
-	logFor := func(component string) *slog.Logger { return deps.Log.With("component", component) }
+	// Each part names itself (component=store, auth, ...); adding the
+	// attribute here too printed it twice.
+	logFor := func(string) *slog.Logger { return deps.Log }
 
 	st, err := store.New(cfg.Store, store.Deps{DB: deps.DB, Log: logFor("store"), Metrics: deps.Registry})
 	if err != nil {
@@ -202,7 +204,7 @@ func (s *Server) build(mux *httpapi.Router) error {
 		timeout = 5 * time.Second
 	}
 	watch := func(ctx context.Context) error {
-		return deps.Topology.Watch(ctx, deps.NATS, timeout, logFor("topology"))
+		return deps.Topology.Watch(ctx, deps.NATS, timeout, deps.Log.With("component", "topology"))
 	}
 	s.runs = append(s.runs, lb.Run, res.Run, tel.Run, watch)
 	s.issuer = cfg.PublicURL

@@ -153,7 +153,7 @@ func New(cfg Config, nc *nats.Conn, launcher Launcher, log *slog.Logger, reg pro
 		log = slog.Default()
 	}
 	f := &Fleet{
-		cfg: cfg, nc: nc, launcher: launcher, log: log.With("component", "fleet", "cell", cfg.Cell),
+		cfg: cfg, nc: nc, launcher: launcher, log: log.With("component", "fleet"), // the cell's logger names the cell
 		nudge: make(chan struct{}, 1), servers: make(map[string]*server), version: cfg.Version,
 		m: metrics{
 			servers: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cellgrid_fleet_servers", Help: "Game servers by state."}, []string{"state"}),

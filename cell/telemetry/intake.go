@@ -117,7 +117,7 @@ func NewIntakeHandler(cfg IntakeConfig, deps IntakeDeps) (*IntakeHandler, error)
 	if deps.Log == nil {
 		deps.Log = slog.Default()
 	}
-	h := &IntakeHandler{cfg: cfg, js: deps.JS, log: deps.Log.With("component", "telemetry-intake", "cell", cfg.Cell),
+	h := &IntakeHandler{cfg: cfg, js: deps.JS, log: deps.Log.With("component", "telemetry-intake"), // the cell's logger names the cell
 		limiters: map[string]*rate.Limiter{}}
 	if len(cfg.EventTypes) > 0 {
 		h.allowed = map[string]bool{}

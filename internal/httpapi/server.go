@@ -84,7 +84,7 @@ func NewServer(addr string, app http.Handler, reg *prometheus.Registry, checks [
 		log:      log,
 		done:     make(chan struct{}),
 		srv: &http.Server{
-			Handler:           mux,
+			Handler:           JSONErrors(mux), // 404/405 as the JSON envelope too
 			ReadHeaderTimeout: 5 * time.Second,
 			IdleTimeout:       60 * time.Second,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

@@ -235,40 +235,18 @@ func TestCellAddPlayRemoveOnNomad(t *testing.T) {
 		}
 		return sum
 	}
-	if sum := play(); sum.Finished != 2 || sum.MatchesCompleted != 1 || len(sum.Errors) != 0 {
-		t.Fatalf("first match: %+v", sum)
-	}
-	// It ran on a Nomad dispatch: the result's DGS id is a dispatch's meta.
 	nc, err := nats.Connect(r.sc.Server(r.cell).ClientURL())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	stream, err := js.Stream(ctx, events.MatchStream(r.cell))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The DGS publishes the result right after the bots saw the match end.
-	var res events.MatchResult
-	testenv.Eventually(t, 30*time.Second, func() error {
-		msg, err := stream.GetLastMsgForSubject(ctx, events.MatchResultSubject(r.cell))
-		if err != nil {
-			return err
-		}
-		return json.Unmarshal(msg.Data, &res)
-	})
-	if !dispatchedDGS(t, r, res.DGSID) {
-		t.Fatalf("match %s ran on DGS %s, which no dispatch of %s started", res.SessionID, res.DGSID, jobs.DGSJobID(r.cell))
-	}
-
-	// A second match; remove the cell while it runs.
-	allocated := make(chan string, 16)
+	type alloc struct{ dgs, session string }
+	allocated := make(chan alloc, 64)
 	sub, err := nc.Subscribe(events.DGSHealthSubject(r.cell), func(m *nats.Msg) {
 		var h events.DGSHealth
 		if json.Unmarshal(m.Data, &h) == nil && h.State == events.DGSAllocated {
 			select {
-			case allocated <- h.SessionID:
+			case allocated <- alloc{h.ID, h.SessionID}:
 			default:
 			}
 		}
@@ -277,12 +255,57 @@ func TestCellAddPlayRemoveOnNomad(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Unsubscribe()
+	nextMatch := func() alloc {
+		t.Helper()
+		select {
+		case a := <-allocated:
+			return a
+		case <-time.After(90 * time.Second):
+			t.Fatal("no match allocated")
+		}
+		return alloc{}
+	}
+
+	first := make(chan bots.Summary, 1)
+	go func() { first <- play() }()
+	// While the match runs, its DGS is a live Nomad dispatch (afterwards the
+	// fleet may scale it in and purge the dispatch).
+	a1 := nextMatch()
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if !dispatchedDGS(t, r, a1.dgs) {
+			return fmt.Errorf("the match runs on DGS %s, which no dispatch of %s started", a1.dgs, jobs.DGSJobID(r.cell))
+		}
+		return nil
+	})
+	if sum := <-first; sum.Finished != 2 || sum.MatchesCompleted != 1 || len(sum.Errors) != 0 {
+		t.Fatalf("first match: %+v", sum)
+	}
+	// The result, published right after the bots saw the match end, names
+	// that DGS.
+	js, _ := jetstream.New(nc)
+	stream, err := js.Stream(ctx, events.MatchStream(r.cell))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res events.MatchResult
+	testenv.Eventually(t, 30*time.Second, func() error {
+		msg, err := stream.GetLastMsgForSubject(ctx, events.MatchResultSubject(r.cell))
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(msg.Data, &res)
+	})
+	if res.DGSID != a1.dgs || res.SessionID != a1.session {
+		t.Fatalf("result %s on %s, the match allocated was %s on %s", res.SessionID, res.DGSID, a1.session, a1.dgs)
+	}
+	for len(allocated) > 0 { // repeated Allocated heartbeats of the first match
+		<-allocated
+	}
+
+	// A second match; remove the cell while it runs.
 	second := make(chan bots.Summary, 1)
 	go func() { second <- play() }()
-	select {
-	case <-allocated:
-	case <-time.After(90 * time.Second):
-		t.Fatal("second match never allocated")
+	for a := nextMatch(); a.session == a1.session; a = nextMatch() {
 	}
 	removed := r.cellgrid(t, "cell", "remove", "--id", r.cell, "--nomad", r.hs.Nomad.Addr,
 		"--nats", r.sc.Server(r.cell).ClientURL(), "--quiet-period", "2s", "--timeout", "2m")

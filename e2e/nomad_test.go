@@ -71,7 +71,7 @@ func startNomadRig(t *testing.T, cell string) *nomadRig {
 	gcfg.Auth.AllowDeviceLogin, gcfg.Auth.EncryptionKey = true, key
 	r.topo = topology.NewRegistry()
 	ctx, cancel := context.WithCancel(context.Background())
-	g, err := global.New(ctx, gcfg, global.Deps{DB: d.Pool, Redis: gRedis.Client, NATS: gNATS, Topology: r.topo, Log: quietLog()})
+	g, err := global.New(gcfg, global.Deps{DB: d.Pool, Redis: gRedis.Client, NATS: gNATS, Topology: r.topo, Log: quietLog()})
 	if err != nil {
 		cancel()
 		t.Fatal(err)

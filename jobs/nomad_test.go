@@ -98,7 +98,7 @@ func startNomadFleet(t *testing.T, n *testenv.Nomad, cfg fleet.Config, dgsArgs .
 	cfg.HealthTimeout = 2 * time.Second
 	cfg.AutoscaleInterval = 100 * time.Millisecond
 	cfg.StopTimeout = 30 * time.Second
-	f, err := fleet.New(cfg, nc, nf.l, nil, nil)
+	f, err := fleet.New(cfg, fleet.Deps{NATS: nc, Launcher: nf.l})
 	if err != nil {
 		t.Fatal(err)
 	}

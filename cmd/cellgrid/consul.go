@@ -15,7 +15,7 @@ import (
 
 // errNoDB: --db is not a cobra-required flag, because Nomad jobs pass the
 // URL (it carries a password) in CELLGRID_DB, which cobra does not count.
-var errNoDB = errors.New("database URL required: --db or CELLGRID_DB")
+var errNoDB = errors.New("--db (or CELLGRID_DB) is required")
 
 func consulClient(addr string) (*consul.Client, error) {
 	cfg := consul.DefaultConfig()

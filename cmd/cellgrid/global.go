@@ -4,20 +4,19 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/spf13/cobra"
+
 	"github.com/cellgrid/cellgrid/devstack"
 	"github.com/cellgrid/cellgrid/global"
-	"github.com/cellgrid/cellgrid/internal/db"
-	"github.com/cellgrid/cellgrid/internal/redisclient"
 	"github.com/cellgrid/cellgrid/topology"
-	"github.com/nats-io/nats.go"
-	"github.com/spf13/cobra"
 )
 
 func globalCmd(rf *rootFlags) *cobra.Command {
 	var cfg global.Config
-	var dbURL, redisAddr, natsURL, consulAddr string
-	var devGame bool
+	var inf infraFlags
 	var af authFlags
+	var consulAddr string
+	var devGame bool
 	cmd := &cobra.Command{
 		Use:   "global",
 		Short: "Run the global layer (auth, profiles, store, leaderboards, topology)",
@@ -25,9 +24,6 @@ func globalCmd(rf *rootFlags) *cobra.Command {
 			log, err := rf.logger()
 			if err != nil {
 				return err
-			}
-			if dbURL == "" {
-				return errNoDB
 			}
 			if devGame {
 				d := devstack.DevGlobal()
@@ -41,23 +37,13 @@ func globalCmd(rf *rootFlags) *cobra.Command {
 				return fmt.Errorf("--encryption-key (or CELLGRID_ENCRYPTION_KEY) is required")
 			}
 			ctx := cmd.Context()
-			pool, err := db.Open(ctx, dbURL)
+			in, err := inf.open(ctx, "cellgrid-global")
 			if err != nil {
 				return err
 			}
-			defer pool.Close()
-			rc, err := redisclient.New(redisclient.Config{Addr: redisAddr})
-			if err != nil {
-				return err
-			}
-			defer rc.Close()
-			nc, err := nats.Connect(natsURL, nats.Name("cellgrid-global"), nats.MaxReconnects(-1))
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
+			defer in.Close()
 			topo := topology.NewRegistry()
-			g, err := global.New(ctx, cfg, global.Deps{DB: pool, Redis: rc, NATS: nc, Topology: topo, Log: log})
+			g, err := global.New(cfg, global.Deps{DB: in.DB, Redis: in.Redis, NATS: in.NATS, Topology: topo, Log: log})
 			if err != nil {
 				return err
 			}
@@ -79,9 +65,7 @@ func globalCmd(rf *rootFlags) *cobra.Command {
 	f.StringVar(&cfg.PublicURL, "public-url", "", "URL clients and cells use for this layer (the token issuer); default the listen URL")
 	af.register(f, false)
 	f.StringSliceVar(&cfg.Cells, "cells", nil, "cell ids whose streams to source")
-	f.StringVar(&dbURL, "db", envOr("CELLGRID_DB", ""), "database URL; env CELLGRID_DB")
-	f.StringVar(&redisAddr, "redis", envOr("CELLGRID_REDIS", "127.0.0.1:6379"), "Redis host:port; env CELLGRID_REDIS")
-	f.StringVar(&natsURL, "nats", envOr("CELLGRID_NATS", "nats://127.0.0.1:4222"), "NATS URL; env CELLGRID_NATS")
+	inf.register(f, "")
 	f.BoolVar(&devGame, "dev-game-config", false, "use the dev stack's catalog, boards, achievements and rewards (cellgrid dev --nomad)")
 	f.StringVar(&consulAddr, "consul", "", "Consul agent host:port: register this layer with a /readyz check and take the cells from the Consul catalog")
 	return cmd

@@ -63,3 +63,13 @@ func (st *Stack) OpsCredsFile() string { return st.opsCred }
 func (st *Stack) ConnectNATS(cluster string) (*nats.Conn, error) {
 	return st.nats.Server(cluster).Connect("devstack-admin")
 }
+
+// roleCredsText is a fresh credential of role in the .creds text format.
+func roleCredsText(sc *natsembed.SuperCluster, role natsauth.Role) (string, error) {
+	c, err := sc.Trust.Issue(role, 0)
+	if err != nil {
+		return "", err
+	}
+	b, err := c.Format()
+	return string(b), err
+}

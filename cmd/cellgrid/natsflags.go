@@ -12,19 +12,23 @@ import (
 	"github.com/cellgrid/cellgrid/internal/natsauth"
 )
 
-// loadDGSIssuer reads a cell's DGS signer file (written by `cellgrid nats
-// init`).
+// loadDGSIssuer reads a cell's DGS signer (dgs-signer-<id>.json written
+// by `cellgrid nats init`): a file path, or the JSON itself (how a Nomad
+// job passes it in CELLGRID_DGS_SIGNER).
 func loadDGSIssuer(path string) (natsauth.DGSIssuer, error) {
 	var d natsauth.DGSIssuer
 	if path == "" {
 		return d, nil
 	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return d, fmt.Errorf("dgs signer: %w", err)
+	b := []byte(path)
+	if !strings.HasPrefix(strings.TrimSpace(path), "{") {
+		var err error
+		if b, err = os.ReadFile(path); err != nil {
+			return d, fmt.Errorf("dgs signer: %w", err)
+		}
 	}
 	if err := json.Unmarshal(b, &d); err != nil {
-		return d, fmt.Errorf("dgs signer %s: %w", path, err)
+		return d, fmt.Errorf("dgs signer: %w", err)
 	}
 	return d, nil
 }
@@ -116,4 +120,17 @@ func serverAuthConf(a natsauth.ServerAuth) string {
 	fmt.Fprintf(&b, "#   authorization { user: %q, password: %q }\n", a.RouteUser, a.RoutePassword)
 	fmt.Fprintf(&b, "# and add tls {} blocks there and at the top level to encrypt everything.\n")
 	return b.String()
+}
+
+// secretText returns v's content when v names a file, else v itself
+// (jobs carry secrets as text in their environment).
+func secretText(v string) (string, error) {
+	if v == "" || strings.HasPrefix(strings.TrimSpace(v), "-----BEGIN") || strings.HasPrefix(strings.TrimSpace(v), "{") {
+		return v, nil
+	}
+	b, err := os.ReadFile(v)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
 }

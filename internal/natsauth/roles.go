@@ -162,7 +162,9 @@ func (r Role) Permissions() jwt.Permissions {
 		// separate relay may follow revocations and its cell's drains.
 		return perms(nil, []string{events.RevocationSubject, inbox}, false)
 	case KindOps:
-		return perms([]string{"cellgrid.cells.*.drain"}, []string{inbox}, false)
+		// Drain, undrain; `cell remove` also watches a cell's DGS
+		// heartbeats (read only) to know when its matches are over.
+		return perms([]string{"cellgrid.cells.*.drain"}, []string{events.DGSHealthFilter("*"), inbox}, false)
 	case KindDGS:
 		return expandName(DGSTemplate(r.Cell), r.ID)
 	case KindAdmin:

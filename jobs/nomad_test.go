@@ -25,6 +25,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/hashicorp/nomad/api"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cellgrid/cellgrid/cell/fleet"
 	"github.com/cellgrid/cellgrid/internal/testenv"
@@ -80,9 +81,22 @@ func startNomadFleet(t *testing.T, n *testenv.Nomad, cfg fleet.Config, dgsArgs .
 	sc := testenv.NewSuperCluster(t, cellID, "global")
 	srv := sc.Server(cellID)
 	nc := testenv.Connect(t, srv)
+	// The cell's match stream, which its servers publish results to (a
+	// server's credential may not create it).
+	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer scancel()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := events.EnsureMatchStream(sctx, js, cellID, time.Hour); err != nil {
+		t.Fatal(err)
+	}
 
 	spec := DGSSpec{Common: Common{Region: n.Region, Binary: Binary{Source: bin}}, JobID: DGSJobID(cellID),
-		NATSURL: srv.ClientURL(), ExtraArgs: append([]string{"--health-interval=200ms"}, dgsArgs...)}
+		NATSURL: srv.ClientURL(), ExtraArgs: append([]string{"--health-interval=200ms"}, dgsArgs...),
+		NATSCreds: true} // each dispatch carries the server's own credential
+
 	job, err := DGSJob(spec)
 	if err != nil {
 		t.Fatal(err)
@@ -95,6 +109,7 @@ func startNomadFleet(t *testing.T, n *testenv.Nomad, cfg fleet.Config, dgsArgs .
 	t.Cleanup(func() { purgeJobs(t, n, spec.JobID) })
 
 	cfg.Cell, cfg.NATSURL, cfg.Version, cfg.OnStateChange = cellID, srv.ClientURL(), fleet.Version{Name: "v1"}, nf.record
+	cfg.Credentials = testenv.DGSIssuer(t, sc, cellID)
 	cfg.HealthTimeout = 2 * time.Second
 	cfg.AutoscaleInterval = 100 * time.Millisecond
 	cfg.StopTimeout = 30 * time.Second

@@ -13,7 +13,8 @@ import (
 )
 
 // RefreshingKeySet is an oidc.KeySet that refetches the JWKS every
-// interval (and at most once a second on an unknown kid), so a signing
+// interval (and on an unknown kid, a few times a second at most, one
+// fetch at a time that concurrent verifications wait for), so a signing
 // key the issuer removed stops verifying within one interval; the
 // library's RemoteKeySet keeps a removed key forever.
 type RefreshingKeySet struct {
@@ -27,6 +28,8 @@ type RefreshingKeySet struct {
 	// budget limits refetches caused by unknown kids: 5 a second.
 	budget      int       // guarded by mu
 	budgetReset time.Time // guarded by mu
+	// inflight is closed when the fetch in progress ends; nil when none.
+	inflight chan struct{} // guarded by mu
 }
 
 // NewRefreshingKeySet returns a key set over jwksURL refreshed every
@@ -81,41 +84,65 @@ func (k *RefreshingKeySet) refresh(ctx context.Context) error {
 }
 
 // VerifySignature implements oidc.KeySet. A token whose kid is not in the
-// current set makes it refetch first (a rotation), at most five times a
-// second; a known kid never causes a fetch.
+// current set waits for a refetch (a rotation): the one in flight, or a
+// new one if the budget (five a second) allows; a known kid never causes
+// a fetch.
 func (k *RefreshingKeySet) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
 	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.EdDSA})
 	if err != nil || len(jws.Signatures) != 1 {
 		return nil, fmt.Errorf("jwks: malformed token: %v", err)
 	}
 	kid := jws.Signatures[0].Header.KeyID
-	k.mu.Lock()
-	key, known := k.keys[kid]
-	allowed := false
-	if !known {
-		if now := time.Now(); now.After(k.budgetReset) {
-			k.budget, k.budgetReset = 5, now.Add(time.Second)
-		}
-		if k.budget > 0 {
-			k.budget--
-			allowed = true
-		}
-	}
-	k.mu.Unlock()
-	if allowed {
-		if err := k.refresh(ctx); err != nil {
-			return nil, err
-		}
-		k.mu.Lock()
-		key, known = k.keys[kid]
-		k.mu.Unlock()
-	}
-	if !known {
-		return nil, fmt.Errorf("jwks: unknown key id %q", kid)
+	key, err := k.key(ctx, kid)
+	if err != nil {
+		return nil, err
 	}
 	payload, err := jws.Verify(key)
 	if err != nil {
 		return nil, fmt.Errorf("jwks: %w", err)
 	}
 	return payload, nil
+}
+
+func (k *RefreshingKeySet) key(ctx context.Context, kid string) (crypto.PublicKey, error) {
+	k.mu.Lock()
+	if key, ok := k.keys[kid]; ok {
+		k.mu.Unlock()
+		return key, nil
+	}
+	wait := k.inflight
+	if wait == nil {
+		if now := time.Now(); now.After(k.budgetReset) {
+			k.budget, k.budgetReset = 5, now.Add(time.Second)
+		}
+		if k.budget > 0 {
+			k.budget--
+			wait = make(chan struct{})
+			k.inflight = wait
+			go func() {
+				fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				_ = k.refresh(fctx)
+				cancel()
+				k.mu.Lock()
+				k.inflight = nil
+				k.mu.Unlock()
+				close(wait)
+			}()
+		}
+	}
+	k.mu.Unlock()
+	if wait != nil {
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("jwks: %w", ctx.Err())
+		}
+	}
+	k.mu.Lock()
+	key, ok := k.keys[kid]
+	k.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("jwks: unknown key id %q", kid)
+	}
+	return key, nil
 }

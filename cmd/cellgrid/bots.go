@@ -12,7 +12,7 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 )
 
-func botsCmd(rf *rootFlags) *cobra.Command {
+func botsCmd(rf *rootFlags, st starters) *cobra.Command {
 	var cfg bots.Config
 	var quiet bool
 	cmd := &cobra.Command{
@@ -22,23 +22,10 @@ func botsCmd(rf *rootFlags) *cobra.Command {
 			if _, err := rf.logger(); err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			ctr := &bots.Counters{}
-			stopBars := func() {}
-			if !quiet {
-				stopBars = showProgress(ctx, cmd.ErrOrStderr(), ctr, int64(cfg.Players))
+			if cfg.Players <= 0 {
+				return fmt.Errorf("--players %d: want at least 1", cfg.Players)
 			}
-			start := time.Now()
-			sum, err := bots.Run(ctx, cfg, ctr)
-			stopBars()
-			if err != nil {
-				return err
-			}
-			printSummary(cmd.OutOrStdout(), sum, time.Since(start))
-			if len(sum.Errors) > 0 {
-				return fmt.Errorf("%d of %d bots failed", len(sum.Errors), sum.Players)
-			}
-			return nil
+			return st.bots(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), cfg, quiet)
 		},
 	}
 	f := cmd.Flags()
@@ -50,6 +37,27 @@ func botsCmd(rf *rootFlags) *cobra.Command {
 	f.DurationVar(&cfg.MatchTimeout, "timeout", 2*time.Minute, "limit for one bot's whole loop")
 	f.BoolVar(&quiet, "quiet", false, "no progress bars")
 	return cmd
+}
+
+// startBots runs the swarm with progress bars (unless quiet) and prints
+// its summary.
+func startBots(ctx context.Context, out, errOut io.Writer, cfg bots.Config, quiet bool) error {
+	ctr := &bots.Counters{}
+	stopBars := func() {}
+	if !quiet {
+		stopBars = showProgress(ctx, errOut, ctr, int64(cfg.Players))
+	}
+	start := time.Now()
+	sum, err := bots.Run(ctx, cfg, ctr)
+	stopBars()
+	if err != nil {
+		return err
+	}
+	printSummary(out, sum, time.Since(start))
+	if len(sum.Errors) > 0 {
+		return fmt.Errorf("%d of %d bots failed", len(sum.Errors), sum.Players)
+	}
+	return nil
 }
 
 // showProgress draws one bar per stage (logged in / queued / playing /

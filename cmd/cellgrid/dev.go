@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -9,7 +12,7 @@ import (
 	"github.com/cellgrid/cellgrid/devstack"
 )
 
-func devCmd(rf *rootFlags) *cobra.Command {
+func devCmd(rf *rootFlags, st starters) *cobra.Command {
 	var cfg devstack.Config
 	var af authFlags
 	cmd := &cobra.Command{
@@ -20,27 +23,16 @@ func devCmd(rf *rootFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if cfg.Auth, err = af.config(); err != nil {
+			c := cfg
+			if c.Auth, err = af.config(); err != nil {
 				return err
 			}
 			exe, err := os.Executable()
 			if err != nil {
 				return err
 			}
-			cfg.DGSCommand = []string{exe, "dgs"}
-			ctx := cmd.Context()
-			st, err := devstack.Start(ctx, cfg, log)
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "global  %s\n", st.GlobalURL)
-			for _, c := range st.Cells {
-				fmt.Fprintf(out, "cell    %-12s %s  relay %s\n", c.ID, c.API, c.Relay)
-			}
-			fmt.Fprintf(out, "nats    %s\n", st.NATSURL())
-			fmt.Fprintln(out, "Ctrl-C stops everything.")
-			return st.Run(ctx)
+			c.DGSCommand = []string{exe, "dgs"}
+			return st.dev(cmd.Context(), cmd.OutOrStdout(), log, c)
 		},
 	}
 	f := cmd.Flags()
@@ -51,4 +43,20 @@ func devCmd(rf *rootFlags) *cobra.Command {
 	f.StringArrayVar(&cfg.DGSArgs, "dgs-arg", nil, "extra argument for every DGS, e.g. --dgs-arg=--time-limit=60s (repeatable)")
 	af.register(f, true)
 	return cmd
+}
+
+// startDev starts the dev stack, prints where everything listens and runs
+// it until ctx ends.
+func startDev(ctx context.Context, out io.Writer, log *slog.Logger, cfg devstack.Config) error {
+	st, err := devstack.Start(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "global  %s\n", st.GlobalURL)
+	for _, c := range st.Cells {
+		fmt.Fprintf(out, "cell    %-12s %s  relay %s\n", c.ID, c.API, c.Relay)
+	}
+	fmt.Fprintf(out, "nats    %s\n", st.NATSURL())
+	fmt.Fprintln(out, "Ctrl-C stops everything.")
+	return st.Run(ctx)
 }

@@ -1,13 +1,24 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/spf13/cobra"
 
 	"github.com/cellgrid/cellgrid/internal/db"
-	"github.com/spf13/cobra"
 )
 
-func migrateCmd(rf *rootFlags) *cobra.Command {
+// migrateSetup is what `cellgrid migrate` resolved from its flags and
+// environment.
+type migrateSetup struct {
+	DB          string
+	MultiRegion db.MultiRegion
+}
+
+func migrateCmd(rf *rootFlags, st starters) *cobra.Command {
 	var dbURL string
 	var mr db.MultiRegion
 	cmd := &cobra.Command{
@@ -18,33 +29,39 @@ func migrateCmd(rf *rootFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			pool, err := db.Open(ctx, dbURL)
-			if err != nil {
+			if err := required(dbURL, "db", "CELLGRID_DB"); err != nil {
 				return err
 			}
-			defer pool.Close()
-			v, err := db.Migrate(ctx, pool)
-			if err != nil {
-				return err
-			}
-			log.Info("schema migrated", "version", v)
-			if mr.PrimaryRegion != "" {
-				ran, err := db.ApplyMultiRegion(ctx, pool, mr)
-				if err != nil {
-					return err
-				}
-				log.Info("multi-region DDL", "applied", ran)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "schema at version %d\n", v)
-			return nil
+			return st.migrate(cmd.Context(), cmd.OutOrStdout(), log, migrateSetup{DB: dbURL, MultiRegion: mr})
 		},
 	}
-	cmd.Flags().StringVar(&dbURL, "db", envOr("CELLGRID_DB", ""), "database URL (PostgreSQL or CockroachDB); env CELLGRID_DB")
+	cmd.Flags().StringVar(&dbURL, "db", envOr("CELLGRID_DB", ""), "database URL (PostgreSQL or CockroachDB; required); env CELLGRID_DB")
 	cmd.Flags().StringVar(&mr.Database, "crdb-database", "cellgrid", "CockroachDB: database to make multi-region")
 	cmd.Flags().StringVar(&mr.PrimaryRegion, "crdb-primary-region", "", "CockroachDB: primary region (enables multi-region DDL)")
 	cmd.Flags().StringSliceVar(&mr.Regions, "crdb-region", nil, "CockroachDB: additional region (repeatable)")
 	cmd.Flags().BoolVar(&mr.SurviveRegion, "crdb-survive-region", false, "CockroachDB: SURVIVE REGION FAILURE (needs ≥ 3 regions)")
-	_ = cmd.MarkFlagRequired("db")
 	return cmd
+}
+
+// startMigrate applies the migrations (and the multi-region DDL when asked).
+func startMigrate(ctx context.Context, out io.Writer, log *slog.Logger, s migrateSetup) error {
+	pool, err := db.Open(ctx, s.DB)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	v, err := db.Migrate(ctx, pool)
+	if err != nil {
+		return err
+	}
+	log.Info("schema migrated", "version", v)
+	if s.MultiRegion.PrimaryRegion != "" {
+		ran, err := db.ApplyMultiRegion(ctx, pool, s.MultiRegion)
+		if err != nil {
+			return err
+		}
+		log.Info("multi-region DDL", "applied", ran)
+	}
+	fmt.Fprintf(out, "schema at version %d\n", v)
+	return nil
 }

@@ -6,10 +6,11 @@ import (
 	"io"
 	"time"
 
-	"github.com/cellgrid/cellgrid/client/bots"
 	"github.com/spf13/cobra"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
+
+	"github.com/cellgrid/cellgrid/client/bots"
 )
 
 func botsCmd(rf *rootFlags, st starters) *cobra.Command {

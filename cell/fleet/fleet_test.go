@@ -2,9 +2,11 @@ package fleet
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -226,6 +228,23 @@ func TestSilentServerIsMarkedUnhealthyAndReplaced(t *testing.T) {
 func TestRolloutReplacesReadyAndLetsAllocatedFinish(t *testing.T) {
 	r := startFleet(t, Config{Buffer: 2, Max: 6, Version: testVersion("v1", "--match-duration=1500ms")})
 	waitReady(t, r.f, 2, "v1")
+	// The match result is recorded in the same log as the state changes, so
+	// the test sees whether it came before the server was shut down.
+	results, err := r.nc.Subscribe(events.MatchResultSubject(cellID), func(m *nats.Msg) {
+		var res events.MatchResult
+		if err := json.Unmarshal(m.Data, &res); err != nil {
+			t.Errorf("match result: %v", err)
+			return
+		}
+		r.tr.record("result "+res.DGSID, res.SessionID, res.Reason)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer results.Unsubscribe()
+	if err := r.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	a, err := r.f.Allocate(context.Background(), events.Allocation{SessionID: "s1"})
 	if err != nil {
 		t.Fatal(err)
@@ -250,7 +269,46 @@ func TestRolloutReplacesReadyAndLetsAllocatedFinish(t *testing.T) {
 		}
 		return nil
 	})
-	if !r.tr.saw(a.ServerID, events.DGSShutdown) {
-		t.Fatalf("allocated v1 server was not shut down after its match: %v", r.tr.log)
+	// Its history must be: allocated, the match's result, back to Ready,
+	// then shut down. Allocated→Shutdown is a match cut by the rollout.
+	var history []string
+	r.tr.mu.Lock()
+	for _, l := range r.tr.log {
+		if strings.HasPrefix(l, a.ServerID+" ") || strings.HasPrefix(l, "result "+a.ServerID+" ") {
+			history = append(history, strings.TrimPrefix(strings.TrimPrefix(l, "result "), a.ServerID+" "))
+		}
 	}
+	r.tr.mu.Unlock()
+	want := []string{
+		events.DGSReady + "→" + events.DGSAllocated,
+		"s1→time_limit",
+		events.DGSAllocated + "→" + events.DGSReady,
+		events.DGSReady + "→" + events.DGSShutdown,
+	}
+	if i := indexOfSequence(history, want); i < 0 {
+		t.Fatalf("allocated v1 server %s: history %q, want the subsequence %q (its match must end and report before it shuts down)", a.ServerID, history, want)
+	}
+	for _, h := range history {
+		if h == events.DGSAllocated+"→"+events.DGSShutdown {
+			t.Fatalf("allocated v1 server %s was shut down mid-match: %q", a.ServerID, history)
+		}
+	}
+}
+
+// indexOfSequence returns where want occurs in order (not necessarily
+// adjacent) in got, or -1.
+func indexOfSequence(got, want []string) int {
+	first, j := -1, 0
+	for i, g := range got {
+		if j < len(want) && g == want[j] {
+			if j == 0 {
+				first = i
+			}
+			j++
+		}
+	}
+	if j < len(want) {
+		return -1
+	}
+	return first
 }

@@ -64,7 +64,8 @@ func (r *Relay) answerHello(from netip.AddrPort, pkt []byte) {
 // hello decides what a HELLO carrying token does. See the package doc for
 // the replay and rebinding rules.
 func (r *Relay) hello(from netip.AddrPort, token []byte) helloResult {
-	tok, err := r.verifier.Verify(token, time.Now().Add(-r.cfg.TokenLeeway))
+	now := r.cfg.Now()
+	tok, err := r.verifier.Verify(token, now.Add(-r.cfg.TokenLeeway))
 	expired := false
 	switch {
 	case err == nil:
@@ -116,7 +117,7 @@ func (r *Relay) hello(from netip.AddrPort, token []byte) helloResult {
 		r.log.Warn("dial upstream failed", "dgs", tok.ServerAddr, "err", err)
 		return rejected(packet.RejectUnavailable)
 	}
-	ttl := max(time.Until(tok.ExpiresAt)+r.cfg.TokenLeeway, time.Millisecond)
+	ttl := max(tok.ExpiresAt.Sub(now)+r.cfg.TokenLeeway, time.Millisecond)
 	first, err := r.replay.FirstUse(ctx, tok.Nonce, ttl)
 	if err != nil {
 		up.Close()

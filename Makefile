@@ -25,6 +25,7 @@ run: deps build
 
 test: deps lint
 	$(GO) test -count=1 -timeout 15m ./...
+	cd examples && $(GO) build ./... && $(GO) vet ./...
 	$(MAKE) test-race
 
 test-race:

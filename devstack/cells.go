@@ -46,18 +46,18 @@ func (st *Stack) startCells(ctx context.Context, cfg Config, pool *pgxpool.Pool,
 		if cfg.CellBasePort > 0 {
 			cc.HTTPAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.CellBasePort+i))
 		}
-		cc.DGS = fleet.Version{Name: "dev", Command: cfg.DGSCommand[0], Args: append(cfg.DGSCommand[1:len(cfg.DGSCommand):len(cfg.DGSCommand)], cfg.DGSArgs...)}
+		cc.DGS = fleet.Version{Name: "dev", Command: cfg.DGSCommand[0], Args: cfg.dgsArgs()}
 		cc.Fleet.Min, cc.Fleet.Buffer, cc.Fleet.Max = cfg.FleetBuffer, cfg.FleetBuffer, cfg.FleetMax
 		c, err := cell.New(cc, cell.Deps{
 			DB: pool, Redis: rc, NATS: nc, Verifier: verifier,
 			Launcher: &fleet.LocalLauncher{Env: cfg.DGSEnv, Output: cfg.DGSOutput},
-			Log:      st.log.With("component", "cell", "cell", id),
+			Log:      st.log, // cell.New adds cell=<id>; its parts add their component
 		})
 		if err != nil {
 			return fmt.Errorf("devstack: cell %s: %w", id, err)
 		}
 		st.closers = append(st.closers, func() { _ = c.Close() })
-		st.runs = append(st.runs, c.Run)
+		st.group.Add("cell "+id, c.Run)
 		topo.Put(topology.Cell{ID: id, Region: id, API: c.URL(), Relay: c.RelayAddr(), Beacon: c.RelayAddr()})
 	}
 	return nil

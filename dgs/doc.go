@@ -2,15 +2,13 @@
 // cell's fleet keeps warm (Ready), allocates to one match at a time
 // (Allocated), and recycles or stops afterwards.
 //
-// The folder owns three things, each in its own package:
+// The folder owns two packages besides this one:
 //
 //   - dgs/sdk: the lifecycle SDK, like Agones' SDK: Ready, allocation
 //     requests, health heartbeats, shutdown requests and exactly-once match
 //     result publishing, all over the cell's NATS (proto/events).
-//   - proto/wire: the game protocol spoken over KCP end to end between the
-//     client and the DGS (through the relay), and a small Go game client
-//     that client/ and the bots reuse. It imports no server code.
-//   - dgs/arena: a sample server-authoritative arena shooter: a kcp-go
+//   - dgs/arena: a sample server-authoritative arena shooter speaking the
+//     game protocol proto/wire (the client side is client/gameconn): a kcp-go
 //     listener on a socket passed in from outside, one goroutine owning the
 //     match state, input validation, snapshots, match end.
 //

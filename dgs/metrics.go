@@ -38,9 +38,9 @@ func startMetrics(addr string, game *arena.Server, kit *sdk.SDK, nc *nats.Conn, 
 			return float64(v())
 		}))
 	}
-	for _, state := range []string{events.DGSScheduled, events.DGSReady, events.DGSAllocated, events.DGSShutdown} {
+	for _, state := range []events.DGSState{events.DGSScheduled, events.DGSReady, events.DGSAllocated, events.DGSShutdown} {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "dgs_state", Help: "1 for the server's current lifecycle state.", ConstLabels: prometheus.Labels{"state": state},
+			Name: "dgs_state", Help: "1 for the server's current lifecycle state.", ConstLabels: prometheus.Labels{"state": string(state)},
 		}, func() float64 {
 			if cur, _ := kit.State(); cur == state {
 				return 1
@@ -62,7 +62,7 @@ func startMetrics(addr string, game *arena.Server, kit *sdk.SDK, nc *nats.Conn, 
 			return nil
 		}},
 	}
-	s, err := httpapi.NewServer(addr, nil, reg, checks, log)
+	s, err := httpapi.New(httpapi.Config{Addr: addr}, httpapi.Deps{Registry: reg, Checks: checks, Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("dgs: metrics: %w", err)
 	}

@@ -37,7 +37,7 @@ type heartbeats struct {
 	all  []events.DGSHealth
 }
 
-func (h *heartbeats) wait(t *testing.T, state string, after int) (events.DGSHealth, int) {
+func (h *heartbeats) wait(t *testing.T, state events.DGSState, after int) (events.DGSHealth, int) {
 	t.Helper()
 	var got events.DGSHealth
 	var idx int
@@ -57,7 +57,7 @@ func (h *heartbeats) wait(t *testing.T, state string, after int) (events.DGSHeal
 
 func TestRunServerMatchResultAndShutdown(t *testing.T) {
 	testenv.CheckGoroutines(t)
-	nc := dgstest.NATS(t, cell)
+	_, nc := testenv.NewNATS(t, cell)
 	hb := &heartbeats{}
 	sub, err := nc.Subscribe(events.DGSHealthSubject(cell), func(m *nats.Msg) {
 		var h events.DGSHealth
@@ -195,7 +195,7 @@ func TestRunServerMatchResultAndShutdown(t *testing.T) {
 // (With nobody playing, a cut match and an abandoned one look alike.)
 func TestRunServerShutdownRequestDuringMatch(t *testing.T) {
 	testenv.CheckGoroutines(t)
-	nc := dgstest.NATS(t, cell)
+	_, nc := testenv.NewNATS(t, cell)
 	hb := &heartbeats{}
 	sub, err := nc.Subscribe(events.DGSHealthSubject(cell), func(m *nats.Msg) {
 		var h events.DGSHealth

@@ -106,7 +106,7 @@ type Document struct {
 }
 
 // Register mounts GET /topology on mux.
-func (r *Registry) Register(mux *http.ServeMux) {
+func (r *Registry) Register(mux httpapi.Mux) {
 	mux.HandleFunc("GET /topology", func(w http.ResponseWriter, _ *http.Request) {
 		httpapi.WriteJSON(w, http.StatusOK, Document{Cells: r.Cells()})
 	})

@@ -2,6 +2,9 @@ package fleet
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,22 +15,46 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/cellgrid/cellgrid/cell/internal/testdgs"
+	"github.com/cellgrid/cellgrid/dgs"
 	"github.com/cellgrid/cellgrid/internal/testenv"
 	"github.com/cellgrid/cellgrid/proto/events"
 )
 
+// dgsEnv makes the re-executed test binary run the real DGS (dgs.Main)
+// with the flags the local launcher passes.
+const dgsEnv = "CELLGRID_TEST_DGS"
+
 // TestMain re-executes the test binary as a DGS when the fleet launches it.
 func TestMain(m *testing.M) {
-	if testdgs.Child() {
-		os.Exit(testdgs.Main(os.Args[1:]))
+	if os.Getenv(dgsEnv) == "1" {
+		os.Exit(dgs.Main(os.Args[1:], os.Stderr))
 	}
 	os.Exit(m.Run())
 }
 
 const cellID = "test-cell"
+
+// connectKey is the cell key allocations carry; the fleet tests never
+// connect a player, so nobody signs with it.
+var connectKey = func() string {
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	return base64.StdEncoding.EncodeToString(pub)
+}()
+
+// allocation is a well-formed allocation for mode with players fresh
+// player ids (the real DGS refuses a malformed one). Nobody joins, so
+// the match is abandoned after --wait-for-players.
+func allocation(mode string, players int) events.Allocation {
+	a := events.Allocation{SessionID: uuid.NewString(), GameMode: mode, ConnectKeys: []string{connectKey}}
+	for range players {
+		a.Players = append(a.Players, uuid.NewString())
+	}
+	return a
+}
 
 func testVersion(name string, extra ...string) Version {
 	return Version{Name: name, Command: os.Args[0], Args: append([]string{"--health-interval=100ms"}, extra...)}
@@ -39,13 +66,14 @@ type transitions struct {
 	log []string // guarded by mu; "id from→to"
 }
 
-func (tr *transitions) record(id, from, to string) {
+func (tr *transitions) record(id string, from, to events.DGSState) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	tr.log = append(tr.log, id+" "+from+"→"+to)
+	tr.log = append(tr.log, id+" "+string(from)+"→"+string(to))
 }
 
-func (tr *transitions) saw(id, to string) bool {
+func (tr *transitions) saw(id string, state events.DGSState) bool {
+	to := string(state)
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	for _, l := range tr.log {
@@ -66,11 +94,7 @@ type fleetRig struct {
 func startFleet(t testing.TB, cfg Config) *fleetRig {
 	t.Helper()
 	testenv.CheckGoroutines(t)
-	// testenv.NewNATS (a one-cluster supercluster) never elects a
-	// JetStream meta leader here; two clusters do.
-	sc := testenv.NewSuperCluster(t, cellID, "global")
-	srv := sc.Server(cellID)
-	nc := testenv.Connect(t, srv)
+	srv, nc := testenv.NewNATS(t, cellID)
 	tr := &transitions{}
 	cfg.Cell, cfg.NATSURL, cfg.OnStateChange = cellID, srv.ClientURL(), tr.record
 	if cfg.Version.Name == "" {
@@ -80,8 +104,18 @@ func startFleet(t testing.TB, cfg Config) *fleetRig {
 		cfg.HealthTimeout = time.Second
 	}
 	cfg.AutoscaleInterval = 50 * time.Millisecond
-	l := &LocalLauncher{Env: []string{testdgs.EnvVar + "=1"}, StopGrace: 2 * time.Second, Output: os.Stderr}
-	f, err := New(cfg, nc, l, nil, nil)
+	// The servers publish their results to the cell's match stream.
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancelStream := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancelStream()
+	if err := events.EnsureMatchStream(sctx, js, cellID, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	l := &LocalLauncher{Env: []string{dgsEnv + "=1"}, StopGrace: 2 * time.Second, Output: os.Stderr}
+	f, err := New(cfg, Deps{NATS: nc, Launcher: l})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +135,7 @@ func startFleet(t testing.TB, cfg Config) *fleetRig {
 	return &fleetRig{f: f, nc: nc, tr: tr, run: stop}
 }
 
-func count(f *Fleet, state, version string) (n int) {
+func count(f *Fleet, state events.DGSState, version string) (n int) {
 	for _, s := range f.Servers() {
 		if s.State == state && (version == "" || s.Version == version) {
 			n++
@@ -123,7 +157,7 @@ func waitReady(t testing.TB, f *Fleet, n int, version string) {
 func TestWarmBufferRefillsAfterAllocation(t *testing.T) {
 	r := startFleet(t, Config{Buffer: 2, Max: 4})
 	waitReady(t, r.f, 2, "v1")
-	a, err := r.f.Allocate(context.Background(), events.Allocation{SessionID: "s1", GameMode: "duel", Players: []string{"a", "b"}})
+	a, err := r.f.Allocate(context.Background(), allocation("duel", 2))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,11 +181,11 @@ func TestAllocationIsAtomic(t *testing.T) {
 	var mu sync.Mutex
 	got := map[string]int{}
 	var none int
-	for i := range 12 {
+	for range 12 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a, err := r.f.Allocate(context.Background(), events.Allocation{SessionID: fmt.Sprint("s", i)})
+			a, err := r.f.Allocate(context.Background(), allocation("duel", 2))
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -226,7 +260,7 @@ func TestSilentServerIsMarkedUnhealthyAndReplaced(t *testing.T) {
 }
 
 func TestRolloutReplacesReadyAndLetsAllocatedFinish(t *testing.T) {
-	r := startFleet(t, Config{Buffer: 2, Max: 6, Version: testVersion("v1", "--match-duration=1500ms")})
+	r := startFleet(t, Config{Buffer: 2, Max: 6, Version: testVersion("v1", "--wait-for-players=1500ms")})
 	waitReady(t, r.f, 2, "v1")
 	// The match result is recorded in the same log as the state changes, so
 	// the test sees whether it came before the server was shut down.
@@ -236,7 +270,7 @@ func TestRolloutReplacesReadyAndLetsAllocatedFinish(t *testing.T) {
 			t.Errorf("match result: %v", err)
 			return
 		}
-		r.tr.record("result "+res.DGSID, res.SessionID, res.Reason)
+		r.tr.record("result "+res.DGSID, events.DGSState(res.SessionID), events.DGSState(res.Reason))
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -245,7 +279,8 @@ func TestRolloutReplacesReadyAndLetsAllocatedFinish(t *testing.T) {
 	if err := r.nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	a, err := r.f.Allocate(context.Background(), events.Allocation{SessionID: "s1"})
+	alloc := allocation("duel", 2)
+	a, err := r.f.Allocate(context.Background(), alloc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +305,8 @@ func TestRolloutReplacesReadyAndLetsAllocatedFinish(t *testing.T) {
 		return nil
 	})
 	// Its history must be: allocated, the match's result, back to Ready,
-	// then shut down. Allocated→Shutdown is a match cut by the rollout.
+	// then shut down. Allocated→Shutdown is a match cut by the rollout
+	// (the real DGS then reports it as abandoned too, at once).
 	var history []string
 	r.tr.mu.Lock()
 	for _, l := range r.tr.log {
@@ -280,16 +316,16 @@ func TestRolloutReplacesReadyAndLetsAllocatedFinish(t *testing.T) {
 	}
 	r.tr.mu.Unlock()
 	want := []string{
-		events.DGSReady + "→" + events.DGSAllocated,
-		"s1→time_limit",
-		events.DGSAllocated + "→" + events.DGSReady,
-		events.DGSReady + "→" + events.DGSShutdown,
+		string(events.DGSReady) + "→" + string(events.DGSAllocated),
+		alloc.SessionID + "→abandoned", // nobody joins: it ends after --wait-for-players
+		string(events.DGSAllocated) + "→" + string(events.DGSReady),
+		string(events.DGSReady) + "→" + string(events.DGSShutdown),
 	}
 	if i := indexOfSequence(history, want); i < 0 {
 		t.Fatalf("allocated v1 server %s: history %q, want the subsequence %q (its match must end and report before it shuts down)", a.ServerID, history, want)
 	}
 	for _, h := range history {
-		if h == events.DGSAllocated+"→"+events.DGSShutdown {
+		if h == string(events.DGSAllocated)+"→"+string(events.DGSShutdown) {
 			t.Fatalf("allocated v1 server %s was shut down mid-match: %q", a.ServerID, history)
 		}
 	}

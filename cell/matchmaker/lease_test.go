@@ -37,7 +37,7 @@ func newProcess(t *testing.T, addr string, cfg Config, mode GameMode) *process {
 		t.Fatal(err)
 	}
 	rec := &recorder{store: st}
-	mm, err := New(cfg, st, rec.handle, nil)
+	mm, err := New(cfg, Deps{Store: st, Handler: rec.handle})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"time"
@@ -13,9 +14,15 @@ import (
 	"github.com/cellgrid/cellgrid/client/bots"
 )
 
+// botsRun is what `cellgrid bots` resolved from its flags.
+type botsRun struct {
+	Cfg         bots.Config
+	Quiet, JSON bool
+}
+
 func botsCmd(rf *rootFlags, st starters) *cobra.Command {
 	var cfg bots.Config
-	var quiet bool
+	var quiet, asJSON bool
 	cmd := &cobra.Command{
 		Use:   "bots",
 		Short: "Run a swarm of simulated players against a cellgrid deployment",
@@ -26,7 +33,7 @@ func botsCmd(rf *rootFlags, st starters) *cobra.Command {
 			if cfg.Players <= 0 {
 				return fmt.Errorf("--players %d: want at least 1", cfg.Players)
 			}
-			return st.bots(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), cfg, quiet)
+			return st.bots(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), botsRun{Cfg: cfg, Quiet: quiet, JSON: asJSON})
 		},
 	}
 	f := cmd.Flags()
@@ -35,28 +42,38 @@ func botsCmd(rf *rootFlags, st starters) *cobra.Command {
 	f.StringVar(&cfg.Mode, "mode", "duel", "game mode to queue for")
 	f.StringVar(&cfg.Cell, "cell", "", "pin every bot to this cell id (default: the best beacon latency)")
 	f.IntVar(&cfg.Cheaters, "cheaters", 0, "how many bots send impossible moves")
-	f.DurationVar(&cfg.MatchTimeout, "timeout", 2*time.Minute, "limit for one bot's whole loop")
+	f.DurationVar(&cfg.MatchTimeout, "timeout", bots.DefaultMatchTimeout, "limit for one bot's whole loop: queueing plus a whole match")
 	f.BoolVar(&quiet, "quiet", false, "no progress bars")
+	f.BoolVar(&asJSON, "json", false, "print the summary as JSON (durations in nanoseconds)")
 	return cmd
 }
 
 // startBots runs the swarm with progress bars (unless quiet) and prints
 // its summary.
-func startBots(ctx context.Context, out, errOut io.Writer, cfg bots.Config, quiet bool) error {
+func startBots(ctx context.Context, out, errOut io.Writer, r botsRun) error {
 	ctr := &bots.Counters{}
 	stopBars := func() {}
-	if !quiet {
-		stopBars = showProgress(ctx, errOut, ctr, int64(cfg.Players))
+	if !r.Quiet {
+		stopBars = showProgress(ctx, errOut, ctr, int64(r.Cfg.Players))
 	}
 	start := time.Now()
-	sum, err := bots.Run(ctx, cfg, ctr)
+	sum, err := bots.Run(ctx, r.Cfg, ctr)
 	stopBars()
 	if err != nil {
 		return err
 	}
-	printSummary(out, sum, time.Since(start))
-	if len(sum.Errors) > 0 {
-		return fmt.Errorf("%d of %d bots failed", len(sum.Errors), sum.Players)
+	took := time.Since(start)
+	if r.JSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(jsonSummary{Summary: sum, Seconds: took.Seconds()}); err != nil {
+			return err
+		}
+	} else {
+		printSummary(out, sum, took)
+	}
+	if sum.Failed > 0 {
+		return fmt.Errorf("%d of %d bots failed", sum.Failed, sum.Players)
 	}
 	return nil
 }
@@ -110,17 +127,23 @@ func showProgress(ctx context.Context, w io.Writer, ctr *bots.Counters, total in
 	}
 }
 
+// jsonSummary is what --json prints.
+type jsonSummary struct {
+	bots.Summary
+	Seconds float64 `json:"seconds"`
+}
+
 func printSummary(w io.Writer, s bots.Summary, took time.Duration) {
-	fmt.Fprintf(w, "bots: %d players, %d finished, %d matches completed, %d errors in %s\n",
-		s.Players, s.Finished, s.MatchesCompleted, len(s.Errors), took.Round(time.Millisecond))
+	fmt.Fprintf(w, "bots: %d players, %d finished, %d matches completed, %d failed in %s\n",
+		s.Players, s.Finished, s.MatchesCompleted, s.Failed, took.Round(100*time.Millisecond))
 	fmt.Fprintf(w, "time to match   p50 %-10s p99 %-10s (n=%d)\n", s.TimeToMatch.P50.Round(time.Microsecond), s.TimeToMatch.P99.Round(time.Microsecond), s.TimeToMatch.N)
 	fmt.Fprintf(w, "relay RTT       p50 %-10s p99 %-10s (n=%d)\n", s.RelayRTT.P50.Round(time.Microsecond), s.RelayRTT.P99.Round(time.Microsecond), s.RelayRTT.N)
 	fmt.Fprintf(w, "input→ack RTT   p50 %-10s p99 %-10s (n=%d)\n", s.InputRTT.P50.Round(time.Microsecond), s.InputRTT.P99.Round(time.Microsecond), s.InputRTT.N)
 	for i, e := range s.Errors {
 		if i == 5 {
-			fmt.Fprintf(w, "… %d more errors\n", len(s.Errors)-5)
+			fmt.Fprintf(w, "… %d more causes\n", len(s.Errors)-5)
 			break
 		}
-		fmt.Fprintln(w, "error:", e)
+		fmt.Fprintf(w, "error: %d × %s\n", e.Count, e.Cause)
 	}
 }

@@ -10,13 +10,10 @@ import (
 	"strings"
 
 	nomad "github.com/hashicorp/nomad/api"
-	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
 	"github.com/cellgrid/cellgrid/cell"
 	"github.com/cellgrid/cellgrid/cell/fleet"
-	"github.com/cellgrid/cellgrid/internal/db"
-	"github.com/cellgrid/cellgrid/internal/redisclient"
 	"github.com/cellgrid/cellgrid/jobs"
 )
 
@@ -24,16 +21,17 @@ import (
 // environment before it opens a connection.
 type cellSetup struct {
 	Cfg                    cell.Config
-	DB, Redis, NATS        string
+	Infra                  infraFlags
 	Launcher               string // local or nomad
 	NomadAddr, NomadRegion string
 }
 
 // cellFlags are the raw flags of `cellgrid cell`.
 type cellFlags struct {
-	cfg                                                   cell.Config
-	dbURL, redisAddr, natsURL, globalURL, seedHex, dgsCmd string
-	launcherKind, nomadAddr, nomadRegion                  string
+	cfg                                  cell.Config
+	inf                                  infraFlags
+	globalURL, seedHex, dgsCmd           string
+	launcherKind, nomadAddr, nomadRegion string
 }
 
 func (cf *cellFlags) setup() (cellSetup, error) {
@@ -42,7 +40,7 @@ func (cf *cellFlags) setup() (cellSetup, error) {
 	if cfg.ID == "" {
 		return cellSetup{}, fmt.Errorf("--id is required")
 	}
-	if err := required(cf.dbURL, "db", "CELLGRID_DB"); err != nil {
+	if err := cf.inf.checkDB(); err != nil {
 		return cellSetup{}, err
 	}
 	if cf.seedHex != "" {
@@ -71,8 +69,7 @@ func (cf *cellFlags) setup() (cellSetup, error) {
 	default:
 		return cellSetup{}, fmt.Errorf("--launcher %q: want local or nomad", cf.launcherKind)
 	}
-	return cellSetup{Cfg: cfg, DB: cf.dbURL, Redis: cf.redisAddr, NATS: cf.natsURL,
-		Launcher: cf.launcherKind, NomadAddr: cf.nomadAddr, NomadRegion: cf.nomadRegion}, nil
+	return cellSetup{Cfg: cfg, Infra: cf.inf, Launcher: cf.launcherKind, NomadAddr: cf.nomadAddr, NomadRegion: cf.nomadRegion}, nil
 }
 
 func cellCmd(rf *rootFlags, st starters) *cobra.Command {
@@ -109,9 +106,7 @@ func cellCmd(rf *rootFlags, st starters) *cobra.Command {
 	f.StringVar(&cf.launcherKind, "launcher", "local", "how DGS processes start: local (child processes) or nomad (dispatch of the parameterized DGS job from `cellgrid jobs`)")
 	f.StringVar(&cf.nomadAddr, "nomad", envOr("NOMAD_ADDR", "http://127.0.0.1:4646"), "Nomad API address (with --launcher nomad); env NOMAD_ADDR")
 	f.StringVar(&cf.nomadRegion, "nomad-region", "", "Nomad region of the DGS job (default: the agent's)")
-	f.StringVar(&cf.dbURL, "db", envOr("CELLGRID_DB", ""), "database URL (required); env CELLGRID_DB")
-	f.StringVar(&cf.redisAddr, "redis", envOr("CELLGRID_REDIS", "127.0.0.1:6379"), "the cell's Redis host:port; env CELLGRID_REDIS")
-	f.StringVar(&cf.natsURL, "nats", envOr("CELLGRID_NATS", "nats://127.0.0.1:4222"), "the cell's NATS URL; env CELLGRID_NATS")
+	cf.inf.register(f, "the cell's ")
 	_ = cmd.MarkFlagRequired("id")
 	cmd.AddCommand(drainCmds(rf, st)...)
 	return cmd
@@ -120,24 +115,11 @@ func cellCmd(rf *rootFlags, st starters) *cobra.Command {
 // startCell opens the cell's connections and runs it until ctx ends.
 func startCell(ctx context.Context, out io.Writer, log *slog.Logger, s cellSetup) error {
 	cfg := s.Cfg
-	pool, err := db.Open(ctx, s.DB)
+	in, err := s.Infra.open(ctx, "cellgrid-cell-"+cfg.ID)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	if err := db.CheckSchema(ctx, pool); err != nil {
-		return err
-	}
-	rc, err := redisclient.New(redisclient.Config{Addr: s.Redis})
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	nc, err := nats.Connect(s.NATS, nats.Name("cellgrid-cell-"+cfg.ID), nats.MaxReconnects(-1))
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
+	defer in.Close()
 	var launcher fleet.Launcher
 	switch s.Launcher {
 	case "nomad":
@@ -153,7 +135,7 @@ func startCell(ctx context.Context, out io.Writer, log *slog.Logger, s cellSetup
 	default:
 		launcher = &fleet.LocalLauncher{Output: os.Stderr}
 	}
-	c, err := cell.New(cfg, cell.Deps{DB: pool, Redis: rc, NATS: nc, Launcher: launcher, Log: log})
+	c, err := cell.New(cfg, cell.Deps{DB: in.DB, Redis: in.Redis, NATS: in.NATS, Launcher: launcher, Log: log})
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/cellgrid/cellgrid/client/bots"
 	"github.com/cellgrid/cellgrid/devstack"
 )
 
@@ -23,7 +22,7 @@ type starters struct {
 	cell    func(ctx context.Context, out io.Writer, log *slog.Logger, s cellSetup) error
 	drain   func(ctx context.Context, out io.Writer, s drainSetup) error
 	migrate func(ctx context.Context, out io.Writer, log *slog.Logger, s migrateSetup) error
-	bots    func(ctx context.Context, out, errOut io.Writer, cfg bots.Config, quiet bool) error
+	bots    func(ctx context.Context, out, errOut io.Writer, r botsRun) error
 	dgs     func(args []string, stderr io.Writer) int
 }
 

@@ -40,7 +40,8 @@ func devCmd(rf *rootFlags, st starters) *cobra.Command {
 	f.StringSliceVar(&cfg.Cells, "cells", devstack.DefaultCells, "cell ids to run")
 	f.StringVar(&cfg.GlobalAddr, "global-addr", "127.0.0.1:8080", "global layer listen address")
 	f.IntVar(&cfg.CellBasePort, "cell-base-port", 8081, "cell i listens on 127.0.0.1:base+i (0: free ports)")
-	f.StringArrayVar(&cfg.DGSArgs, "dgs-arg", nil, "extra argument for every DGS, e.g. --dgs-arg=--time-limit=60s (repeatable)")
+	f.DurationVar(&cfg.MatchTimeLimit, "match-time-limit", devstack.DefaultMatchTimeLimit, "match length of every DGS, short for a demo (cellgrid dgs alone defaults to 3m)")
+	f.StringArrayVar(&cfg.DGSArgs, "dgs-arg", nil, "extra argument for every DGS, e.g. --dgs-arg=--score-limit=5 (repeatable)")
 	af.register(f, true)
 	return cmd
 }

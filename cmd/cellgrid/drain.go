@@ -6,7 +6,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
 	"github.com/cellgrid/cellgrid/proto/events"
@@ -14,7 +13,8 @@ import (
 
 // drainSetup is what `cellgrid cell drain|undrain` resolved from its flags.
 type drainSetup struct {
-	Verb, ID, NATS string
+	Verb, ID string
+	Infra    infraFlags
 }
 
 // drainCmds are `cellgrid cell drain` and `cellgrid cell undrain`: ask a
@@ -23,7 +23,8 @@ type drainSetup struct {
 // the cell as draining so clients join elsewhere.
 func drainCmds(rf *rootFlags, st starters) []*cobra.Command {
 	mk := func(verb, short string) *cobra.Command {
-		var id, natsURL string
+		var id string
+		var inf infraFlags
 		cmd := &cobra.Command{
 			Use:   verb,
 			Short: short,
@@ -31,11 +32,11 @@ func drainCmds(rf *rootFlags, st starters) []*cobra.Command {
 				if _, err := rf.logger(); err != nil {
 					return err
 				}
-				return st.drain(cmd.Context(), cmd.OutOrStdout(), drainSetup{Verb: verb, ID: id, NATS: natsURL})
+				return st.drain(cmd.Context(), cmd.OutOrStdout(), drainSetup{Verb: verb, ID: id, Infra: inf})
 			},
 		}
 		cmd.Flags().StringVar(&id, "id", "", "cell id (required)")
-		cmd.Flags().StringVar(&natsURL, "nats", envOr("CELLGRID_NATS", "nats://127.0.0.1:4222"), "any NATS server of the supercluster; env CELLGRID_NATS")
+		inf.registerNATS(cmd.Flags(), "any NATS server of the supercluster")
 		_ = cmd.MarkFlagRequired("id")
 		return cmd
 	}
@@ -47,7 +48,7 @@ func drainCmds(rf *rootFlags, st starters) []*cobra.Command {
 
 // startDrain sends the drain or undrain request and prints the cell's answer.
 func startDrain(ctx context.Context, out io.Writer, s drainSetup) error {
-	nc, err := nats.Connect(s.NATS, nats.Name("cellgrid-ops"))
+	nc, err := s.Infra.connectNATS("cellgrid-ops", false)
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/hashicorp/nomad/api"
 
-	"github.com/cellgrid/cellgrid/client/bots"
 	"github.com/cellgrid/cellgrid/devstack"
 	"github.com/cellgrid/cellgrid/dgs"
 )
@@ -26,7 +25,7 @@ type recorder struct {
 	cell    *cellSetup
 	drain   *drainSetup
 	migrate *migrateSetup
-	bots    *bots.Config
+	bots    *botsRun
 	dgsArgs []string
 }
 
@@ -46,7 +45,7 @@ func (r *recorder) starters() starters {
 			r.migrate = &s
 			return nil
 		},
-		bots: func(_ context.Context, _, _ io.Writer, c bots.Config, _ bool) error { r.bots = &c; return nil },
+		bots: func(_ context.Context, _, _ io.Writer, b botsRun) error { r.bots = &b; return nil },
 		dgs:  func(args []string, _ io.Writer) int { r.dgsArgs = args; return 0 },
 	}
 }
@@ -88,8 +87,8 @@ func TestCellDatabaseFromEnvironment(t *testing.T) {
 		t.Fatalf("cell with CELLGRID_DB set: %v", err)
 	}
 	s := r.cell
-	if s.DB != "postgres://env/db" || s.Redis != "redis.env:6379" || s.NATS != "nats://nats.env:4222" {
-		t.Fatalf("connections = %q %q %q, want the environment's", s.DB, s.Redis, s.NATS)
+	if s.Infra.db != "postgres://env/db" || s.Infra.redis != "redis.env:6379" || s.Infra.nats != "nats://nats.env:4222" {
+		t.Fatalf("connections = %q %q %q, want the environment's", s.Infra.db, s.Infra.redis, s.Infra.nats)
 	}
 	if s.Cfg.ID != "eu-west-1" || s.Cfg.Region != "eu-west-1" || s.Launcher != "local" {
 		t.Fatalf("id %q region %q launcher %q", s.Cfg.ID, s.Cfg.Region, s.Launcher)
@@ -99,7 +98,7 @@ func TestCellDatabaseFromEnvironment(t *testing.T) {
 	}
 	// A flag wins over the environment.
 	r, _, err = run(t, "cell", "--id", "x", "--db", "postgres://flag/db")
-	if err != nil || r.cell.DB != "postgres://flag/db" {
+	if err != nil || r.cell.Infra.db != "postgres://flag/db" {
 		t.Fatalf("--db over env: %v %+v", err, r.cell)
 	}
 }
@@ -139,7 +138,7 @@ func TestCellRefusesBadSetup(t *testing.T) {
 		args []string
 		want string
 	}{
-		"no db":        {[]string{"cell", "--id", "a"}, "--db (or env CELLGRID_DB) is required"},
+		"no db":        {[]string{"cell", "--id", "a"}, "--db (or CELLGRID_DB) is required"},
 		"no id":        {[]string{"cell", "--db", "postgres://d"}, `"id" not set`},
 		"bad key":      {[]string{"cell", "--id", "a", "--db", "postgres://d", "--connect-key", "abc"}, "--connect-key"},
 		"bad launcher": {[]string{"cell", "--id", "a", "--db", "postgres://d", "--launcher", "k8s"}, `--launcher "k8s"`},
@@ -166,7 +165,7 @@ func TestGlobalFlagsAndEnvironment(t *testing.T) {
 		t.Fatalf("global with CELLGRID_DB and CELLGRID_ENCRYPTION_KEY set: %v", err)
 	}
 	s := r.global
-	if s.DB != "postgres://env/db" || s.Cfg.PublicURL != "https://g.example" || strings.Join(s.Cfg.Cells, ",") != "eu,us" ||
+	if s.Infra.db != "postgres://env/db" || s.Cfg.PublicURL != "https://g.example" || strings.Join(s.Cfg.Cells, ",") != "eu,us" ||
 		len(s.Cfg.Auth.EncryptionKey) != 32 || len(s.Cfg.Auth.OIDCIssuers) != 1 || s.Cfg.Auth.AllowDeviceLogin {
 		t.Fatalf("setup = %+v", s)
 	}
@@ -176,7 +175,7 @@ func TestGlobalFlagsAndEnvironment(t *testing.T) {
 		args []string
 		want string
 	}{
-		"no db":       {map[string]string{"CELLGRID_ENCRYPTION_KEY": testKey}, nil, "--db (or env CELLGRID_DB) is required"},
+		"no db":       {map[string]string{"CELLGRID_ENCRYPTION_KEY": testKey}, nil, "--db (or CELLGRID_DB) is required"},
 		"no key":      {map[string]string{"CELLGRID_DB": "postgres://d"}, nil, "--encryption-key"},
 		"short key":   {map[string]string{"CELLGRID_DB": "postgres://d"}, []string{"--encryption-key", "abcd"}, "64 hex"},
 		"oidc pairs":  {map[string]string{"CELLGRID_DB": "postgres://d", "CELLGRID_ENCRYPTION_KEY": testKey}, []string{"--oidc-issuer", "https://a"}, "--oidc-client-id 0 times"},
@@ -208,7 +207,7 @@ func TestMigrateDatabaseFromEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := r.migrate; m.DB != "postgres://env/db" || m.MultiRegion.PrimaryRegion != "eu" ||
+	if m := r.migrate; m.Infra.db != "postgres://env/db" || m.MultiRegion.PrimaryRegion != "eu" ||
 		strings.Join(m.MultiRegion.Regions, ",") != "us" || !m.MultiRegion.SurviveRegion || m.MultiRegion.Database != "cellgrid" {
 		t.Fatalf("setup = %+v", m)
 	}
@@ -248,7 +247,7 @@ func TestDrainFlags(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if *r.drain != (drainSetup{Verb: verb, ID: "eu-west-1", NATS: "nats://ops:4222"}) {
+		if d := r.drain; d.Verb != verb || d.ID != "eu-west-1" || d.Infra.nats != "nats://ops:4222" {
 			t.Fatalf("%s setup = %+v", verb, r.drain)
 		}
 		// The parent's required --db must not leak into the ops verbs.
@@ -268,7 +267,7 @@ func TestBotsFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := r.bots; c.Players != 8 || c.Cell != "eu-west-1" || c.Cheaters != 2 || c.GlobalURL != "http://g:8080" ||
+	if c := r.bots.Cfg; c.Players != 8 || c.Cell != "eu-west-1" || c.Cheaters != 2 || c.GlobalURL != "http://g:8080" ||
 		c.Mode != "duel" || c.MatchTimeout.Seconds() != 30 {
 		t.Fatalf("config = %+v", c)
 	}
@@ -359,7 +358,7 @@ func TestRenderedCellJobStartsTheCellCommand(t *testing.T) {
 		t.Fatalf("cellgrid %s (env %v): %v", strings.Join(args, " "), env, err)
 	}
 	s := r.cell
-	if s.DB != "postgres://job/db" || s.Redis != "redis.job:6379" || s.NATS != "nats://nats.job:4222" ||
+	if s.Infra.db != "postgres://job/db" || s.Infra.redis != "redis.job:6379" || s.Infra.nats != "nats://nats.job:4222" ||
 		s.Cfg.ID != "eu-west-1" || s.Cfg.GlobalIssuer != "http://global.job:8080" || s.Cfg.HTTPAddr != "0.0.0.0:31000" {
 		t.Fatalf("the cell job's command resolved to %+v", s)
 	}
@@ -382,7 +381,7 @@ func TestRenderedGlobalJobStartsTheGlobalCommand(t *testing.T) {
 	if err != nil {
 		t.Fatalf("cellgrid %s (env %v): %v", strings.Join(args, " "), env, err)
 	}
-	if s := r.global; s.DB != "postgres://job/db" || s.NATS != "nats://nats.job:4222" ||
+	if s := r.global; s.Infra.db != "postgres://job/db" || s.Infra.nats != "nats://nats.job:4222" ||
 		strings.Join(s.Cfg.Cells, ",") != "eu-west-1,us-east-1" || s.Cfg.PublicURL != "https://g.example" {
 		t.Fatalf("the global job's command resolved to %+v", s)
 	}

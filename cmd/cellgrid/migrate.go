@@ -14,12 +14,12 @@ import (
 // migrateSetup is what `cellgrid migrate` resolved from its flags and
 // environment.
 type migrateSetup struct {
-	DB          string
+	Infra       infraFlags
 	MultiRegion db.MultiRegion
 }
 
 func migrateCmd(rf *rootFlags, st starters) *cobra.Command {
-	var dbURL string
+	var inf infraFlags
 	var mr db.MultiRegion
 	cmd := &cobra.Command{
 		Use:   "migrate",
@@ -29,13 +29,13 @@ func migrateCmd(rf *rootFlags, st starters) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := required(dbURL, "db", "CELLGRID_DB"); err != nil {
+			if err := inf.checkDB(); err != nil {
 				return err
 			}
-			return st.migrate(cmd.Context(), cmd.OutOrStdout(), log, migrateSetup{DB: dbURL, MultiRegion: mr})
+			return st.migrate(cmd.Context(), cmd.OutOrStdout(), log, migrateSetup{Infra: inf, MultiRegion: mr})
 		},
 	}
-	cmd.Flags().StringVar(&dbURL, "db", envOr("CELLGRID_DB", ""), "database URL (PostgreSQL or CockroachDB; required); env CELLGRID_DB")
+	inf.registerDB(cmd.Flags(), "database URL (PostgreSQL or CockroachDB)")
 	cmd.Flags().StringVar(&mr.Database, "crdb-database", "cellgrid", "CockroachDB: database to make multi-region")
 	cmd.Flags().StringVar(&mr.PrimaryRegion, "crdb-primary-region", "", "CockroachDB: primary region (enables multi-region DDL)")
 	cmd.Flags().StringSliceVar(&mr.Regions, "crdb-region", nil, "CockroachDB: additional region (repeatable)")
@@ -45,7 +45,7 @@ func migrateCmd(rf *rootFlags, st starters) *cobra.Command {
 
 // startMigrate applies the migrations (and the multi-region DDL when asked).
 func startMigrate(ctx context.Context, out io.Writer, log *slog.Logger, s migrateSetup) error {
-	pool, err := db.Open(ctx, s.DB)
+	pool, err := s.Infra.openDB(ctx)
 	if err != nil {
 		return err
 	}

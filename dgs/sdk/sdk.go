@@ -60,7 +60,7 @@ type SDK struct {
 	js  jetstream.JetStream
 
 	mu         sync.Mutex
-	state      string          // guarded by mu
+	state      events.DGSState // guarded by mu
 	session    string          // guarded by mu: set while allocated
 	gameAddr   string          // guarded by mu
 	onAllocate AllocateFunc    // guarded by mu
@@ -112,7 +112,7 @@ func (s *SDK) SetGameAddr(addr string) {
 }
 
 // State returns the current state and session id.
-func (s *SDK) State() (state, sessionID string) {
+func (s *SDK) State() (state events.DGSState, sessionID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.state, s.session
@@ -134,7 +134,7 @@ func (s *SDK) Shutdown() error {
 	return nil
 }
 
-func (s *SDK) setState(state, session string) error {
+func (s *SDK) setState(state events.DGSState, session string) error {
 	s.mu.Lock()
 	if s.state == events.DGSShutdown {
 		s.mu.Unlock()

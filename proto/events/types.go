@@ -2,20 +2,11 @@ package events
 
 import "time"
 
-// DGS states, as in Agones.
-const (
-	DGSScheduled = "scheduled"
-	DGSReady     = "ready"
-	DGSAllocated = "allocated"
-	DGSShutdown  = "shutdown"
-	DGSUnhealthy = "unhealthy"
-)
-
 // DGSHealth is the heartbeat of one dedicated game server.
 type DGSHealth struct {
 	ID        string    `json:"id"`
 	Cell      string    `json:"cell"`
-	State     string    `json:"state"`
+	State     DGSState  `json:"state"`
 	GameAddr  string    `json:"game_addr"` // host:port of the UDP/KCP game socket
 	Version   string    `json:"version"`
 	SessionID string    `json:"session_id,omitempty"`

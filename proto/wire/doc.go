@@ -1,6 +1,7 @@
 // Package wire is the cellgrid game protocol between a game client and a
 // dedicated game server, carried over one KCP stream per player (end to end
-// through the relay, which never decodes it), and a Go client for it.
+// through the relay, which never decodes it). docs/protocol.md describes it
+// byte by byte and testdata/vectors.json holds frames beside their decoding.
 //
 // # Framing
 //

@@ -1,0 +1,1 @@
+package cell // no doc comment: missing-package-doc

@@ -1,0 +1,3 @@
+package client
+
+import _ "example.com/fix/cell" // tests may use real servers

@@ -1,0 +1,4 @@
+// Package gameconn imports internal/ directly.
+package gameconn
+
+import _ "example.com/fix/internal/plumb"

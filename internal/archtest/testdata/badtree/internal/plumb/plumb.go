@@ -1,0 +1,4 @@
+// Package plumb breaks internal-imports-domain.
+package plumb
+
+import _ "example.com/fix/cell"

@@ -1,0 +1,3 @@
+package plumb
+
+import _ "example.com/fix/global"

@@ -1,0 +1,2 @@
+// Package jobs is clean.
+package jobs

@@ -1,0 +1,3 @@
+package relay
+
+import _ "example.com/fix/devstack"

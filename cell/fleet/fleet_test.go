@@ -93,6 +93,12 @@ type fleetRig struct {
 
 func startFleet(t testing.TB, cfg Config) *fleetRig {
 	t.Helper()
+	return startFleetWith(t, cfg, &LocalLauncher{Env: []string{dgsEnv + "=1"}, StopGrace: 2 * time.Second, Output: os.Stderr})
+}
+
+// startFleetWith runs a fleet launching its servers with l.
+func startFleetWith(t testing.TB, cfg Config, l Launcher) *fleetRig {
+	t.Helper()
 	testenv.CheckGoroutines(t)
 	srv, nc := testenv.NewNATS(t, cellID)
 	tr := &transitions{}
@@ -114,7 +120,6 @@ func startFleet(t testing.TB, cfg Config) *fleetRig {
 	if err := events.EnsureMatchStream(sctx, js, cellID, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	l := &LocalLauncher{Env: []string{dgsEnv + "=1"}, StopGrace: 2 * time.Second, Output: os.Stderr}
 	f, err := New(cfg, Deps{NATS: nc, Launcher: l})
 	if err != nil {
 		t.Fatal(err)

@@ -22,8 +22,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cellgrid/cellgrid/cell/fleet"
 	"github.com/hashicorp/nomad/api"
+
+	"github.com/cellgrid/cellgrid/cell/fleet"
 )
 
 type fakeNomad struct {

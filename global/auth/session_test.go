@@ -7,14 +7,16 @@ import (
 	"testing"
 	"time"
 
+	"slices"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
 	"github.com/cellgrid/cellgrid/global/auth"
 	"github.com/cellgrid/cellgrid/internal/accesstoken"
 	"github.com/cellgrid/cellgrid/internal/testenv"
 	"github.com/cellgrid/cellgrid/internal/testenv/testoidc"
-	"github.com/coreos/go-oidc/v3/oidc"
-	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"slices"
 )
 
 func TestRefreshReuseRevokesFamily(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -108,8 +109,7 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 			return nil, fmt.Errorf("wire dial: %w", err)
 		}
 	}
-	filter := &controlFilter{pc: pc, rejects: make(chan packet.RejectReason, 1)}
-	filter.lastRecv.Store(time.Now().UnixNano())
+	filter := newControlFilter(pc, cfg.Addr, cfg.Token)
 	hello := packet.AppendHello(nil, cfg.Token)
 	if _, err := pc.WriteTo(hello, cfg.Addr); err != nil {
 		pc.Close()
@@ -343,16 +343,49 @@ func (c *Client) pushSnapshot(s wire.Snapshot) {
 }
 
 // controlFilter is the socket kcp-go reads and writes. It hides relay
-// control packets (WELCOME, REJECT, PONG) from kcp-go, reports REJECTs,
-// notes when anything last arrived, and lets Rebind swap the socket under
-// a running session.
+// control packets (WELCOME, REJECT, PONG, CHALLENGE) from kcp-go, reports
+// REJECTs, answers the relay's CHALLENGEs, notes when anything last
+// arrived, and lets Rebind swap the socket under a running session.
 type controlFilter struct {
 	mu     sync.Mutex
 	pc     net.PacketConn // guarded by mu: the current socket
 	closed bool           // guarded by mu
 
 	rejects  chan packet.RejectReason
+	relay    netip.AddrPort // where HELLOs go; CHALLENGEs from elsewhere are ignored
+	token    []byte
 	lastRecv atomic.Int64 // unix nanos of the last datagram received
+}
+
+// newControlFilter wraps pc; CHALLENGEs from relay are answered with token.
+func newControlFilter(pc net.PacketConn, relay net.Addr, token []byte) *controlFilter {
+	f := &controlFilter{pc: pc, rejects: make(chan packet.RejectReason, 1),
+		relay: addrPortOf(relay), token: token}
+	f.lastRecv.Store(time.Now().UnixNano())
+	return f
+}
+
+// addrPortOf is the canonical ip:port of a UDP address (invalid otherwise).
+func addrPortOf(a net.Addr) netip.AddrPort {
+	ua, ok := a.(*net.UDPAddr)
+	if !ok {
+		return netip.AddrPort{}
+	}
+	ap := ua.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// answerChallenge echoes the relay's cookie with the token (HELLO_COOKIE):
+// the relay moves a binding to a new client address only after that
+// address proved it receives the relay's datagrams (docs/protocol.md §3).
+// Whenever a HELLO may be answered -- the first one, a retransmission, a
+// HELLO after the local address changed -- a CHALLENGE may come back
+// instead of WELCOME.
+func (f *controlFilter) answerChallenge(from net.Addr, cookie packet.Cookie) {
+	if !f.relay.IsValid() || addrPortOf(from) != f.relay {
+		return // the token goes to the relay only
+	}
+	_, _ = f.WriteTo(packet.AppendHelloCookie(nil, f.token, cookie), from)
 }
 
 func (f *controlFilter) current() net.PacketConn {
@@ -393,11 +426,16 @@ func (f *controlFilter) ReadFrom(b []byte) (int, net.Addr, error) {
 		if !packet.IsControl(b[:n]) {
 			return n, addr, nil
 		}
-		if c, perr := packet.ParseControl(b[:n]); perr == nil && c.Type == packet.TypeReject {
+		c, perr := packet.ParseControl(b[:n])
+		switch {
+		case perr != nil:
+		case c.Type == packet.TypeReject:
 			select {
 			case f.rejects <- c.Reason:
 			default:
 			}
+		case c.Type == packet.TypeChallenge:
+			f.answerChallenge(addr, c.Cookie)
 		}
 	}
 }

@@ -286,6 +286,14 @@ func TestDGSPassesItsArgumentsThrough(t *testing.T) {
 	if strings.Join(r.dgsArgs, " ") != strings.Join(args, " ") {
 		t.Fatalf("dgs got %q, want %q", r.dgsArgs, args)
 	}
+	// The root's own flags, before the subcommand, are not passed on.
+	r, _, err = run(t, append([]string{"--log-level", "debug", "--log-format=json", "dgs"}, args...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(r.dgsArgs, " ") != strings.Join(args, " ") {
+		t.Fatalf("dgs after root flags got %q, want %q", r.dgsArgs, args)
+	}
 	cfg, err := dgs.ParseArgs(r.dgsArgs, io.Discard)
 	if err != nil || cfg.Cell != "eu" || cfg.ID != "d1" || cfg.TimeLimit.Seconds() != 20 {
 		t.Fatalf("ParseArgs = %+v, %v", cfg, err)

@@ -24,6 +24,8 @@ type cellSetup struct {
 	Infra                  infraFlags
 	Launcher               string // local or nomad
 	NomadAddr, NomadRegion string
+	DGSJob                 string // the parameterized DGS job (--launcher nomad)
+	Consul                 string // Consul agent to register with ("": none)
 }
 
 // cellFlags are the raw flags of `cellgrid cell`.
@@ -32,6 +34,7 @@ type cellFlags struct {
 	inf                                  infraFlags
 	globalURL, seedHex, dgsCmd           string
 	launcherKind, nomadAddr, nomadRegion string
+	dgsJob, consulAddr                   string
 }
 
 func (cf *cellFlags) setup() (cellSetup, error) {
@@ -69,7 +72,8 @@ func (cf *cellFlags) setup() (cellSetup, error) {
 	default:
 		return cellSetup{}, fmt.Errorf("--launcher %q: want local or nomad", cf.launcherKind)
 	}
-	return cellSetup{Cfg: cfg, Infra: cf.inf, Launcher: cf.launcherKind, NomadAddr: cf.nomadAddr, NomadRegion: cf.nomadRegion}, nil
+	return cellSetup{Cfg: cfg, Infra: cf.inf, Launcher: cf.launcherKind, NomadAddr: cf.nomadAddr, NomadRegion: cf.nomadRegion,
+		DGSJob: cf.dgsJob, Consul: cf.consulAddr}, nil
 }
 
 func cellCmd(rf *rootFlags, st starters) *cobra.Command {
@@ -106,9 +110,12 @@ func cellCmd(rf *rootFlags, st starters) *cobra.Command {
 	f.StringVar(&cf.launcherKind, "launcher", "local", "how DGS processes start: local (child processes) or nomad (dispatch of the parameterized DGS job from `cellgrid jobs`)")
 	f.StringVar(&cf.nomadAddr, "nomad", envOr("NOMAD_ADDR", "http://127.0.0.1:4646"), "Nomad API address (with --launcher nomad); env NOMAD_ADDR")
 	f.StringVar(&cf.nomadRegion, "nomad-region", "", "Nomad region of the DGS job (default: the agent's)")
+	f.StringVar(&cf.dgsJob, "dgs-job", jobs.DefaultDGSJobID, "parameterized DGS job dispatched with --launcher nomad (`cell add` registers cellgrid-dgs-<id>)")
+	f.StringVar(&cf.consulAddr, "consul", "", "Consul agent host:port: register the cell API and relay with /readyz checks while running")
 	cf.inf.register(f, "the cell's ")
 	_ = cmd.MarkFlagRequired("id")
 	cmd.AddCommand(drainCmds(rf, st)...)
+	cmd.AddCommand(cellAddCmd(rf), cellRemoveCmd(rf))
 	return cmd
 }
 
@@ -129,7 +136,7 @@ func startCell(ctx context.Context, out io.Writer, log *slog.Logger, s cellSetup
 		if err != nil {
 			return fmt.Errorf("nomad client: %w", err)
 		}
-		nl := &jobs.NomadLauncher{Client: client, Region: s.NomadRegion}
+		nl := &jobs.NomadLauncher{Client: client, Region: s.NomadRegion, JobID: s.DGSJob}
 		defer nl.Close()
 		launcher = nl
 	default:
@@ -140,5 +147,13 @@ func startCell(ctx context.Context, out io.Writer, log *slog.Logger, s cellSetup
 		return err
 	}
 	fmt.Fprintf(out, "cell %s api %s relay %s\n", cfg.ID, c.URL(), c.RelayAddr())
-	return c.Run(ctx)
+	if s.Consul == "" {
+		return c.Run(ctx)
+	}
+	reg, err := cellRegistrar(s.Consul, cfg.ID, cfg.Region, c.URL(), c.RelayAddr(), log)
+	if err != nil {
+		_ = c.Close()
+		return err
+	}
+	return runAll(ctx, c.Run, reg.Run)
 }

@@ -7,8 +7,6 @@ import (
 	"log/slog"
 
 	"github.com/spf13/cobra"
-
-	"github.com/cellgrid/cellgrid/devstack"
 )
 
 // starters are the second half of every server command: a command's RunE
@@ -17,7 +15,7 @@ import (
 // runs. main uses defaultStarters; the flag tests pass starters that only
 // record what they were given.
 type starters struct {
-	dev     func(ctx context.Context, out io.Writer, log *slog.Logger, cfg devstack.Config) error
+	dev     func(ctx context.Context, out io.Writer, log *slog.Logger, r devRun) error
 	global  func(ctx context.Context, log *slog.Logger, s globalSetup) error
 	cell    func(ctx context.Context, out io.Writer, log *slog.Logger, s cellSetup) error
 	drain   func(ctx context.Context, out io.Writer, s drainSetup) error

@@ -15,6 +15,7 @@ import (
 func devCmd(rf *rootFlags, st starters) *cobra.Command {
 	var cfg devstack.Config
 	var af authFlags
+	var onNomad bool
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the whole stack on this machine: PostgreSQL, Redis, NATS supercluster, global layer and cells",
@@ -32,7 +33,7 @@ func devCmd(rf *rootFlags, st starters) *cobra.Command {
 				return err
 			}
 			c.DGSCommand = []string{exe, "dgs"}
-			return st.dev(cmd.Context(), cmd.OutOrStdout(), log, c)
+			return st.dev(cmd.Context(), cmd.OutOrStdout(), log, devRun{Cfg: c, Nomad: onNomad, Exe: exe})
 		},
 	}
 	f := cmd.Flags()
@@ -42,14 +43,26 @@ func devCmd(rf *rootFlags, st starters) *cobra.Command {
 	f.IntVar(&cfg.CellBasePort, "cell-base-port", 8081, "cell i listens on 127.0.0.1:base+i (0: free ports)")
 	f.DurationVar(&cfg.MatchTimeLimit, "match-time-limit", devstack.DefaultMatchTimeLimit, "match length of every DGS, short for a demo (cellgrid dgs alone defaults to 3m)")
 	f.StringArrayVar(&cfg.DGSArgs, "dgs-arg", nil, "extra argument for every DGS, e.g. --dgs-arg=--score-limit=5 (repeatable)")
+	f.BoolVar(&onNomad, "nomad", false, "run global and cells as jobs on local Nomad and Consul dev agents (build them: build/hashistack.sh)")
 	af.register(f, true)
 	return cmd
 }
 
-// startDev starts the dev stack, prints where everything listens and runs
-// it until ctx ends.
-func startDev(ctx context.Context, out io.Writer, log *slog.Logger, cfg devstack.Config) error {
-	st, err := devstack.Start(ctx, cfg, log)
+// devRun is what `cellgrid dev` resolved from its flags.
+type devRun struct {
+	Cfg   devstack.Config
+	Nomad bool   // run global and cells as jobs on local Nomad and Consul agents
+	Exe   string // this binary, for the Nomad jobs
+}
+
+// startDev starts the dev stack (in this process, or on local Nomad and
+// Consul agents), prints where everything listens and runs it until ctx
+// ends.
+func startDev(ctx context.Context, out io.Writer, log *slog.Logger, r devRun) error {
+	if r.Nomad {
+		return runDevNomad(ctx, out, r.Cfg, r.Exe, log)
+	}
+	st, err := devstack.Start(ctx, r.Cfg, log)
 	if err != nil {
 		return err
 	}

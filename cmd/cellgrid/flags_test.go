@@ -15,12 +15,13 @@ import (
 
 	"github.com/cellgrid/cellgrid/devstack"
 	"github.com/cellgrid/cellgrid/dgs"
+	"github.com/cellgrid/cellgrid/jobs"
 )
 
 // recorder is a set of starters that only remember what the command
 // resolved from its flags and environment: no server starts.
 type recorder struct {
-	dev     *devstack.Config
+	dev     *devRun
 	global  *globalSetup
 	cell    *cellSetup
 	drain   *drainSetup
@@ -31,8 +32,8 @@ type recorder struct {
 
 func (r *recorder) starters() starters {
 	return starters{
-		dev: func(_ context.Context, _ io.Writer, _ *slog.Logger, c devstack.Config) error {
-			r.dev = &c
+		dev: func(_ context.Context, _ io.Writer, _ *slog.Logger, d devRun) error {
+			r.dev = &d
 			return nil
 		},
 		global: func(_ context.Context, _ *slog.Logger, s globalSetup) error { r.global = &s; return nil },
@@ -60,10 +61,10 @@ func clearEnv(t *testing.T) {
 	}
 }
 
-// run executes the real command tree with args (the environment must be set
+// runRoot executes the real command tree with args (the environment must be set
 // before: flag defaults read it) and returns what the starters received and
 // the output.
-func run(t *testing.T, args ...string) (*recorder, string, error) {
+func runRoot(t *testing.T, args ...string) (*recorder, string, error) {
 	t.Helper()
 	r := &recorder{}
 	root := newRoot(r.starters())
@@ -82,7 +83,7 @@ func TestCellDatabaseFromEnvironment(t *testing.T) {
 	t.Setenv("CELLGRID_DB", "postgres://env/db")
 	t.Setenv("CELLGRID_REDIS", "redis.env:6379")
 	t.Setenv("CELLGRID_NATS", "nats://nats.env:4222")
-	r, _, err := run(t, "cell", "--id", "eu-west-1")
+	r, _, err := runRoot(t, "cell", "--id", "eu-west-1")
 	if err != nil {
 		t.Fatalf("cell with CELLGRID_DB set: %v", err)
 	}
@@ -97,7 +98,7 @@ func TestCellDatabaseFromEnvironment(t *testing.T) {
 		t.Fatalf("JWKS URL %q", s.Cfg.JWKSURL)
 	}
 	// A flag wins over the environment.
-	r, _, err = run(t, "cell", "--id", "x", "--db", "postgres://flag/db")
+	r, _, err = runRoot(t, "cell", "--id", "x", "--db", "postgres://flag/db")
 	if err != nil || r.cell.Infra.db != "postgres://flag/db" {
 		t.Fatalf("--db over env: %v %+v", err, r.cell)
 	}
@@ -105,12 +106,12 @@ func TestCellDatabaseFromEnvironment(t *testing.T) {
 
 func TestCellFlags(t *testing.T) {
 	clearEnv(t)
-	r, _, err := run(t, "cell", "--id", "us-east-1", "--region", "us", "--db", "postgres://d",
+	r, _, err := runRoot(t, "cell", "--id", "us-east-1", "--region", "us", "--db", "postgres://d",
 		"--global", "https://global.example/", "--connect-key", testKey, "--launcher", "nomad",
 		"--nomad", "http://nomad:4646", "--nomad-region", "us", "--dgs-command", "/bin/game",
 		"--dgs-arg=--time-limit=20s", "--dgs-version", "v2", "--fleet-min", "3", "--fleet-max", "9",
 		"--fleet-buffer", "4", "--http-addr", "127.0.0.1:0", "--relay-addr", "127.0.0.1:0",
-		"--relay-public-addr", "203.0.113.1:7777")
+		"--relay-public-addr", "203.0.113.1:7777", "--dgs-job", "cellgrid-dgs-us", "--consul", "127.0.0.1:8500")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,11 +120,12 @@ func TestCellFlags(t *testing.T) {
 	if c.Region != "us" || c.GlobalIssuer != "https://global.example" || len(c.ConnectKeySeed) != 32 ||
 		s.Launcher != "nomad" || s.NomadAddr != "http://nomad:4646" || s.NomadRegion != "us" ||
 		c.DGS.Command != "/bin/game" || strings.Join(c.DGS.Args, " ") != "--time-limit=20s" || c.DGS.Name != "v2" ||
-		c.Fleet.Min != 3 || c.Fleet.Max != 9 || c.Fleet.Buffer != 4 || c.RelayPublicAddr != "203.0.113.1:7777" {
+		c.Fleet.Min != 3 || c.Fleet.Max != 9 || c.Fleet.Buffer != 4 || c.RelayPublicAddr != "203.0.113.1:7777" ||
+		s.DGSJob != "cellgrid-dgs-us" || s.Consul != "127.0.0.1:8500" {
 		t.Fatalf("setup = %+v", s)
 	}
 	// Without --dgs-command the cell launches this binary's dgs subcommand.
-	r, _, err = run(t, "cell", "--id", "a", "--db", "postgres://d", "--dgs-arg", "--tick-rate=60")
+	r, _, err = runRoot(t, "cell", "--id", "a", "--db", "postgres://d", "--dgs-arg", "--tick-rate=60")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +146,7 @@ func TestCellRefusesBadSetup(t *testing.T) {
 		"bad launcher": {[]string{"cell", "--id", "a", "--db", "postgres://d", "--launcher", "k8s"}, `--launcher "k8s"`},
 	} {
 		t.Run(name, func(t *testing.T) {
-			r, _, err := run(t, tc.args...)
+			r, _, err := runRoot(t, tc.args...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
 			}
@@ -159,7 +161,7 @@ func TestGlobalFlagsAndEnvironment(t *testing.T) {
 	clearEnv(t)
 	t.Setenv("CELLGRID_DB", "postgres://env/db")
 	t.Setenv("CELLGRID_ENCRYPTION_KEY", testKey)
-	r, _, err := run(t, "global", "--addr", "127.0.0.1:0", "--public-url", "https://g.example",
+	r, _, err := runRoot(t, "global", "--addr", "127.0.0.1:0", "--public-url", "https://g.example",
 		"--cells", "eu,us", "--oidc-issuer", "https://idp.example", "--oidc-client-id", "game")
 	if err != nil {
 		t.Fatalf("global with CELLGRID_DB and CELLGRID_ENCRYPTION_KEY set: %v", err)
@@ -186,7 +188,7 @@ func TestGlobalFlagsAndEnvironment(t *testing.T) {
 			for k, v := range tc.env {
 				t.Setenv(k, v)
 			}
-			r, _, err := run(t, append([]string{"global"}, tc.args...)...)
+			r, _, err := runRoot(t, append([]string{"global"}, tc.args...)...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
 			}
@@ -199,11 +201,11 @@ func TestGlobalFlagsAndEnvironment(t *testing.T) {
 
 func TestMigrateDatabaseFromEnvironment(t *testing.T) {
 	clearEnv(t)
-	if _, _, err := run(t, "migrate"); err == nil || !strings.Contains(err.Error(), "CELLGRID_DB") {
+	if _, _, err := runRoot(t, "migrate"); err == nil || !strings.Contains(err.Error(), "CELLGRID_DB") {
 		t.Fatalf("migrate without a database: %v", err)
 	}
 	t.Setenv("CELLGRID_DB", "postgres://env/db")
-	r, _, err := run(t, "migrate", "--crdb-primary-region", "eu", "--crdb-region", "us", "--crdb-survive-region")
+	r, _, err := runRoot(t, "migrate", "--crdb-primary-region", "eu", "--crdb-region", "us", "--crdb-survive-region")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,26 +217,32 @@ func TestMigrateDatabaseFromEnvironment(t *testing.T) {
 
 func TestDevFlags(t *testing.T) {
 	clearEnv(t)
-	r, _, err := run(t, "dev", "--dgs-arg=--time-limit=20s", "--cells", "a,b", "--data", "/tmp/x",
+	r, _, err := runRoot(t, "dev", "--dgs-arg=--time-limit=20s", "--cells", "a,b", "--data", "/tmp/x",
 		"--global-addr", "127.0.0.1:0", "--cell-base-port", "0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := r.dev
+	if r.dev.Nomad {
+		t.Fatal("dev --nomad without the flag")
+	}
+	c := r.dev.Cfg
 	if strings.Join(c.Cells, ",") != "a,b" || c.DataDir != "/tmp/x" || c.GlobalAddr != "127.0.0.1:0" ||
 		c.CellBasePort != 0 || strings.Join(c.DGSArgs, " ") != "--time-limit=20s" ||
 		len(c.DGSCommand) != 2 || c.DGSCommand[1] != "dgs" || !c.Auth.AllowDeviceLogin {
 		t.Fatalf("config = %+v", c)
 	}
 	// The README's defaults: three cells on 8081…, global on 8080.
-	r, _, err = run(t, "dev")
+	r, _, err = runRoot(t, "dev")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.dev.Cells) != len(devstack.DefaultCells) || r.dev.GlobalAddr != "127.0.0.1:8080" || r.dev.CellBasePort != 8081 {
+	if d := r.dev.Cfg; len(d.Cells) != len(devstack.DefaultCells) || d.GlobalAddr != "127.0.0.1:8080" || d.CellBasePort != 8081 {
 		t.Fatalf("defaults = %+v", r.dev)
 	}
-	if _, _, err := run(t, "dev", "--oidc-client-id", "x"); err == nil {
+	if r, _, err = runRoot(t, "dev", "--nomad"); err != nil || !r.dev.Nomad || r.dev.Exe == "" {
+		t.Fatalf("dev --nomad: %+v %v", r.dev, err)
+	}
+	if _, _, err := runRoot(t, "dev", "--oidc-client-id", "x"); err == nil {
 		t.Fatal("an unpaired --oidc-client-id was accepted")
 	}
 }
@@ -243,7 +251,7 @@ func TestDrainFlags(t *testing.T) {
 	clearEnv(t)
 	t.Setenv("CELLGRID_NATS", "nats://ops:4222")
 	for _, verb := range []string{"drain", "undrain"} {
-		r, _, err := run(t, "cell", verb, "--id", "eu-west-1")
+		r, _, err := runRoot(t, "cell", verb, "--id", "eu-west-1")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -254,7 +262,7 @@ func TestDrainFlags(t *testing.T) {
 		if r.cell != nil {
 			t.Fatalf("%s started a cell", verb)
 		}
-		if _, _, err := run(t, "cell", verb); err == nil || !strings.Contains(err.Error(), `"id" not set`) {
+		if _, _, err := runRoot(t, "cell", verb); err == nil || !strings.Contains(err.Error(), `"id" not set`) {
 			t.Fatalf("%s without --id: %v", verb, err)
 		}
 	}
@@ -262,7 +270,7 @@ func TestDrainFlags(t *testing.T) {
 
 func TestBotsFlags(t *testing.T) {
 	clearEnv(t)
-	r, _, err := run(t, "bots", "--players", "8", "--cell", "eu-west-1", "--cheaters", "2",
+	r, _, err := runRoot(t, "bots", "--players", "8", "--cell", "eu-west-1", "--cheaters", "2",
 		"--global", "http://g:8080", "--mode", "duel", "--timeout", "30s", "--quiet")
 	if err != nil {
 		t.Fatal(err)
@@ -271,7 +279,7 @@ func TestBotsFlags(t *testing.T) {
 		c.Mode != "duel" || c.MatchTimeout.Seconds() != 30 {
 		t.Fatalf("config = %+v", c)
 	}
-	if _, _, err := run(t, "bots", "--players", "0"); err == nil {
+	if _, _, err := runRoot(t, "bots", "--players", "0"); err == nil {
 		t.Fatal("--players 0 accepted")
 	}
 }
@@ -279,7 +287,7 @@ func TestBotsFlags(t *testing.T) {
 func TestDGSPassesItsArgumentsThrough(t *testing.T) {
 	clearEnv(t)
 	args := []string{"--cell", "eu", "--id", "d1", "--nats", "nats://n:4222", "--addr", "127.0.0.1:0", "--version", "v1", "--time-limit=20s"}
-	r, _, err := run(t, append([]string{"dgs"}, args...)...)
+	r, _, err := runRoot(t, append([]string{"dgs"}, args...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +295,7 @@ func TestDGSPassesItsArgumentsThrough(t *testing.T) {
 		t.Fatalf("dgs got %q, want %q", r.dgsArgs, args)
 	}
 	// The root's own flags, before the subcommand, are not passed on.
-	r, _, err = run(t, append([]string{"--log-level", "debug", "--log-format=json", "dgs"}, args...)...)
+	r, _, err = runRoot(t, append([]string{"--log-level", "debug", "--log-format=json", "dgs"}, args...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +333,7 @@ func interpolate(s string) string {
 // job: its arguments (after the binary) and environment, interpolated.
 func renderTask(t *testing.T, args ...string) ([]string, map[string]string) {
 	t.Helper()
-	_, out, err := run(t, append([]string{"jobs", "render", "--region", "eu", "--binary", "/usr/local/bin/cellgrid"}, args...)...)
+	_, out, err := runRoot(t, append([]string{"jobs", "render", "--region", "eu", "--binary", "/usr/local/bin/cellgrid"}, args...)...)
 	if err != nil {
 		t.Fatalf("jobs render: %v", err)
 	}
@@ -333,14 +341,30 @@ func renderTask(t *testing.T, args ...string) ([]string, map[string]string) {
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatalf("render output is not a job: %v\n%s", err, out)
 	}
-	if len(doc.Job.TaskGroups) != 1 || len(doc.Job.TaskGroups[0].Tasks) != 1 {
-		t.Fatalf("want one task, got %+v", doc.Job.TaskGroups)
+	return taskOf(t, doc.Job)
+}
+
+// taskOf returns the only task of j: its arguments (after the binary) and
+// environment, interpolated.
+func taskOf(t *testing.T, j *api.Job) ([]string, map[string]string) {
+	t.Helper()
+	if len(j.TaskGroups) != 1 || len(j.TaskGroups[0].Tasks) != 1 {
+		t.Fatalf("want one task, got %+v", j.TaskGroups)
 	}
-	task := doc.Job.TaskGroups[0].Tasks[0]
-	raw, _ := task.Config["args"].([]any)
+	task := j.TaskGroups[0].Tasks[0]
 	var targs []string
-	for _, a := range raw {
-		targs = append(targs, interpolate(a.(string)))
+	switch raw := task.Config["args"].(type) {
+	case []string: // built in this process
+		for _, a := range raw {
+			targs = append(targs, interpolate(a))
+		}
+	case []any: // decoded from JSON
+		for _, a := range raw {
+			targs = append(targs, interpolate(a.(string)))
+		}
+	}
+	if len(targs) == 0 {
+		t.Fatalf("task %s has no arguments: %+v", task.Name, task.Config)
 	}
 	env := map[string]string{}
 	for k, v := range task.Env {
@@ -361,14 +385,38 @@ func TestRenderedCellJobStartsTheCellCommand(t *testing.T) {
 	for k, v := range env {
 		t.Setenv(k, v)
 	}
-	r, _, err := run(t, args...)
+	r, _, err := runRoot(t, args...)
 	if err != nil {
 		t.Fatalf("cellgrid %s (env %v): %v", strings.Join(args, " "), env, err)
 	}
 	s := r.cell
 	if s.Infra.db != "postgres://job/db" || s.Infra.redis != "redis.job:6379" || s.Infra.nats != "nats://nats.job:4222" ||
-		s.Cfg.ID != "eu-west-1" || s.Cfg.GlobalIssuer != "http://global.job:8080" || s.Cfg.HTTPAddr != "0.0.0.0:31000" {
+		s.Cfg.ID != "eu-west-1" || s.Cfg.GlobalIssuer != "http://global.job:8080" || s.Cfg.HTTPAddr != "10.0.0.5:31001" ||
+		s.Launcher != "local" {
 		t.Fatalf("the cell job's command resolved to %+v", s)
+	}
+
+	// A cell job with the Nomad launcher starts a cell that dispatches
+	// its DGSs through Nomad.
+	j, err := jobs.CellJob(jobs.CellSpec{Common: jobs.Common{Region: "eu", Binary: jobs.Binary{Source: "/usr/local/bin/cellgrid"}},
+		CellID: "eu-west-1", DBURL: "postgres://job/db", NATSURL: "nats://nats.job:4222",
+		Launcher: "nomad", NomadAddr: "http://nomad.job:4646"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	args, env = taskOf(t, j)
+	clearEnv(t)
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	r, _, err = runRoot(t, args...)
+	if err != nil {
+		t.Fatalf("cellgrid %s (env %v): %v", strings.Join(args, " "), env, err)
+	}
+	if s := r.cell; s.Launcher != "nomad" || s.NomadAddr != "http://nomad.job:4646" || s.DGSJob != jobs.DGSJobID("eu-west-1") ||
+		s.Infra.db != "postgres://job/db" {
+		t.Fatalf("the Nomad-launcher cell job's command resolved to launcher %q nomad %q job %q db %q",
+			s.Launcher, s.NomadAddr, s.DGSJob, s.Infra.db)
 	}
 }
 
@@ -385,7 +433,7 @@ func TestRenderedGlobalJobStartsTheGlobalCommand(t *testing.T) {
 	// The operator supplies the sealing key (a Nomad variable or template),
 	// never the job definition.
 	t.Setenv("CELLGRID_ENCRYPTION_KEY", testKey)
-	r, _, err := run(t, args...)
+	r, _, err := runRoot(t, args...)
 	if err != nil {
 		t.Fatalf("cellgrid %s (env %v): %v", strings.Join(args, " "), env, err)
 	}
@@ -401,7 +449,7 @@ func TestRenderedDGSJobStartsTheDGSCommand(t *testing.T) {
 	if len(args) == 0 || args[0] != "dgs" {
 		t.Fatalf("dgs job runs %q", args)
 	}
-	r, _, err := run(t, args...)
+	r, _, err := runRoot(t, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -421,7 +469,7 @@ func TestJobsRenderRefusesBadFlags(t *testing.T) {
 		{"jobs", "render", "--kind", "nope", "--region", "eu", "--binary", "/b"},                   // bad kind
 		{"jobs", "render", "--kind", "cell", "--region", "eu", "--region", "us", "--binary", "/b"}, // two regions
 	} {
-		if _, _, err := run(t, args...); err == nil {
+		if _, _, err := runRoot(t, args...); err == nil {
 			t.Fatalf("%q accepted", args)
 		}
 	}

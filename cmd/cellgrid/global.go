@@ -7,22 +7,32 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cellgrid/cellgrid/devstack"
 	"github.com/cellgrid/cellgrid/global"
+	"github.com/cellgrid/cellgrid/topology"
 )
 
 // globalSetup is everything `cellgrid global` resolved from its flags and
 // environment before it opens a connection.
 type globalSetup struct {
-	Cfg   global.Config
-	Infra infraFlags
+	Cfg    global.Config
+	Infra  infraFlags
+	Consul string // Consul agent to register with and discover cells from ("": none)
 }
 
 func globalCmd(rf *rootFlags, st starters) *cobra.Command {
 	var cfg global.Config
 	var inf infraFlags
 	var af authFlags
+	var consulAddr string
+	var devGame bool
 	setup := func() (globalSetup, error) {
 		c := cfg
+		if devGame {
+			d := devstack.DevGlobal()
+			d.Addr, d.PublicURL, d.Cells = cfg.Addr, cfg.PublicURL, cfg.Cells
+			c = d
+		}
 		var err error
 		if c.Auth, err = af.config(); err != nil {
 			return globalSetup{}, err
@@ -33,7 +43,7 @@ func globalCmd(rf *rootFlags, st starters) *cobra.Command {
 		if err := inf.checkDB(); err != nil {
 			return globalSetup{}, err
 		}
-		return globalSetup{Cfg: c, Infra: inf}, nil
+		return globalSetup{Cfg: c, Infra: inf, Consul: consulAddr}, nil
 	}
 	cmd := &cobra.Command{
 		Use:   "global",
@@ -56,6 +66,8 @@ func globalCmd(rf *rootFlags, st starters) *cobra.Command {
 	af.register(f, false)
 	f.StringSliceVar(&cfg.Cells, "cells", nil, "cell ids whose streams to source")
 	inf.register(f, "")
+	f.BoolVar(&devGame, "dev-game-config", false, "use the dev stack's catalog, boards, achievements and rewards (cellgrid dev --nomad)")
+	f.StringVar(&consulAddr, "consul", "", "Consul agent host:port: register this layer with a /readyz check and take the cells from the Consul catalog")
 	return cmd
 }
 
@@ -66,9 +78,20 @@ func startGlobal(ctx context.Context, log *slog.Logger, s globalSetup) error {
 		return err
 	}
 	defer in.Close()
-	g, err := global.New(s.Cfg, global.Deps{DB: in.DB, Redis: in.Redis, NATS: in.NATS, Log: log})
+	topo := topology.NewRegistry()
+	g, err := global.New(s.Cfg, global.Deps{DB: in.DB, Redis: in.Redis, NATS: in.NATS, Topology: topo, Log: log})
 	if err != nil {
 		return err
 	}
-	return g.Run(ctx)
+	if s.Consul == "" {
+		return g.Run(ctx)
+	}
+	cc, reg, err := globalRegistrar(s.Consul, g.URL(), log)
+	if err != nil {
+		return err
+	}
+	watch := func(ctx context.Context) error {
+		return topo.WatchConsul(ctx, cc, topology.DiscoveryConfig{}, log.With("component", "topology-consul"))
+	}
+	return runAll(ctx, g.Run, reg.Run, watch)
 }

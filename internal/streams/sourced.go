@@ -56,7 +56,12 @@ func (s SourcedStream) EnsureStream(ctx context.Context, js jetstream.JetStream)
 			Duplicates:  s.Duplicates,
 			Sources:     want,
 		}); err != nil {
-			return fmt.Errorf("stream %s: %w", s.Name, err)
+			// A concurrent update or create answered in place of ours
+			// (its sources, not ours; or the name just got taken): read
+			// the stream again and retry.
+			if !errors.Is(err, jetstream.ErrStreamSourceNotSupported) && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				return fmt.Errorf("stream %s: %w", s.Name, err)
+			}
 		}
 		// Another writer may have updated the stream from an older read
 		// between our read and our update: read again, redo if one we

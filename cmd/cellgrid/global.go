@@ -64,7 +64,7 @@ func globalCmd(rf *rootFlags, st starters) *cobra.Command {
 	f.StringVar(&cfg.Addr, "addr", "0.0.0.0:8080", "HTTP listen address")
 	f.StringVar(&cfg.PublicURL, "public-url", "", "URL clients and cells use for this layer (the token issuer); default the listen URL")
 	af.register(f, false)
-	f.StringSliceVar(&cfg.Cells, "cells", nil, "cell ids whose streams to source")
+	f.StringSliceVar(&cfg.Cells, "cells", nil, "cell ids whose streams to source from the start (optional: cells are also sourced when they appear in the topology)")
 	inf.register(f, "")
 	f.BoolVar(&devGame, "dev-game-config", false, "use the dev stack's catalog, boards, achievements and rewards (cellgrid dev --nomad)")
 	f.StringVar(&consulAddr, "consul", "", "Consul agent host:port: register this layer with a /readyz check and take the cells from the Consul catalog")

@@ -181,8 +181,9 @@ func TestResultSurvivesConsumerRestartBeforeAck(t *testing.T) {
 		t.Fatal(err)
 	}
 	session := uuid.NewString()
-	mr := events.MatchResult{SessionID: session, Cell: "eu-west-1", GameMode: "duel", Winner: ann,
-		Players: []events.PlayerResult{{PlayerID: ann, Score: 42}}}
+	recordSession(t, d.Pool, session, "eu-dgs-1", ann)
+	mr := events.MatchResult{SessionID: session, Cell: "eu-west-1", GameMode: "duel", DGSID: "eu-dgs-1", Winner: ann,
+		Players: []events.PlayerResult{{PlayerID: ann, Score: 42, Connected: true}}}
 
 	brk.setDown(true)
 	regA, stopA := start()

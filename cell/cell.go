@@ -11,6 +11,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
@@ -62,6 +63,11 @@ type Cell struct {
 	relayPub string // relay address handed to clients
 	verifier *accesstoken.Verifier
 	stopKeys context.CancelFunc // background JWKS fetches of a verifier New built
+
+	janitor  *matchmaker.Janitor
+	restorer *session.Restorer
+	// markReady is c.tickets.MarkReady (a test makes it fail).
+	markReady func(ctx context.Context, m matchmaker.Match, ready string, tokens map[string]string) error
 
 	intake   *telemetry.Intake
 	draining atomic.Bool
@@ -117,6 +123,19 @@ func New(cfg Config, deps Deps) (*Cell, error) {
 	if c.mm, err = matchmaker.New(cfg.Matchmaker, matchmaker.Deps{Store: c.tickets, Handler: c.handleMatch, Log: c.log}); err != nil {
 		return nil, c.fail(err)
 	}
+	c.markReady = c.tickets.MarkReady
+	jc := cfg.Janitor
+	if jc.Deadline <= 0 {
+		// A live allocation may take HandlerTimeout: never requeue it.
+		mc := cfg.Matchmaker
+		if mc.HandlerTimeout <= 0 {
+			mc.HandlerTimeout = matchmaker.DefaultConfig().HandlerTimeout
+		}
+		jc.Deadline = max(matchmaker.DefaultJanitorConfig().Deadline, 3*mc.HandlerTimeout)
+	}
+	if c.janitor, err = matchmaker.NewJanitor(jc, matchmaker.JanitorDeps{Store: c.tickets, Log: c.log}); err != nil {
+		return nil, c.fail(err)
+	}
 	fc := cfg.Fleet
 	fc.Cell, fc.Version = cfg.ID, cfg.DGS
 	if fc.NATSURL = cfg.NATSURL; fc.NATSURL == "" {
@@ -127,6 +146,11 @@ func New(cfg Config, deps Deps) (*Cell, error) {
 	}
 	if c.sessions, err = session.New(session.Config{Cell: cfg.ID, Region: cfg.Region, LiveTTL: cfg.SessionLiveTTL},
 		session.Deps{Redis: deps.Redis, DB: deps.DB, NATS: deps.NATS, Log: c.log}); err != nil {
+		return nil, c.fail(err)
+	}
+
+	if c.restorer, err = session.NewRestorer(session.RestorerConfig{Cell: cfg.ID, Region: cfg.Region, LiveTTL: cfg.SessionLiveTTL, Interval: cfg.SessionRestoreInterval},
+		session.RestorerDeps{Redis: deps.Redis, DB: deps.DB, Log: c.log}); err != nil {
 		return nil, c.fail(err)
 	}
 
@@ -148,7 +172,7 @@ func New(cfg Config, deps Deps) (*Cell, error) {
 		return nil, c.fail(err)
 	}
 	c.relay, err = relay.New(cfg.Relay, relay.Deps{
-		Conn: pc, Verifier: tv, Sessions: c.sessions, Replay: session.NewReplayGuard(deps.Redis, cfg.ID),
+		Conn: pc, Verifier: tv, Sessions: c.sessions, Replay: session.NewReplayGuard(deps.Redis, cfg.ID, cfg.ConnectTokenTTL+relayLeeway(cfg.Relay)),
 		Log: c.log, Metrics: deps.Registry,
 	})
 	if err != nil {
@@ -179,6 +203,14 @@ func New(cfg Config, deps Deps) (*Cell, error) {
 		c.cfg.PublicURL = c.http.URL()
 	}
 	return c, nil
+}
+
+// relayLeeway is the relay's token leeway, defaulted as the relay does.
+func relayLeeway(rc relay.Config) time.Duration {
+	if rc.TokenLeeway > 0 {
+		return rc.TokenLeeway
+	}
+	return relay.DefaultConfig().TokenLeeway
 }
 
 func (c *Cell) fail(err error) error {
@@ -231,6 +263,8 @@ func (c *Cell) Run(ctx context.Context) error {
 	// handing it matches.
 	c.group.Add("fleet", c.fleet.Run)
 	c.group.Add("matchmaker", c.mm.Run)
+	c.group.Add("matchmaker janitor", c.janitor.Run)
+	c.group.Add("session restorer", c.restorer.Run)
 	c.group.Add("relay", c.relay.Run)
 	c.group.Add("match results", c.sessions.Run)
 	c.group.Add("telemetry intake", c.intake.Run)

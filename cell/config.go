@@ -35,6 +35,10 @@ type Config struct {
 	GameModes []matchmaker.GameMode
 	// Matchmaker tunes ticks, leases and workers.
 	Matchmaker matchmaker.Config
+	// Janitor requeues tickets a dead matchmaker left matched. A zero
+	// Deadline is three times the matchmaker's HandlerTimeout (at least
+	// 30s).
+	Janitor matchmaker.JanitorConfig
 
 	// Fleet sizes and timings (Cell, NATSURL and Version are filled in from
 	// ID, NATSURL and DGS).
@@ -64,6 +68,10 @@ type Config struct {
 	// SessionLiveTTL bounds a session's live state without a result.
 	// Default 2h.
 	SessionLiveTTL time.Duration
+	// SessionRestoreInterval is how often the cell checks whether Redis
+	// lost the live sessions (restart) and rebuilds them from the
+	// database. Default 2s.
+	SessionRestoreInterval time.Duration
 	// RetryAfter is what a shed join is told. Default 5s.
 	RetryAfter time.Duration
 	// PublicURL is the cell API's URL in heartbeats; default the listen URL.

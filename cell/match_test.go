@@ -74,7 +74,7 @@ func TestDuelEndToEnd(t *testing.T) {
 	// HELLO from a new address with the same token moves the binding, by
 	// the relay's design, so the guard is checked directly).
 	parsed, _ := connecttoken.Parse(raw)
-	if first, err := session.NewReplayGuard(e.rd, cellID).FirstUse(context.Background(), parsed.Nonce, time.Minute); err != nil || first {
+	if first, err := session.NewReplayGuard(e.rd, cellID, 0).FirstUse(context.Background(), parsed.Nonce, time.Minute); err != nil || first {
 		t.Fatalf("nonce not recorded by the relay: first=%v %v", first, err)
 	}
 

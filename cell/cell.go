@@ -59,7 +59,8 @@ type Cell struct {
 	fleet    *fleet.Fleet
 	sessions *session.Store
 	relay    *relay.Relay
-	http     *httpapi.Server
+	http     *httpapi.Server // public: the API, terse /readyz
+	ops      *httpapi.Server // ops: /metrics, detailed /readyz
 	relayPub string // relay address handed to clients
 	verifier *accesstoken.Verifier
 	stopKeys context.CancelFunc // background JWKS fetches of a verifier New built
@@ -195,9 +196,14 @@ func New(cfg Config, deps Deps) (*Cell, error) {
 		}},
 		{Name: "components", Fn: c.group.Check},
 	}
-	if c.http, err = httpapi.New(httpapi.Config{Addr: cfg.HTTPAddr}, httpapi.Deps{Handler: c.routes(), Registry: deps.Registry, Checks: checks, Log: c.log}); err != nil {
+	if c.http, err = httpapi.New(httpapi.Config{Addr: cfg.HTTPAddr, Public: true}, httpapi.Deps{Handler: c.routes(), Registry: deps.Registry, Checks: checks, Log: c.log}); err != nil {
 		_ = c.relay.Close()
 		return nil, c.fail(err)
+	}
+	if c.ops, err = httpapi.New(httpapi.Config{Addr: cfg.OpsAddr}, httpapi.Deps{Registry: deps.Registry, Checks: checks, Log: c.log}); err != nil {
+		_ = c.http.Close()
+		_ = c.relay.Close()
+		return nil, c.fail(fmt.Errorf("cell: ops listener: %w", err))
 	}
 	if c.cfg.PublicURL == "" {
 		c.cfg.PublicURL = c.http.URL()
@@ -222,6 +228,9 @@ func (c *Cell) fail(err error) error {
 
 // URL is the cell API's base URL (http://host:port).
 func (c *Cell) URL() string { return c.http.URL() }
+
+// OpsURL is the ops listener's base URL (/metrics, detailed /readyz).
+func (c *Cell) OpsURL() string { return c.ops.URL() }
 
 // RelayAddr is the relay address handed to clients.
 func (c *Cell) RelayAddr() string { return c.relayPub }
@@ -251,14 +260,17 @@ func (c *Cell) Run(ctx context.Context) error {
 	if err := c.sessions.EnsureStream(ctx); err != nil {
 		_ = c.relay.Close()
 		_ = c.http.Close()
+		_ = c.ops.Close()
 		return err
 	}
 	if err := c.intake.EnsureStream(ctx); err != nil {
 		_ = c.relay.Close()
 		_ = c.http.Close()
+		_ = c.ops.Close()
 		return err
 	}
 	c.group.AddLingering("http", c.cfg.UnreadyLinger, c.http.Run)
+	c.group.AddLingering("ops http", c.cfg.UnreadyLinger, c.ops.Run)
 	// The fleet stops its servers last, after the matchmaker stopped
 	// handing it matches.
 	c.group.Add("fleet", c.fleet.Run)
@@ -269,7 +281,7 @@ func (c *Cell) Run(ctx context.Context) error {
 	c.group.Add("match results", c.sessions.Run)
 	c.group.Add("telemetry intake", c.intake.Run)
 	c.group.Add("heartbeat", c.runHeartbeat)
-	c.log.Info("cell running", "api", c.URL(), "relay", c.RelayAddr())
+	c.log.Info("cell running", "api", c.URL(), "ops", c.OpsURL(), "relay", c.RelayAddr())
 	return c.group.Run(ctx)
 }
 
@@ -281,7 +293,7 @@ func (c *Cell) Close() error {
 	c.closeOnce.Do(func() {
 		_ = c.relay.Close()
 		_ = c.fail(nil)
-		err = c.http.Close()
+		err = errors.Join(c.http.Close(), c.ops.Close())
 	})
 	return err
 }

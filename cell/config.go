@@ -22,6 +22,11 @@ type Config struct {
 	// HTTPAddr is the cell API's listen address; port 0 picks a free one
 	// (read it back with URL). Default 127.0.0.1:0.
 	HTTPAddr string
+	// OpsAddr is the ops listener's address: /metrics and /readyz with
+	// each check's error text (the public /readyz names failing checks
+	// only). Keep it on loopback or a private network; port 0 picks a
+	// free one (read it back with OpsURL). Default 127.0.0.1:0.
+	OpsAddr string
 	// RelayAddr is the relay's UDP listen address; port 0 picks a free one
 	// (read it back with RelayAddr). Default 127.0.0.1:0.
 	RelayAddr string
@@ -91,6 +96,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		HTTPAddr:          "127.0.0.1:0",
+		OpsAddr:           "127.0.0.1:0",
 		RelayAddr:         "127.0.0.1:0",
 		Relay:             relay.DefaultConfig(),
 		GameModes:         matchmaker.DefaultModes(),
@@ -115,6 +121,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.HTTPAddr == "" {
 		c.HTTPAddr = d.HTTPAddr
+	}
+	if c.OpsAddr == "" {
+		c.OpsAddr = d.OpsAddr
 	}
 	if c.RelayAddr == "" {
 		c.RelayAddr = d.RelayAddr

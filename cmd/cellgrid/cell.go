@@ -71,7 +71,7 @@ func cellCmd(rf *rootFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "cell %s api %s relay %s\n", cfg.ID, c.URL(), c.RelayAddr())
+			fmt.Fprintf(cmd.OutOrStdout(), "cell %s api %s relay %s ops %s\n", cfg.ID, c.URL(), c.RelayAddr(), c.OpsURL())
 			return c.Run(ctx)
 		},
 	}
@@ -79,6 +79,7 @@ func cellCmd(rf *rootFlags) *cobra.Command {
 	f.StringVar(&cfg.ID, "id", "", "cell id, e.g. eu-west-1 (required)")
 	f.StringVar(&cfg.Region, "region", "", "region of the cell (default: the id)")
 	f.StringVar(&cfg.HTTPAddr, "http-addr", "0.0.0.0:8081", "cell API listen address")
+	f.StringVar(&cfg.OpsAddr, "ops-addr", "127.0.0.1:0", "ops listener (/metrics, /readyz with error text): keep it private; port 0 picks a free one, printed at start")
 	f.StringVar(&cfg.RelayAddr, "relay-addr", "0.0.0.0:7777", "UDP relay and beacon listen address")
 	f.StringVar(&cfg.RelayPublicAddr, "relay-public-addr", "", "relay address clients are told to use (default: the listen address)")
 	f.StringVar(&globalURL, "global", "http://127.0.0.1:8080", "global layer URL: token issuer and JWKS")

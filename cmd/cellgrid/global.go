@@ -36,11 +36,13 @@ func globalCmd(rf *rootFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			fmt.Fprintf(cmd.OutOrStdout(), "global api %s ops %s\n", g.URL(), g.OpsURL())
 			return g.Run(ctx)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Addr, "addr", "0.0.0.0:8080", "HTTP listen address")
+	f.StringVar(&cfg.OpsAddr, "ops-addr", "127.0.0.1:0", "ops listener (/metrics, /readyz with error text): keep it private; port 0 picks a free one, printed at start")
 	f.StringVar(&cfg.PublicURL, "public-url", "", "URL clients and cells use for this layer (the token issuer); default the listen URL")
 	af.register(f, false)
 	f.StringSliceVar(&cfg.Cells, "cells", nil, "cell ids whose streams to source")

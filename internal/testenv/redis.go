@@ -49,6 +49,16 @@ func NewRedis(t testing.TB) *Redis {
 	return r
 }
 
+// Stop stops the server (Redis down); Restart brings it back empty.
+func (r *Redis) Stop(t testing.TB) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.server.Close(); err != nil {
+		t.Fatalf("testenv: stop redis: %v", err)
+	}
+}
+
 // Restart stops the server and starts a fresh one on the same port: every
 // key is gone (tests run without persistence), as after a crash. Client
 // reconnects by itself.

@@ -61,7 +61,7 @@ type Cell struct {
 	relay    *relay.Relay
 	http     *httpapi.Server // public: the API, terse /readyz
 	ops      *httpapi.Server // ops: /metrics, detailed /readyz
-	relayPub string // relay address handed to clients
+	relayPub string          // relay address handed to clients
 	verifier *accesstoken.Verifier
 	stopKeys context.CancelFunc // background JWKS fetches of a verifier New built
 

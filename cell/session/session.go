@@ -22,6 +22,14 @@ import (
 	"github.com/cellgrid/cellgrid/proto/events"
 )
 
+// ErrUnknownSession means a match result names a session this cell has
+// no row for (yet: see Run).
+var ErrUnknownSession = errors.New("session: unknown session")
+
+// unknownResultDeliveries is how many times a result for an unknown
+// session is tried (a second apart) before it is dropped.
+const unknownResultDeliveries = 10
+
 // Session statuses in game_sessions.status.
 const (
 	StatusRunning = "running"
@@ -240,8 +248,7 @@ func (s *Store) End(ctx context.Context, r events.MatchResult) error {
 		return tx.SendBatch(ctx, b).Close()
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
-		s.log.Warn("result for an unknown session", "session", r.SessionID)
-		return nil
+		return fmt.Errorf("end session %s: %w", r.SessionID, ErrUnknownSession)
 	}
 	if err != nil {
 		return fmt.Errorf("end session %s: %w", r.SessionID, err)
@@ -321,6 +328,16 @@ func (s *Store) Run(ctx context.Context) error {
 		ectx, cancel := context.WithTimeout(hctx, 10*time.Second)
 		defer cancel()
 		if err := s.End(ectx, r); err != nil {
+			if errors.Is(err, ErrUnknownSession) {
+				// A short match's server can publish its result before
+				// Start committed the session's row: retry a few times,
+				// then drop it (a forged or stray result must not loop).
+				if md, merr := msg.Metadata(); merr == nil && md.NumDelivered >= unknownResultDeliveries {
+					s.log.Warn("result for an unknown session dropped", "session", r.SessionID, "deliveries", md.NumDelivered)
+					_ = msg.Term()
+					return
+				}
+			}
 			s.log.Warn("ending session failed; will retry", "session", r.SessionID, "err", err)
 			_ = msg.NakWithDelay(time.Second)
 			return

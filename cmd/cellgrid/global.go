@@ -1,17 +1,22 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
+	"github.com/cellgrid/cellgrid/devstack"
 	"github.com/cellgrid/cellgrid/global"
+	"github.com/cellgrid/cellgrid/topology"
 )
 
 func globalCmd(rf *rootFlags) *cobra.Command {
 	var cfg global.Config
 	var inf infraFlags
 	var af authFlags
+	var consulAddr string
+	var devGame bool
 	cmd := &cobra.Command{
 		Use:   "global",
 		Short: "Run the global layer (auth, profiles, store, leaderboards, topology)",
@@ -19,6 +24,11 @@ func globalCmd(rf *rootFlags) *cobra.Command {
 			log, err := rf.logger()
 			if err != nil {
 				return err
+			}
+			if devGame {
+				d := devstack.DevGlobal()
+				d.Addr, d.PublicURL, d.Cells = cfg.Addr, cfg.PublicURL, cfg.Cells
+				cfg = d
 			}
 			if cfg.Auth, err = af.config(); err != nil {
 				return err
@@ -32,12 +42,23 @@ func globalCmd(rf *rootFlags) *cobra.Command {
 				return err
 			}
 			defer in.Close()
-			g, err := global.New(cfg, global.Deps{DB: in.DB, Redis: in.Redis, NATS: in.NATS, Log: log})
+			topo := topology.NewRegistry()
+			g, err := global.New(cfg, global.Deps{DB: in.DB, Redis: in.Redis, NATS: in.NATS, Topology: topo, Log: log})
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "global api %s ops %s\n", g.URL(), g.OpsURL())
-			return g.Run(ctx)
+			if consulAddr == "" {
+				return g.Run(ctx)
+			}
+			cc, reg, err := globalRegistrar(consulAddr, g.URL(), log)
+			if err != nil {
+				return err
+			}
+			watch := func(ctx context.Context) error {
+				return topo.WatchConsul(ctx, cc, topology.DiscoveryConfig{}, log.With("component", "topology-consul"))
+			}
+			return runAll(ctx, g.Run, reg.Run, watch)
 		},
 	}
 	f := cmd.Flags()
@@ -47,5 +68,7 @@ func globalCmd(rf *rootFlags) *cobra.Command {
 	af.register(f, false)
 	f.StringSliceVar(&cfg.Cells, "cells", nil, "cell ids whose streams to source")
 	inf.register(f, "")
+	f.BoolVar(&devGame, "dev-game-config", false, "use the dev stack's catalog, boards, achievements and rewards (cellgrid dev --nomad)")
+	f.StringVar(&consulAddr, "consul", "", "Consul agent host:port: register this layer with a /readyz check and take the cells from the Consul catalog")
 	return cmd
 }

@@ -201,10 +201,22 @@ func gone(ctx context.Context, cons jetstream.Consumer, err error) bool {
 	return errors.Is(ierr, jetstream.ErrConsumerNotFound) || errors.Is(ierr, jetstream.ErrStreamNotFound)
 }
 
+// quietFetch reports whether err only says the fetch's own wait ran out
+// (under load even the pull request may take longer than MaxWait) while the
+// sink itself keeps running.
+func quietFetch(ctx context.Context, err error) bool {
+	return err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded)
+}
+
 func (t *Telemetry) sinkOnce(ctx context.Context, cons jetstream.Consumer) error {
 	fctx, cancel := context.WithTimeout(ctx, t.cfg.MaxWait)
 	defer cancel()
 	batch, err := cons.Fetch(t.cfg.BatchMessages, jetstream.FetchContext(fctx))
+	if quietFetch(ctx, err) {
+		// A fetch that waited its whole MaxWait for nothing: an idle
+		// stream, not a failure.
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("fetch: %w", err)
 	}
@@ -232,7 +244,7 @@ func (t *Telemetry) sinkOnce(ctx context.Context, cons jetstream.Consumer) error
 		}
 	}
 	if len(msgs) == 0 {
-		if err := batch.Error(); err != nil && ctx.Err() == nil {
+		if err := batch.Error(); err != nil && ctx.Err() == nil && !quietFetch(ctx, err) {
 			return fmt.Errorf("fetch: %w", err)
 		}
 		return nil

@@ -210,7 +210,8 @@ func TestRunningMatchSurvivesRedisRestart(t *testing.T) {
 	}
 }
 
-// hello sends one HELLO from a fresh socket and returns the relay's answer.
+// hello sends a HELLO from a fresh socket and returns the relay's answer
+// (sending again on silence or REJECT unavailable, as a client does).
 func hello(t *testing.T, relayAddr string, token []byte) packet.Control {
 	t.Helper()
 	c, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -232,6 +233,9 @@ func hello(t *testing.T, relayAddr string, token []byte) packet.Control {
 		ctl, err := packet.ParseControl(buf[:n])
 		if err != nil {
 			t.Fatalf("answer to HELLO: %v", err)
+		}
+		if ctl.Type == packet.TypeReject && ctl.Reason == packet.RejectUnavailable {
+			continue // Redis still reconnecting: the client retries
 		}
 		return ctl
 	}

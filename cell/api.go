@@ -78,6 +78,9 @@ func (c *Cell) join(w http.ResponseWriter, r *http.Request) error {
 		return &httpapi.Error{Status: http.StatusServiceUnavailable, Code: "cell_draining",
 			Message: "this cell is draining: join another cell from the topology", RetryAfter: c.cfg.RetryAfter}
 	}
+	if rf, ok := c.FailedOver(); ok {
+		return c.failedOverError(rf, req.LatenciesMS)
+	}
 	players := []string{me}
 	seen := map[string]bool{me: true}
 	for _, p := range req.Party {

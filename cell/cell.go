@@ -27,6 +27,7 @@ import (
 	"github.com/cellgrid/cellgrid/internal/httpapi"
 	"github.com/cellgrid/cellgrid/internal/redisclient"
 	"github.com/cellgrid/cellgrid/proto/connecttoken"
+	"github.com/cellgrid/cellgrid/proto/events"
 	"github.com/cellgrid/cellgrid/relay"
 )
 
@@ -65,6 +66,7 @@ type Cell struct {
 
 	intake   *telemetry.IntakeHandler
 	draining atomic.Bool
+	failover atomic.Pointer[events.RegionFailover] // set while the region is failed over (region.go)
 
 	runOnce sync.Once
 }
@@ -218,7 +220,7 @@ func (c *Cell) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 5) // one per component below
+	errs := make(chan error, 6) // one per component below
 	run := func(name string, f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -237,6 +239,7 @@ func (c *Cell) Run(ctx context.Context) error {
 	run("relay", c.relay.Run)
 	run("match results", c.sessions.RunResults)
 	run("heartbeat", c.runHeartbeat)
+	run("region watch", c.runRegionWatch)
 	c.log.Info("cell running", "api", c.URL(), "relay", c.RelayAddr())
 	<-ctx.Done()
 	herr := c.http.Close()

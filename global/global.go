@@ -204,7 +204,11 @@ func (s *Server) build(mux *http.ServeMux) error {
 	watch := func(ctx context.Context) error {
 		return deps.Topology.Watch(ctx, deps.NATS, timeout, logFor("topology"))
 	}
-	s.runs = append(s.runs, lb.Run, res.Run, tel.Run, watch)
+	failover, err := topology.NewFailover(topology.FailoverConfig{}, topology.FailoverDeps{NATS: deps.NATS, Registry: deps.Topology, Log: logFor("failover")})
+	if err != nil {
+		return fmt.Errorf("global: %w", err)
+	}
+	s.runs = append(s.runs, lb.Run, res.Run, tel.Run, watch, failover.Run)
 	s.issuer = cfg.PublicURL
 	return nil
 }

@@ -189,6 +189,10 @@ func (c *Cell) URL() string { return c.http.URL() }
 // RelayAddr is the relay address handed to clients.
 func (c *Cell) RelayAddr() string { return c.relayPub }
 
+// RelayListenAddr is the relay's bound UDP address (RelayAddr differs when
+// something, e.g. a WAN emulator, stands in front of it).
+func (c *Cell) RelayListenAddr() string { return c.relay.Addr().String() }
+
 // Fleet exposes the DGS pool (ops commands, tests).
 func (c *Cell) Fleet() *fleet.Fleet { return c.fleet }
 

@@ -48,15 +48,27 @@ func (st *Stack) startCells(ctx context.Context, cfg Config, pool *pgxpool.Pool,
 		}
 		cc.DGS = fleet.Version{Name: "dev", Command: cfg.DGSCommand[0], Args: append(cfg.DGSCommand[1:len(cfg.DGSCommand):len(cfg.DGSCommand)], cfg.DGSArgs...)}
 		cc.Fleet.Min, cc.Fleet.Buffer, cc.Fleet.Max = cfg.FleetBuffer, cfg.FleetBuffer, cfg.FleetMax
+		wanConn, wanAddr, err := st.wanRelaySocket(id)
+		if err != nil {
+			return err
+		}
+		cc.RelayPublicAddr = wanAddr
+		cc.GameModes = st.wanModes(cc.GameModes)
 		c, err := cell.New(cc, cell.Deps{
 			DB: pool, Redis: rc, NATS: nc, Verifier: verifier,
 			Launcher: &fleet.LocalLauncher{Env: cfg.DGSEnv, Output: cfg.DGSOutput},
 			Log:      st.log.With("component", "cell", "cell", id),
 		})
 		if err != nil {
+			if wanConn != nil {
+				_ = wanConn.Close()
+			}
 			return fmt.Errorf("devstack: cell %s: %w", id, err)
 		}
 		st.closers = append(st.closers, func() { _ = c.Close() })
+		if err := st.attachWANLink(id, wanConn, c.RelayListenAddr()); err != nil {
+			return err
+		}
 		st.runs = append(st.runs, c.Run)
 		topo.Put(topology.Cell{ID: id, Region: id, API: c.URL(), Relay: c.RelayAddr(), Beacon: c.RelayAddr()})
 	}

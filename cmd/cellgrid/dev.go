@@ -12,6 +12,8 @@ import (
 func devCmd(rf *rootFlags) *cobra.Command {
 	var cfg devstack.Config
 	var af authFlags
+	var useWAN bool
+	var wanConfig string
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the whole stack on this machine: PostgreSQL, Redis, NATS supercluster, global layer and cells",
@@ -28,6 +30,9 @@ func devCmd(rf *rootFlags) *cobra.Command {
 				return err
 			}
 			cfg.DGSCommand = []string{exe, "dgs"}
+			if cfg.WAN, err = wanLayout(useWAN, wanConfig); err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			st, err := devstack.Start(ctx, cfg, log)
 			if err != nil {
@@ -39,6 +44,7 @@ func devCmd(rf *rootFlags) *cobra.Command {
 				fmt.Fprintf(out, "cell    %-12s %s  relay %s\n", c.ID, c.API, c.Relay)
 			}
 			fmt.Fprintf(out, "nats    %s\n", st.NATSURL())
+			st.PrintWANLayout(out)
 			fmt.Fprintln(out, "Ctrl-C stops everything.")
 			return st.Run(ctx)
 		},
@@ -49,6 +55,8 @@ func devCmd(rf *rootFlags) *cobra.Command {
 	f.StringVar(&cfg.GlobalAddr, "global-addr", "127.0.0.1:8080", "global layer listen address")
 	f.IntVar(&cfg.CellBasePort, "cell-base-port", 8081, "cell i listens on 127.0.0.1:base+i (0: free ports)")
 	f.StringArrayVar(&cfg.DGSArgs, "dgs-arg", nil, "extra argument for every DGS, e.g. --dgs-arg=--time-limit=60s (repeatable)")
+	f.BoolVar(&useWAN, "wan", false, "put the player and the regions behind an emulated WAN (eu-west-1 20 ms, us-east-1 80 ms, ap-south-1 150 ms one way)")
+	f.StringVar(&wanConfig, "wan-config", "", "JSON file with another WAN layout (implies --wan; see devstack.LoadWAN)")
 	af.register(f, true)
 	return cmd
 }

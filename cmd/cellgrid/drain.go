@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
 	"github.com/cellgrid/cellgrid/proto/events"
@@ -24,7 +23,7 @@ func drainCmds(rf *rootFlags) []*cobra.Command {
 				if _, err := rf.logger(); err != nil {
 					return err
 				}
-				nc, err := nats.Connect(natsURL, nats.Name("cellgrid-ops"))
+				nc, err := opsConnect(natsURL)
 				if err != nil {
 					return err
 				}

@@ -127,6 +127,9 @@ func (c *Cell) join(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return err
 	}
+	if mode, ok := c.tickets.Mode(req.GameMode); ok {
+		c.rememberLatencies(r.Context(), t.ID, mode, req.LatenciesMS)
+	}
 	httpapi.WriteJSON(w, http.StatusAccepted, map[string]string{"ticket_id": t.ID})
 	return nil
 }
@@ -251,7 +254,7 @@ func (c *Cell) sessionFor(ctx context.Context, t matchmaker.Ticket, me string) (
 			sv.ExpiresAt = tok.ExpiresAt
 		}
 	}
-	if time.Until(sv.ExpiresAt) < c.cfg.ConnectTokenTTL/3 {
+	if time.Until(sv.ExpiresAt) < c.cfg.ConnectTokenTTL/3 && (doc.Cell == "" || doc.Cell == c.cfg.ID) {
 		live, err := c.sessions.SessionLive(ctx, uuid.MustParse(doc.ID))
 		if err != nil {
 			return nil, err

@@ -224,7 +224,7 @@ func (c *Cell) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 6) // one per component below
+	errs := make(chan error, 7) // one per component below
 	run := func(name string, f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -244,6 +244,7 @@ func (c *Cell) Run(ctx context.Context) error {
 	run("match results", c.sessions.RunResults)
 	run("heartbeat", c.runHeartbeat)
 	run("region watch", c.runRegionWatch)
+	run("overflow", c.runOverflow)
 	c.log.Info("cell running", "api", c.URL(), "relay", c.RelayAddr())
 	<-ctx.Done()
 	herr := c.http.Close()

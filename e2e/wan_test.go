@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/cellgrid/cellgrid/client"
+	"github.com/cellgrid/cellgrid/client/bots"
 	"github.com/cellgrid/cellgrid/devstack"
 	"github.com/cellgrid/cellgrid/internal/testenv"
 	"github.com/cellgrid/cellgrid/proto/events"
@@ -182,4 +183,35 @@ func TestWANLatencyRoutingAndRegionFailover(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestWANLossyRegionMatchesComplete: with 10% loss each way on the only
+// region's link, a duel of bots still completes over KCP; the bots report
+// the probe RTT of the region and the input→ack percentiles.
+func TestWANLossyRegionMatchesComplete(t *testing.T) {
+	w := devstack.DefaultWAN()
+	w.Loss = map[string]float64{"eu-west-1": 0.1}
+	st := startWANStack(t, w, "eu-west-1")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	sum, err := bots.Run(ctx, bots.Config{GlobalURL: st.GlobalURL, Players: 2, Mode: "duel", MatchTimeout: 60 * time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Finished != 2 || sum.MatchesCompleted != 1 || len(sum.Errors) != 0 {
+		t.Fatalf("summary: %+v", sum)
+	}
+	p := sum.ProbeRTT["eu-west-1"]
+	if p.N != 2 || p.P50 < 40*time.Millisecond || sum.Cells["eu-west-1"] != 2 {
+		t.Fatalf("probe summary %+v cells %v", sum.ProbeRTT, sum.Cells)
+	}
+	if sum.InputRTT.N == 0 || sum.InputRTT.P50 < 40*time.Millisecond {
+		t.Fatalf("input→ack %+v: not measured through the 40 ms path", sum.InputRTT)
+	}
+	s := st.WANLink("eu-west-1").Stats()
+	if s.UpDropped == 0 || s.DownDropped == 0 {
+		t.Fatalf("link dropped nothing: %+v", s)
+	}
+	t.Logf("10%% loss: relay RTT p50 %v p99 %v; input→ack p50 %v p99 %v (n=%d); link %+v",
+		sum.RelayRTT.P50, sum.RelayRTT.P99, sum.InputRTT.P50, sum.InputRTT.P99, sum.InputRTT.N, s)
 }

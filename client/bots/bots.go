@@ -54,6 +54,10 @@ type Summary struct {
 	RelayRTT         Percentiles
 	// InputRTT is input sent → snapshot acknowledging it, through the relay.
 	InputRTT Percentiles
+	// ProbeRTT is each cell's beacon round trip as the bots measured it
+	// when choosing a cell; Cells counts the bots that joined each cell.
+	ProbeRTT map[string]Percentiles
+	Cells    map[string]int
 }
 
 // Percentiles of a sample.
@@ -81,6 +85,8 @@ type result struct {
 	inputRTT    []time.Duration
 	sessionID   string
 	ended       bool
+	cell        string         // where the bot joined
+	probes      map[string]int // beacon RTT per cell, ms
 }
 
 // Run plays cfg.Players bots concurrently and returns their summary. The
@@ -117,6 +123,7 @@ func Run(ctx context.Context, cfg Config, ctr *Counters) (Summary, error) {
 	s := Summary{Players: cfg.Players}
 	var ttm, rrtt, irtt []time.Duration
 	sessions := map[string]bool{}
+	s.ProbeRTT, s.Cells = probeSummary(results)
 	for _, r := range results {
 		if r.err != nil {
 			s.Errors = append(s.Errors, r.err.Error())
@@ -159,6 +166,7 @@ func playOne(ctx context.Context, cfg Config, cheat bool, ctr *Counters) (res re
 			return result{err: err}
 		}
 	}
+	res.cell, res.probes = cell.ID, lat
 	start := time.Now()
 	ticket, err := c.Join(ctx, cell, client.JoinRequest{GameMode: cfg.Mode, LatenciesMS: lat})
 	if err != nil {

@@ -69,7 +69,7 @@ func (st *Stack) startCells(ctx context.Context, cfg Config, pool *pgxpool.Pool,
 		if err := st.attachWANLink(id, wanConn, c.RelayListenAddr()); err != nil {
 			return err
 		}
-		st.runs = append(st.runs, c.Run)
+		st.runs = append(st.runs, st.stoppableCell(id, c.Run))
 		topo.Put(topology.Cell{ID: id, Region: id, API: c.URL(), Relay: c.RelayAddr(), Beacon: c.RelayAddr()})
 	}
 	return nil

@@ -68,6 +68,7 @@ type Stack struct {
 	pool    *pgxpool.Pool
 	nats    *natsembed.SuperCluster
 	wan     *wanLayer // nil without Config.WAN
+	stops   cellStops // per-cell stop, for drills (drill.go)
 	log     *slog.Logger
 	closers []func() // in start order; closed in reverse
 	runs    []func(context.Context) error

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -89,22 +90,30 @@ type wanLayer struct {
 	mu      sync.Mutex
 	links   map[string]*wan.Link  // guarded by mu: by cell
 	proxies map[string]*wan.Proxy // guarded by mu: by NATS cluster
+	// switches sit between each proxy and its gateway port, to isolate a
+	// cluster in both directions.
+	switches map[string]*wan.GatewaySwitch // guarded by mu
 }
 
 func newWANLayer(cfg *WAN) *wanLayer {
-	return &wanLayer{cfg: cfg, links: map[string]*wan.Link{}, proxies: map[string]*wan.Proxy{}}
+	return &wanLayer{cfg: cfg, links: map[string]*wan.Link{}, proxies: map[string]*wan.Proxy{}, switches: map[string]*wan.GatewaySwitch{}}
 }
 
 // gatewayFront puts a proxy in front of a cluster's gateway.
 func (st *Stack) gatewayFront(cluster, addr string) (string, error) {
 	w := st.wan
-	p, err := wan.NewProxy(wan.ProxyConfig{Name: "gw-" + cluster, Upstream: addr, Delay: w.cfg.Gateway[cluster]})
+	sw, err := wan.NewGatewaySwitch(cluster, addr)
+	if err != nil {
+		return "", err
+	}
+	st.closers = append(st.closers, func() { _ = sw.Close() })
+	p, err := wan.NewProxy(wan.ProxyConfig{Name: "gw-" + cluster, Upstream: sw.Addr(), Delay: w.cfg.Gateway[cluster]})
 	if err != nil {
 		return "", err
 	}
 	st.closers = append(st.closers, func() { _ = p.Close() })
 	w.mu.Lock()
-	w.proxies[cluster] = p
+	w.proxies[cluster], w.switches[cluster] = p, sw
 	w.mu.Unlock()
 	return p.Addr(), nil
 }
@@ -170,6 +179,29 @@ func (st *Stack) GatewayProxy(cluster string) *wan.Proxy {
 	st.wan.mu.Lock()
 	defer st.wan.mu.Unlock()
 	return st.wan.proxies[cluster]
+}
+
+// IsolateCluster cuts a NATS cluster off from every other, both
+// directions (what a region's network outage does to its gateways).
+func (st *Stack) IsolateCluster(cluster string) error {
+	return st.eachSwitch(func(sw *wan.GatewaySwitch) { sw.Isolate(cluster) })
+}
+
+// RejoinCluster undoes IsolateCluster; the gateways reconnect.
+func (st *Stack) RejoinCluster(cluster string) error {
+	return st.eachSwitch(func(sw *wan.GatewaySwitch) { sw.Rejoin(cluster) })
+}
+
+func (st *Stack) eachSwitch(f func(*wan.GatewaySwitch)) error {
+	if st.wan == nil {
+		return errors.New("devstack: the stack has no WAN")
+	}
+	st.wan.mu.Lock()
+	defer st.wan.mu.Unlock()
+	for _, sw := range st.wan.switches {
+		f(sw)
+	}
+	return nil
 }
 
 // PrintWANLayout writes the emulated distances (nothing without --wan).

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	mrand "math/rand/v2"
 	"slices"
@@ -58,6 +59,8 @@ type Summary struct {
 	// when choosing a cell; Cells counts the bots that joined each cell.
 	ProbeRTT map[string]Percentiles
 	Cells    map[string]int
+	// Sessions are the ids of the matches that ended with END.
+	Sessions []string
 }
 
 // Percentiles of a sample.
@@ -138,6 +141,7 @@ func Run(ctx context.Context, cfg Config, ctr *Counters) (Summary, error) {
 		}
 	}
 	s.MatchesCompleted = len(sessions)
+	s.Sessions = slices.Sorted(maps.Keys(sessions))
 	s.TimeToMatch, s.RelayRTT, s.InputRTT = percentiles(ttm), percentiles(rrtt), percentiles(irtt)
 	return s, nil
 }

@@ -8,7 +8,7 @@ import (
 
 // extraCommands lists the role subcommands wired from their own files.
 func extraCommands(rf *rootFlags) []*cobra.Command {
-	return []*cobra.Command{botsCmd(rf), cellCmd(rf), dgsCmd(), jobsCmd(rf), regionCmd(rf)}
+	return []*cobra.Command{botsCmd(rf), cellCmd(rf), dgsCmd(), jobsCmd(rf), regionCmd(rf), drillCmd(rf)}
 }
 
 // errExit carries a child's exit code up to main.

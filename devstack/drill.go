@@ -13,8 +13,9 @@ import (
 // cellStops lets a drill stop one cell of a running stack, as if its
 // process died, while the rest runs on.
 type cellStops struct {
-	mu    sync.Mutex
-	stops map[string]context.CancelFunc // guarded by mu
+	mu      sync.Mutex
+	stops   map[string]context.CancelFunc // guarded by mu
+	stopped map[string]bool               // guarded by mu: stopped by StopCell
 }
 
 // stoppableCell wraps a cell's Run so StopCell can end it alone.
@@ -28,7 +29,16 @@ func (st *Stack) stoppableCell(id string, run func(context.Context) error) func(
 		}
 		st.stops.stops[id] = cancel
 		st.stops.mu.Unlock()
-		return run(ctx)
+		err := run(ctx)
+		st.stops.mu.Lock()
+		stopped := st.stops.stopped[id]
+		st.stops.mu.Unlock()
+		if stopped && err != nil {
+			// A drill stopped this cell on purpose: the rest runs on.
+			st.log.Warn("stopped cell ended with an error", "cell", id, "err", err)
+			return nil
+		}
+		return err
 	}
 }
 
@@ -37,6 +47,12 @@ func (st *Stack) stoppableCell(id string, run func(context.Context) error) func(
 func (st *Stack) StopCell(id string) error {
 	st.stops.mu.Lock()
 	stop, ok := st.stops.stops[id]
+	if ok {
+		if st.stops.stopped == nil {
+			st.stops.stopped = map[string]bool{}
+		}
+		st.stops.stopped[id] = true
+	}
 	st.stops.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("stop cell %s: not running", id)

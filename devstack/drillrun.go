@@ -172,7 +172,9 @@ func (st *Stack) DrillFailover(ctx context.Context, cfg DrillConfig) (DrillRepor
 	} else {
 		logf("region %s failed over", cfg.Cut)
 	}
-	rep.FirstMatchAfterCut, rep.FirstMatchCell = firstMatchAfter(work, probes, cutAt, cfg.Cut)
+	fctx, fcancel := context.WithDeadline(work, cutAt.Add(cfg.After))
+	rep.FirstMatchAfterCut, rep.FirstMatchCell = firstMatchAfter(fctx, probes, cutAt, cfg.Cut, logf)
+	fcancel()
 	logf("new match ready in %s, %v after the cut", rep.FirstMatchCell, rep.FirstMatchAfterCut.Round(time.Millisecond))
 
 	select {
@@ -317,47 +319,70 @@ func drillPost(ctx context.Context, token, url string, body any) (int, []byte, e
 	return res.StatusCode, rb, err
 }
 
-// firstMatchAfter queues the two prepared players (each at its best
-// cell) until they share a ready match outside the cut cell, and returns
-// the time since cutAt.
-func firstMatchAfter(ctx context.Context, players []*client.Client, cutAt time.Time, cut string) (time.Duration, string) {
-	type landed struct {
-		at   time.Time
-		cell string
-	}
-	res := make(chan landed, len(players))
-	for _, c := range players {
-		go func() {
-			for ctx.Err() == nil {
-				cell, lat, err := c.BestCell(ctx, client.ProbeConfig{})
-				if err == nil && cell.ID != cut {
-					tk, jerr := c.Join(ctx, cell, client.JoinRequest{GameMode: "duel", LatenciesMS: lat})
-					if jerr == nil {
-						if _, werr := c.WaitMatch(ctx, cell, tk, 50*time.Millisecond); werr == nil {
-							res <- landed{time.Now(), cell.ID}
-							return
-						}
-					}
-				}
-				select {
-				case <-ctx.Done():
-				case <-time.After(200 * time.Millisecond):
-				}
+// firstMatchAfter queues the two prepared players at the first one's best
+// cell until they get a ready match outside the cut cell (each attempt
+// bounded, its tickets cancelled), and returns the time since cutAt.
+func firstMatchAfter(ctx context.Context, players []*client.Client, cutAt time.Time, cut string, logf func(string, ...any)) (time.Duration, string) {
+	for ctx.Err() == nil {
+		cell, _, err := players[0].BestCell(ctx, client.ProbeConfig{})
+		switch {
+		case err != nil:
+			logf("after the cut: %v", err)
+		case cell.ID == cut:
+			logf("after the cut: probes still choose %s", cut)
+		default:
+			at, err := matchBoth(ctx, players, cell)
+			if err == nil {
+				return at.Sub(cutAt), cell.ID
 			}
-			res <- landed{}
-		}()
-	}
-	var last landed
-	for range players {
-		l := <-res
-		if l.at.After(last.at) {
-			last = l
+			logf("after the cut: no match at %s: %v", cell.ID, err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	if last.at.IsZero() {
-		return 0, "none"
+	return 0, "none"
+}
+
+// matchBoth queues every player at cell and reports when the last one's
+// match was ready.
+func matchBoth(ctx context.Context, players []*client.Client, cell client.Cell) (time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	var last time.Time
+	var errs error
+	var wg sync.WaitGroup
+	for _, c := range players {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, lat, err := c.BestCell(ctx, client.ProbeConfig{})
+			var tk string
+			if err == nil {
+				tk, err = c.Join(ctx, cell, client.JoinRequest{GameMode: "duel", LatenciesMS: lat})
+			}
+			if err == nil {
+				if _, err = c.WaitMatch(ctx, cell, tk, 50*time.Millisecond); err != nil {
+					cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+					_ = c.Cancel(cctx, cell, tk)
+					ccancel()
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = errors.Join(errs, err)
+				return
+			}
+			if now := time.Now(); now.After(last) {
+				last = now
+			}
+		}()
 	}
-	return last.at.Sub(cutAt), last.cell
+	wg.Wait()
+	return last, errs
 }
 
 // purchaseKeyPrefix is the prefix global/store puts on a purchase's

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 
@@ -214,4 +216,43 @@ func TestWANLossyRegionMatchesComplete(t *testing.T) {
 	}
 	t.Logf("10%% loss: relay RTT p50 %v p99 %v; input→ack p50 %v p99 %v (n=%d); link %+v",
 		sum.RelayRTT.P50, sum.RelayRTT.P99, sum.InputRTT.P50, sum.InputRTT.P99, sum.InputRTT.N, s)
+}
+
+// TestDrillFailover runs `cellgrid drill failover` in short: a region is
+// cut during play, new matches land elsewhere, and after the heal every
+// accepted purchase, telemetry event and match result is in the database
+// exactly once.
+func TestDrillFailover(t *testing.T) {
+	d := testenv.NewDatabase(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st, err := devstack.Start(ctx, devstack.Config{
+		DataDir: t.TempDir(), DatabaseURL: d.URL, Ephemeral: true, WAN: devstack.DrillWAN(),
+		DGSCommand: dgsCommand(t), DGSEnv: []string{dgsChildEnv + "=1"},
+		DGSArgs: []string{"--time-limit", "5s", "--wait-for-players", "10s"},
+	}, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- st.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("stack run: %v", err)
+		}
+	}()
+	rep, err := st.DrillFailover(ctx, devstack.DrillConfig{Cut: "eu-west-1", Warmup: 8 * time.Second, After: 8 * time.Second, Converge: 90 * time.Second, Shoppers: 3, Log: os.Stderr})
+	rep.Print(os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Converged || rep.FirstMatchCell == "eu-west-1" || rep.FirstMatchCell == "none" {
+		t.Fatalf("drill: %+v", rep)
+	}
+	for name, a := range map[string]devstack.AuditLine{"purchases": rep.Purchases, "telemetry": rep.Telemetry, "results": rep.Results} {
+		if a.Accepted == 0 || a.Lost != 0 || a.Doubled != 0 || a.InDB != a.Accepted {
+			t.Errorf("%s: %+v", name, a)
+		}
+	}
 }

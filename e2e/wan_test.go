@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"testing"
@@ -230,7 +229,7 @@ func TestDrillFailover(t *testing.T) {
 		DataDir: t.TempDir(), DatabaseURL: d.URL, Ephemeral: true, WAN: devstack.DrillWAN(),
 		DGSCommand: dgsCommand(t), DGSEnv: []string{dgsChildEnv + "=1"},
 		DGSArgs: []string{"--time-limit", "5s", "--wait-for-players", "10s"},
-	}, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+	}, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -22,12 +23,15 @@ import (
 const defaultRating = 1000
 
 func (c *Cell) routes() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("POST /matchmaking/join", httpapi.Handle(c.join))
-	mux.Handle("GET /matchmaking/status", httpapi.Handle(c.status))
-	mux.Handle("DELETE /matchmaking/tickets/{id}", httpapi.Handle(c.cancel))
-	c.intake.Register(mux, func(h http.Handler) http.Handler { return h })
-	return c.verifier.Middleware(mux)
+	mux := httpapi.NewRouter()
+	requireAuth := c.verifier.Middleware
+	mux.Handle("GET /openapi.json", httpapi.ServeDocument(openAPIDocument))
+	mux.Handle("POST /matchmaking/join", requireAuth(httpapi.Handle(c.join)))
+	mux.Handle("GET /matchmaking/status", requireAuth(httpapi.Handle(c.status)))
+	mux.Handle("DELETE /matchmaking/tickets/{id}", requireAuth(httpapi.Handle(c.cancel)))
+	c.partyRoutes(mux, requireAuth)
+	c.intake.Register(mux, requireAuth)
+	return mux
 }
 
 type joinRequest struct {
@@ -81,50 +85,37 @@ func (c *Cell) join(w http.ResponseWriter, r *http.Request) error {
 	if rf, ok := c.FailedOver(); ok {
 		return c.failedOverError(rf, req.LatenciesMS)
 	}
-	players := []string{me}
-	seen := map[string]bool{me: true}
-	for _, p := range req.Party {
-		id, err := uuid.Parse(p)
-		if err != nil {
-			return httpapi.BadRequest("invalid_party", "party members must be player ids")
-		}
-		if s := id.String(); !seen[s] {
-			seen[s] = true
-			players = append(players, s)
-		}
-	}
-	lat := 0
-	if ms, ok := req.LatenciesMS[c.cfg.ID]; ok {
-		if ms < 0 {
-			return httpapi.BadRequest("invalid_latency", "latency must not be negative")
-		}
-		lat = max(ms, 1)
+	players, lat, err := parseJoin(req, me, c.cfg.ID)
+	if err != nil {
+		return err
 	}
 	if _, ok := c.tickets.Mode(req.GameMode); !ok {
 		return httpapi.BadRequest("unknown_game_mode", "unknown game mode")
+	}
+	// Only players who accepted the caller's party may be on the ticket.
+	if err := c.partyConsents(r.Context(), players); err != nil {
+		return err
 	}
 	ratings, err := c.ratings(r.Context(), players)
 	if err != nil {
 		return err
 	}
-	sum := 0
-	for _, p := range players {
-		sum += ratings[p]
-	}
 	t, err := c.tickets.Join(r.Context(), matchmaker.JoinRequest{
-		Owner: me, Mode: req.GameMode, Players: players, Rating: sum / len(players), LatencyMS: lat,
+		Owner: me, Mode: req.GameMode, Players: players, Rating: partyRating(players, ratings), LatencyMS: lat,
 	})
 	var full *matchmaker.PoolFullError
 	switch {
-	case errors.Is(err, matchmaker.ErrActiveTicket):
-		return httpapi.Conflict("active_ticket", "a player already has an active ticket")
 	case errors.As(err, &full):
 		return httpapi.Unavailable("matchmaking pool is full", c.cfg.RetryAfter)
-	case errors.Is(err, matchmaker.ErrInvalidTicket):
-		return httpapi.BadRequest("invalid_party", "party does not fit one team")
-	case errors.Is(err, matchmaker.ErrLatencyTooHigh):
-		return httpapi.BadRequest("latency_too_high", "latency to this cell is above the game mode's limit")
 	case err != nil:
+		return wireErrors.Wire(err)
+	}
+	// A member who left between the check and the ticket: their leave did
+	// not see the ticket, so this side sees the leave, and cancels.
+	if err := c.partyConsents(r.Context(), players); err != nil {
+		if cerr := c.tickets.Cancel(r.Context(), t); cerr != nil && !errors.Is(cerr, matchmaker.ErrNotCancellable) {
+			return cerr
+		}
 		return err
 	}
 	if mode, ok := c.tickets.Mode(req.GameMode); ok {
@@ -132,6 +123,35 @@ func (c *Cell) join(w http.ResponseWriter, r *http.Request) error {
 	}
 	httpapi.WriteJSON(w, http.StatusAccepted, map[string]string{"ticket_id": t.ID})
 	return nil
+}
+
+// parseJoin checks a join request's party and latency: the ticket's
+// players (me first, then each distinct party member, canonical UUIDs) and
+// the latency to cell (0 when not reported).
+func parseJoin(req joinRequest, me, cell string) ([]string, int, error) {
+	if len(req.Party) >= matchmaker.MaxPartySize {
+		return nil, 0, httpapi.BadRequest("invalid_party", fmt.Sprintf("a party has at most %d players", matchmaker.MaxPartySize))
+	}
+	players := []string{me}
+	seen := map[string]bool{me: true}
+	for _, p := range req.Party {
+		id, err := uuid.Parse(p)
+		if err != nil {
+			return nil, 0, httpapi.BadRequest("invalid_party", "party members must be player ids")
+		}
+		if s := id.String(); !seen[s] {
+			seen[s] = true
+			players = append(players, s)
+		}
+	}
+	lat := 0
+	if ms, ok := req.LatenciesMS[cell]; ok {
+		if ms < 0 {
+			return nil, 0, httpapi.BadRequest("invalid_latency", "latency must not be negative")
+		}
+		lat = max(ms, 1)
+	}
+	return players, lat, nil
 }
 
 // ratings returns each player's elo_rating, from the Redis cache or the
@@ -189,6 +209,16 @@ func (c *Cell) ratings(ctx context.Context, players []string) (map[string]int, e
 	return out, nil
 }
 
+// wireErrors maps the matchmaker's sentinel errors to the wire, once
+// (matchmaker.PoolFullError carries the cell's Retry-After: see join).
+var wireErrors = httpapi.ErrorTable{
+	{Err: matchmaker.ErrActiveTicket, Status: http.StatusConflict, Code: "active_ticket", Message: "a player already has an active ticket"},
+	{Err: matchmaker.ErrInvalidTicket, Status: http.StatusBadRequest, Code: "invalid_party", Message: "party does not fit one team"},
+	{Err: matchmaker.ErrLatencyTooHigh, Status: http.StatusBadRequest, Code: "latency_too_high", Message: "latency to this cell is above the game mode's limit"},
+	{Err: matchmaker.ErrNotCancellable, Status: http.StatusConflict, Code: "not_cancellable", Message: "ticket is no longer queued"},
+	{Err: matchmaker.ErrNotFound, Status: http.StatusNotFound, Code: "not_found", Message: "no such ticket"},
+}
+
 // ticketFor reads the ticket of the request (ticket_id, or the caller's
 // latest ticket) and checks the caller is on it.
 func (c *Cell) ticketFor(r *http.Request, id string) (matchmaker.Ticket, string, error) {
@@ -207,11 +237,8 @@ func (c *Cell) ticketFor(r *http.Request, id string) (matchmaker.Ticket, string,
 		return matchmaker.Ticket{}, "", httpapi.NotFound("no such ticket")
 	}
 	t, err := c.tickets.Get(r.Context(), id)
-	if errors.Is(err, matchmaker.ErrNotFound) {
-		return t, "", httpapi.NotFound("no such ticket")
-	}
 	if err != nil {
-		return t, "", err
+		return t, "", wireErrors.Wire(err)
 	}
 	if !t.HasPlayer(me) {
 		return t, "", httpapi.Forbidden("not your ticket")
@@ -285,13 +312,8 @@ func (c *Cell) cancel(w http.ResponseWriter, r *http.Request) error {
 	if t.Owner != me {
 		return httpapi.Forbidden("only the player who submitted a ticket may cancel it")
 	}
-	switch err := c.tickets.Cancel(r.Context(), t); {
-	case errors.Is(err, matchmaker.ErrNotCancellable):
-		return httpapi.Conflict("not_cancellable", "ticket is no longer queued")
-	case errors.Is(err, matchmaker.ErrNotFound):
-		return httpapi.NotFound("no such ticket")
-	case err != nil:
-		return err
+	if err := c.tickets.Cancel(r.Context(), t); err != nil {
+		return wireErrors.Wire(err)
 	}
 	httpapi.WriteJSON(w, http.StatusOK, map[string]string{"ticket_id": t.ID, "state": matchmaker.StateCancelled})
 	return nil

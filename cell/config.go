@@ -78,6 +78,10 @@ type Config struct {
 	OverflowAfter time.Duration
 	// Telemetry configures POST /game/telemetry; its Cell is set to ID.
 	Telemetry TelemetryConfig
+	// UnreadyLinger is how long the API keeps answering after a component
+	// died, with /readyz 503 naming it, before Run returns the failure
+	// (health checkers see it before the listener closes). Default 2s.
+	UnreadyLinger time.Duration
 }
 
 // DefaultConfig returns every default in one place.
@@ -95,6 +99,7 @@ func DefaultConfig() Config {
 		RetryAfter:        5 * time.Second,
 		HeartbeatInterval: time.Second,
 		OverflowAfter:     5 * time.Second,
+		UnreadyLinger:     2 * time.Second,
 	}
 }
 
@@ -133,6 +138,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.OverflowAfter == 0 {
 		c.OverflowAfter = d.OverflowAfter
 	}
+	if c.UnreadyLinger <= 0 {
+		c.UnreadyLinger = d.UnreadyLinger
+	}
 	if len(c.ConnectKeySeed) != 0 && len(c.ConnectKeySeed) != ed25519.SeedSize {
 		return c, fmt.Errorf("cell config: connect key seed has %d bytes, want %d", len(c.ConnectKeySeed), ed25519.SeedSize)
 	}
@@ -141,7 +149,7 @@ func (c Config) withDefaults() (Config, error) {
 }
 
 // TelemetryConfig configures the cell's telemetry intake.
-type TelemetryConfig = telemetry.IntakeConfig
+type TelemetryConfig = telemetry.Config
 
 func withCell(c TelemetryConfig, id string) TelemetryConfig {
 	c.Cell = id

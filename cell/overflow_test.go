@@ -14,7 +14,6 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/cellgrid/cellgrid/cell/fleet"
-	"github.com/cellgrid/cellgrid/cell/internal/testdgs"
 	"github.com/cellgrid/cellgrid/internal/accesstoken"
 	"github.com/cellgrid/cellgrid/internal/testenv"
 	"github.com/cellgrid/cellgrid/proto/connecttoken"
@@ -43,13 +42,13 @@ func twoCells(t *testing.T, maxA int, mutateB func(*Config)) (a, b *env) {
 		cfg.ID, cfg.GameModes = id, testModes()
 		cfg.Matchmaker.TickInterval = 20 * time.Millisecond
 		cfg.Fleet.HealthTimeout, cfg.Fleet.AutoscaleInterval = time.Second, 50*time.Millisecond
-		cfg.DGS = fleet.Version{Name: "v1", Command: os.Args[0], Args: []string{"--health-interval=100ms", "--match-duration=30s"}}
+		cfg.DGS = fleet.Version{Name: "v1", Command: os.Args[0], Args: []string{"--health-interval=100ms", "--wait-for-players=30s", "--time-limit=30s"}}
 		cfg.OverflowAfter = time.Nanosecond
 		mutate(&cfg)
 		c, err := New(cfg, Deps{
 			DB: database.Pool, Redis: rd.Client, NATS: nc,
 			Verifier: accesstoken.NewRemoteVerifier(vctx, issuer, js.URL),
-			Launcher: &fleet.LocalLauncher{Env: []string{testdgs.EnvVar + "=1"}, StopGrace: 2 * time.Second},
+			Launcher: &fleet.LocalLauncher{Env: []string{realDGSEnv + "=1"}, StopGrace: 2 * time.Second},
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -3,6 +3,7 @@ package cell
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 
@@ -62,7 +63,10 @@ func (c *Cell) watchRegion(ctx context.Context, kv jetstream.KeyValue) error {
 			return nil
 		case e, ok := <-w.Updates():
 			if !ok {
-				return nil
+				if ctx.Err() != nil {
+					return nil
+				}
+				return errors.New("region watch ended")
 			}
 			if e == nil {
 				continue // initial values delivered

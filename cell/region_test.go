@@ -20,7 +20,7 @@ import (
 // the restore lets joins in again.
 func TestRegionFailedOverRefusesWithRedirect(t *testing.T) {
 	e := newEnv(t, func(c *Config) {
-		c.DGS.Args = append(c.DGS.Args, "--match-duration=3s")
+		c.DGS.Args = append(c.DGS.Args, "--wait-for-players=1s", "--time-limit=2s")
 		c.HeartbeatInterval = 100 * time.Millisecond
 	})
 	ctx := context.Background()

@@ -37,12 +37,21 @@ func (c *Client) Topology(ctx context.Context) ([]Cell, error) {
 	return doc.Cells, nil
 }
 
-// ProbeConfig tunes Probe.
+// ProbeConfig tunes Probe and BestCell.
 type ProbeConfig struct {
 	Pings    int           // per beacon; 0 means 5
 	Interval time.Duration // between pings; 0 means 20 ms
 	Timeout  time.Duration // per beacon overall; 0 means 1 s
+	// Tolerance: BestCell treats round trips within this of the fastest as
+	// equal and picks the lowest cell id among them; 0 means
+	// DefaultTolerance, negative means exact comparison.
+	Tolerance time.Duration
 }
+
+// DefaultTolerance is ProbeConfig.Tolerance's default. Measurement noise on
+// one machine (all cells on loopback, a busy CPU) stays well under it;
+// regions apart differ by tens of milliseconds.
+const DefaultTolerance = 5 * time.Millisecond
 
 // Probe pings every joinable cell's beacon over UDP and returns the median
 // round trip per cell id. Cells that never answer are absent.
@@ -141,21 +150,44 @@ func (c *Client) BestCell(ctx context.Context, pc ProbeConfig) (Cell, map[string
 		return Cell{}, nil, err
 	}
 	rtts := Probe(ctx, cells, pc)
-	var best Cell
-	found := false
 	ms := map[string]int{}
 	for _, cell := range cells {
-		rtt, ok := rtts[cell.ID]
-		if !ok {
-			continue
-		}
-		ms[cell.ID] = int((rtt + time.Millisecond - 1) / time.Millisecond)
-		if !found || rtt < rtts[best.ID] {
-			best, found = cell, true
+		if rtt, ok := rtts[cell.ID]; ok {
+			ms[cell.ID] = int((rtt + time.Millisecond - 1) / time.Millisecond)
 		}
 	}
-	if !found {
+	tol := pc.Tolerance
+	if tol == 0 {
+		tol = DefaultTolerance
+	}
+	best, ok := chooseCell(cells, rtts, max(tol, 0))
+	if !ok {
 		return Cell{}, nil, ErrNoCell
 	}
 	return best, ms, nil
+}
+
+// chooseCell returns the cell with the lowest round trip in rtts (cells
+// absent from rtts are skipped). Round trips within tol of the lowest count
+// as equal and the lowest cell id among them wins, so clients on one
+// machine, whose probes differ only by noise, all choose the same cell
+// (split across cells they would wait for opponents that queue elsewhere).
+func chooseCell(cells []Cell, rtts map[string]time.Duration, tol time.Duration) (Cell, bool) {
+	fastest, found := time.Duration(0), false
+	for _, cell := range cells {
+		if rtt, ok := rtts[cell.ID]; ok && (!found || rtt < fastest) {
+			fastest, found = rtt, true
+		}
+	}
+	if !found {
+		return Cell{}, false
+	}
+	var best Cell
+	found = false
+	for _, cell := range cells {
+		if rtt, ok := rtts[cell.ID]; ok && rtt <= fastest+tol && (!found || cell.ID < best.ID) {
+			best, found = cell, true
+		}
+	}
+	return best, true
 }

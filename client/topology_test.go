@@ -94,3 +94,43 @@ func TestAPIErrorDecoded(t *testing.T) {
 		t.Fatalf("err = %#v", err)
 	}
 }
+
+func TestChooseCellTieBreak(t *testing.T) {
+	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
+	cells := []Cell{{ID: "us-east-1"}, {ID: "eu-west-1"}, {ID: "ap-south-1"}}
+	for _, tc := range []struct {
+		name string
+		rtts map[string]time.Duration
+		tol  time.Duration
+		want string // "" = none
+	}{
+		{"one machine, equal", map[string]time.Duration{"us-east-1": ms(0.3), "eu-west-1": ms(0.3), "ap-south-1": ms(0.3)}, DefaultTolerance, "ap-south-1"},
+		{"one machine, noise", map[string]time.Duration{"us-east-1": ms(0.2), "eu-west-1": ms(0.9), "ap-south-1": ms(2.1)}, DefaultTolerance, "ap-south-1"},
+		{"noise the other way", map[string]time.Duration{"us-east-1": ms(2.1), "eu-west-1": ms(0.9), "ap-south-1": ms(0.2)}, DefaultTolerance, "ap-south-1"},
+		{"lowest id silent", map[string]time.Duration{"us-east-1": ms(0.2), "eu-west-1": ms(0.4)}, DefaultTolerance, "eu-west-1"},
+		{"real difference wins", map[string]time.Duration{"us-east-1": ms(12), "eu-west-1": ms(80), "ap-south-1": ms(160)}, DefaultTolerance, "us-east-1"},
+		{"just outside tolerance", map[string]time.Duration{"us-east-1": ms(10), "ap-south-1": ms(15.1)}, DefaultTolerance, "us-east-1"},
+		{"just inside tolerance", map[string]time.Duration{"us-east-1": ms(10), "ap-south-1": ms(15)}, DefaultTolerance, "ap-south-1"},
+		{"within tolerance of the fastest only", map[string]time.Duration{"us-east-1": ms(10), "eu-west-1": ms(14), "ap-south-1": ms(18)}, DefaultTolerance, "eu-west-1"},
+		{"exact comparison", map[string]time.Duration{"us-east-1": ms(0.2), "ap-south-1": ms(0.3)}, 0, "us-east-1"},
+		{"nothing answered", map[string]time.Duration{}, DefaultTolerance, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := chooseCell(cells, tc.rtts, tc.tol)
+			if tc.want == "" {
+				if ok {
+					t.Fatalf("chose %s, want none", got.ID)
+				}
+				return
+			}
+			if !ok || got.ID != tc.want {
+				t.Fatalf("chose %q (ok %v), want %s", got.ID, ok, tc.want)
+			}
+			// The order of the topology does not matter.
+			rev := []Cell{cells[2], cells[0], cells[1]}
+			if again, _ := chooseCell(rev, tc.rtts, tc.tol); again.ID != got.ID {
+				t.Fatalf("reordered topology chose %s, want %s", again.ID, got.ID)
+			}
+		})
+	}
+}

@@ -46,7 +46,10 @@ func (st *Stack) startCells(ctx context.Context, cfg Config, pool *pgxpool.Pool,
 		if cfg.CellBasePort > 0 {
 			cc.HTTPAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.CellBasePort+i))
 		}
-		cc.DGS = fleet.Version{Name: "dev", Command: cfg.DGSCommand[0], Args: append(cfg.DGSCommand[1:len(cfg.DGSCommand):len(cfg.DGSCommand)], cfg.DGSArgs...)}
+		// Every dev player shares the loopback address: a per-IP HELLO
+		// limit would throttle a swarm of bots as one source.
+		cc.Relay.HelloPerIP = -1
+		cc.DGS = fleet.Version{Name: "dev", Command: cfg.DGSCommand[0], Args: cfg.dgsArgs()}
 		cc.Fleet.Min, cc.Fleet.Buffer, cc.Fleet.Max = cfg.FleetBuffer, cfg.FleetBuffer, cfg.FleetMax
 		wanConn, wanAddr, err := st.wanRelaySocket(id)
 		if err != nil {
@@ -57,7 +60,7 @@ func (st *Stack) startCells(ctx context.Context, cfg Config, pool *pgxpool.Pool,
 		c, err := cell.New(cc, cell.Deps{
 			DB: pool, Redis: rc, NATS: nc, Verifier: verifier,
 			Launcher: &fleet.LocalLauncher{Env: cfg.DGSEnv, Output: cfg.DGSOutput},
-			Log:      st.log.With("component", "cell", "cell", id),
+			Log:      st.log, // cell.New adds cell=<id>; its parts add their component
 		})
 		if err != nil {
 			if wanConn != nil {
@@ -69,7 +72,7 @@ func (st *Stack) startCells(ctx context.Context, cfg Config, pool *pgxpool.Pool,
 		if err := st.attachWANLink(id, wanConn, c.RelayListenAddr()); err != nil {
 			return err
 		}
-		st.runs = append(st.runs, st.stoppableCell(id, c.Run))
+		st.group.Add("cell "+id, st.stoppableCell(id, c.Run))
 		topo.Put(topology.Cell{ID: id, Region: id, API: c.URL(), Relay: c.RelayAddr(), Beacon: c.RelayAddr()})
 	}
 	return nil

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/cellgrid/cellgrid/global"
 	"github.com/cellgrid/cellgrid/global/achievement"
@@ -15,6 +17,25 @@ import (
 	"github.com/cellgrid/cellgrid/global/results"
 	"github.com/cellgrid/cellgrid/global/store"
 )
+
+// DefaultMatchTimeLimit is a dev stack's match length: long enough to play,
+// short enough that `cellgrid bots` finishes a demo in well under a minute.
+// The DGS's own default (`cellgrid dgs --time-limit`) stays at production's
+// 3 minutes.
+const DefaultMatchTimeLimit = 30 * time.Second
+
+// dgsArgs are the flags every DGS of the stack gets after DGSCommand.
+func (cfg *Config) dgsArgs() []string {
+	args := slices.Clone(cfg.DGSCommand[1:]) // e.g. the "dgs" subcommand
+	switch {
+	case cfg.MatchTimeLimit == 0:
+		args = append(args, "--time-limit="+DefaultMatchTimeLimit.String())
+	case cfg.MatchTimeLimit > 0:
+		args = append(args, "--time-limit="+cfg.MatchTimeLimit.String())
+	}
+	// Later flags win: DGSArgs may override the time limit.
+	return append(args, cfg.DGSArgs...)
+}
 
 // loadOrCreateKey returns the 32-byte key stored hex-encoded at path,
 // creating it on first use so a restarted dev stack can still read what it

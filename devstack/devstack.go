@@ -2,12 +2,11 @@ package devstack
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
-	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
@@ -19,6 +18,7 @@ import (
 	"github.com/cellgrid/cellgrid/internal/localserver"
 	"github.com/cellgrid/cellgrid/internal/natsembed"
 	"github.com/cellgrid/cellgrid/internal/redisclient"
+	"github.com/cellgrid/cellgrid/internal/supervise"
 	"github.com/cellgrid/cellgrid/topology"
 )
 
@@ -46,6 +46,10 @@ type Config struct {
 	DGSCommand []string
 	DGSArgs    []string
 	DGSEnv     []string
+	// MatchTimeLimit is every DGS's match length (--time-limit); 0 means
+	// DefaultMatchTimeLimit, negative the DGS's own (production) default.
+	// A --time-limit in DGSArgs wins.
+	MatchTimeLimit time.Duration
 	// DGSOutput receives the DGS processes' output; nil discards it.
 	DGSOutput io.Writer
 	// FleetBuffer is the warm pool per cell (default 2), FleetMax its cap (8).
@@ -71,7 +75,7 @@ type Stack struct {
 	stops   cellStops // per-cell stop, for drills (drill.go)
 	log     *slog.Logger
 	closers []func() // in start order; closed in reverse
-	runs    []func(context.Context) error
+	group   supervise.Group
 }
 
 // Start brings everything up. Call Run to serve and Close (or cancel Run's
@@ -174,6 +178,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 		return nil, err
 	}
 	cfg.Auth.AllowDeviceLogin = true
+	if cfg.Auth.RateLimits.PerSource == (auth.RateLimit{}) {
+		// Every dev client (bots, e2e players) comes from loopback: one
+		// source. The per-identity limits stay at their defaults.
+		cfg.Auth.RateLimits.PerSource = auth.RateLimit{Rate: 10000, Burst: 10000}
+	}
 	if cfg.Auth.EncryptionKey == nil {
 		if cfg.Auth.EncryptionKey, err = loadOrCreateKey(filepath.Join(cfg.DataDir, "encryption.key")); err != nil {
 			return nil, err
@@ -181,15 +190,16 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 	}
 	gcfg := DevGlobal()
 	gcfg.Addr, gcfg.Cells, gcfg.Auth = cfg.GlobalAddr, cfg.Cells, cfg.Auth
-	g, err := global.New(ctx, gcfg, global.Deps{
-		DB: pool, Redis: gRedis, NATS: gNATS, Topology: topo, Log: log.With("component", "global"),
+	g, err := global.New(gcfg, global.Deps{
+		DB: pool, Redis: gRedis, NATS: gNATS, Topology: topo, Log: log, // each part adds its component
 	})
 	if err != nil {
 		return nil, err
 	}
 	st.GlobalURL = g.URL()
 	st.global = g
-	st.runs = append(st.runs, g.Run)
+	st.closers = append(st.closers, func() { _ = g.Close() })
+	st.group.Add("global", g.Run)
 
 	if err := st.startCells(ctx, cfg, pool, topo, redisFor, natsFor); err != nil {
 		return nil, err
@@ -217,28 +227,11 @@ func ensureDatabase(ctx context.Context, adminURL, name string) error {
 	return nil
 }
 
-// Run serves every component until ctx is cancelled, then stops them all.
+// Run serves every component until ctx is cancelled or one of them
+// fails (which stops the others and is returned, joined with any other
+// failure), then stops the servers Start started.
 func (st *Stack) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	errs := make(chan error, len(st.runs))
-	for _, run := range st.runs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				errs <- err
-				cancel() // one component failing stops the stack
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	var err error
-	for e := range errs {
-		err = errors.Join(err, e)
-	}
+	err := st.group.Run(ctx)
 	st.Close()
 	return err
 }

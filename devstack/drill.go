@@ -20,8 +20,8 @@ type cellStops struct {
 
 // stoppableCell wraps a cell's Run so StopCell can end it alone.
 func (st *Stack) stoppableCell(id string, run func(context.Context) error) func(context.Context) error {
-	return func(ctx context.Context) error {
-		ctx, cancel := context.WithCancel(ctx)
+	return func(parent context.Context) error {
+		ctx, cancel := context.WithCancel(parent)
 		defer cancel()
 		st.stops.mu.Lock()
 		if st.stops.stops == nil {
@@ -33,9 +33,13 @@ func (st *Stack) stoppableCell(id string, run func(context.Context) error) func(
 		st.stops.mu.Lock()
 		stopped := st.stops.stopped[id]
 		st.stops.mu.Unlock()
-		if stopped && err != nil {
-			// A drill stopped this cell on purpose: the rest runs on.
-			st.log.Warn("stopped cell ended with an error", "cell", id, "err", err)
+		if stopped {
+			// A drill stopped this cell on purpose: the rest runs on, and
+			// the supervisor must not see it end before the stack does.
+			if err != nil {
+				st.log.Warn("stopped cell ended with an error", "cell", id, "err", err)
+			}
+			<-parent.Done()
 			return nil
 		}
 		return err

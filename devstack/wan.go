@@ -152,7 +152,7 @@ func (st *Stack) attachWANLink(cell string, pc net.PacketConn, relayAddr string)
 		return fmt.Errorf("devstack: wan link of %s: %w", cell, err)
 	}
 	st.closers = append(st.closers, func() { _ = l.Close() })
-	st.runs = append(st.runs, l.Run)
+	st.group.Add("wan link "+cell, l.Run)
 	st.wan.mu.Lock()
 	st.wan.links[cell] = l
 	st.wan.mu.Unlock()

@@ -2,6 +2,7 @@ package dgs
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -10,13 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cellgrid/cellgrid/dgs/internal/dgstest"
 	"github.com/cellgrid/cellgrid/internal/testenv"
 )
 
 func TestRunServerServesHealthAndMetrics(t *testing.T) {
 	testenv.CheckGoroutines(t)
-	nc := dgstest.NATS(t, cell)
+	_, nc := testenv.NewNATS(t, cell)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -50,6 +50,31 @@ func TestRunServerServesHealthAndMetrics(t *testing.T) {
 	})
 	if code, body, err := get("/readyz"); err != nil || code != 200 {
 		t.Fatalf("readyz %d %s %v", code, body, err)
+	}
+	// Unknown paths and methods answer with the JSON error envelope.
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		code         string
+	}{
+		{"GET", "/no/such/path", 404, "not_found"},
+		{"POST", "/metrics", 405, "method_not_allowed"},
+	} {
+		req, _ := http.NewRequest(tc.method, "http://"+addr+tc.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var env struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&env)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || resp.Header.Get("Content-Type") != "application/json" || err != nil ||
+			env.Error.Code != tc.code || env.Error.Message == "" {
+			t.Errorf("%s %s: %d %q %+v (%v), want %d %s in the JSON envelope",
+				tc.method, tc.path, resp.StatusCode, resp.Header.Get("Content-Type"), env, err, tc.status, tc.code)
+		}
 	}
 	cancel()
 	if err := <-runErr; err != nil {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"testing"
@@ -41,29 +42,27 @@ func TestPlayerLoopEndToEnd(t *testing.T) {
 	}
 
 	// Both bots were in the same cell's match; find its result on JetStream.
+	// The DGS publishes it after sending END, so the bots may be done first.
 	var res events.MatchResult
-	found := false
-	for _, c := range st.Cells {
-		nc, err := nats.Connect(st.ClusterNATSURL(c.ID))
-		if err != nil {
-			t.Fatal(err)
-		}
-		js, _ := jetstream.New(nc)
-		s, err := js.Stream(ctx, events.MatchStream(c.ID))
-		if err == nil {
-			msg, err := s.GetLastMsgForSubject(ctx, events.MatchResultSubject(c.ID))
-			if err == nil {
-				if err := json.Unmarshal(msg.Data, &res); err != nil {
-					t.Fatal(err)
-				}
-				found = true
+	testenv.Eventually(t, 10*time.Second, func() error {
+		for _, c := range st.Cells {
+			nc, err := nats.Connect(st.ClusterNATSURL(c.ID))
+			if err != nil {
+				return err
 			}
+			js, _ := jetstream.New(nc)
+			s, err := js.Stream(ctx, events.MatchStream(c.ID))
+			if err == nil {
+				msg, err := s.GetLastMsgForSubject(ctx, events.MatchResultSubject(c.ID))
+				if err == nil {
+					nc.Close()
+					return json.Unmarshal(msg.Data, &res)
+				}
+			}
+			nc.Close()
 		}
-		nc.Close()
-	}
-	if !found {
-		t.Fatal("no match result on any cell's match stream")
-	}
+		return errors.New("no match result on any cell's match stream")
+	})
 	if len(res.Players) != 2 {
 		t.Fatalf("result players: %+v", res.Players)
 	}

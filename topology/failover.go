@@ -203,7 +203,14 @@ func (f *Failover) Run(ctx context.Context) error {
 			return nil
 		case e, ok := <-w.Updates():
 			if !ok {
-				return nil
+				// The watcher ended under a live context: watch again.
+				if ctx.Err() != nil {
+					return nil
+				}
+				if w, err = kv.WatchAll(ctx); err != nil {
+					return fmt.Errorf("topology failover: watch: %w", err)
+				}
+				continue
 			}
 			if e != nil {
 				f.apply(e)

@@ -50,6 +50,10 @@ type Registry struct {
 	// failedOver holds the regions an operator failed over (the durable
 	// record is the events.RegionBucket; see Failover).
 	failedOver map[string]events.RegionFailover // guarded by mu
+	// catalog is, per Consul datacenter, the cells its catalog lists
+	// (guarded by mu). Non-nil once WatchConsul started: then the catalog,
+	// not the heartbeats, says which cells exist and whether they are alive.
+	catalog map[string]map[string]catalogCell
 }
 
 // NewRegistry returns a registry holding cells.
@@ -109,9 +113,17 @@ func (r *Registry) effectiveLocked(c Cell) Cell {
 // Cells returns every cell sorted by id.
 func (r *Registry) Cells() []Cell {
 	r.mu.RLock()
-	out := make([]Cell, 0, len(r.cells))
-	for _, c := range r.cells {
-		out = append(out, r.effectiveLocked(c))
+	var out []Cell
+	if r.catalog != nil {
+		out = r.catalogCellsLocked()
+	} else {
+		out = make([]Cell, 0, len(r.cells))
+		for _, c := range r.cells {
+			out = append(out, c)
+		}
+	}
+	for i := range out {
+		out[i] = r.effectiveLocked(out[i])
 	}
 	r.mu.RUnlock()
 	slices.SortFunc(out, func(a, b Cell) int {
@@ -133,7 +145,7 @@ type Document struct {
 }
 
 // Register mounts GET /topology on mux.
-func (r *Registry) Register(mux *http.ServeMux) {
+func (r *Registry) Register(mux httpapi.Mux) {
 	mux.HandleFunc("GET /topology", func(w http.ResponseWriter, _ *http.Request) {
 		httpapi.WriteJSON(w, http.StatusOK, Document{Cells: r.Cells(), Regions: r.Regions()})
 	})

@@ -19,11 +19,12 @@ import (
 
 	"github.com/cellgrid/cellgrid/internal/accesstoken"
 	"github.com/cellgrid/cellgrid/internal/httpapi"
+	"github.com/cellgrid/cellgrid/internal/supervise"
 	"github.com/cellgrid/cellgrid/proto/events"
 )
 
-// IntakeConfig configures the cell-side intake.
-type IntakeConfig struct {
+// Config configures the cell-side intake.
+type Config struct {
 	// Cell id (required): names the subject and stream.
 	Cell string
 	// MaxEvents per request (100) and MaxBody bytes (256 KiB, → 413).
@@ -31,6 +32,10 @@ type IntakeConfig struct {
 	MaxBody   int64
 	// EventTypes allowed; empty allows any name matching [a-z][a-z0-9_.]{0,63}.
 	EventTypes []string
+	// MaxPayloadBytes (4 KiB, encoded) and MaxPayloadDepth (8 levels of
+	// objects/arrays) bound one event's payload; beyond them → 400.
+	MaxPayloadBytes int
+	MaxPayloadDepth int
 	// MaxFutureSkew (1m) and MaxAge (24h) bound event timestamps.
 	MaxFutureSkew, MaxAge time.Duration
 	// EventsPerSecond (50) and Burst (200) limit events per player, per
@@ -46,69 +51,87 @@ type IntakeConfig struct {
 	Now func() time.Time
 }
 
-func (c *IntakeConfig) setDefaults() error {
+// DefaultConfig returns every default in one place (Cell has none).
+func DefaultConfig() Config {
+	return Config{
+		MaxEvents: 100, MaxBody: 256 << 10, MaxPayloadBytes: 4 << 10, MaxPayloadDepth: 8,
+		MaxFutureSkew: time.Minute, MaxAge: 24 * time.Hour,
+		EventsPerSecond: 50, Burst: 200, MaxTrackedPlayers: 100000, StreamReplicas: 1, Now: time.Now,
+	}
+}
+
+func (c Config) withDefaults() (Config, error) {
+	d := DefaultConfig()
 	if c.Cell == "" {
-		return errors.New("telemetry intake: Cell required")
+		return c, errors.New("telemetry intake: Cell required")
 	}
 	if c.MaxEvents <= 0 {
-		c.MaxEvents = 100
+		c.MaxEvents = d.MaxEvents
 	}
 	if c.MaxBody <= 0 {
-		c.MaxBody = 256 << 10
+		c.MaxBody = d.MaxBody
+	}
+	if c.MaxPayloadBytes <= 0 {
+		c.MaxPayloadBytes = d.MaxPayloadBytes
+	}
+	if c.MaxPayloadDepth <= 0 {
+		c.MaxPayloadDepth = d.MaxPayloadDepth
 	}
 	if c.MaxFutureSkew <= 0 {
-		c.MaxFutureSkew = time.Minute
+		c.MaxFutureSkew = d.MaxFutureSkew
 	}
 	if c.MaxAge <= 0 {
-		c.MaxAge = 24 * time.Hour
+		c.MaxAge = d.MaxAge
 	}
 	if c.EventsPerSecond <= 0 {
-		c.EventsPerSecond = 50
+		c.EventsPerSecond = d.EventsPerSecond
 	}
 	if c.Burst <= 0 {
-		c.Burst = 200
+		c.Burst = d.Burst
 	}
 	if c.Burst < c.MaxEvents {
 		c.Burst = c.MaxEvents
 	}
 	if c.MaxTrackedPlayers <= 0 {
-		c.MaxTrackedPlayers = 100000
+		c.MaxTrackedPlayers = d.MaxTrackedPlayers
 	}
 	if c.StreamReplicas <= 0 {
-		c.StreamReplicas = 1
+		c.StreamReplicas = d.StreamReplicas
 	}
 	if c.Now == nil {
-		c.Now = time.Now
+		c.Now = d.Now
 	}
-	return nil
+	return c, nil
 }
 
-// IntakeDeps are the intake's collaborators.
-type IntakeDeps struct {
+// Deps are the intake's collaborators.
+type Deps struct {
 	// JS is a JetStream context on a connection to the cell's cluster.
 	JS      jetstream.JetStream
 	Log     *slog.Logger
 	Metrics prometheus.Registerer
 }
 
-// IntakeHandler is the cell's POST /game/telemetry handler. Mount it behind
+// Intake is the cell's POST /game/telemetry handler. Mount it behind
 // the access-token middleware (it reads the player from
 // accesstoken.FromContext), e.g. with Register.
-type IntakeHandler struct {
-	cfg     IntakeConfig
+type Intake struct {
+	cfg     Config
 	js      jetstream.JetStream
 	log     *slog.Logger
 	allowed map[string]bool
 	events  *prometheus.CounterVec
+	life    supervise.Lifecycle
 
 	mu sync.Mutex
 	// mu guards limiters.
 	limiters map[string]*rate.Limiter
 }
 
-// NewIntakeHandler validates cfg; no I/O (call EnsureStream once at start).
-func NewIntakeHandler(cfg IntakeConfig, deps IntakeDeps) (*IntakeHandler, error) {
-	if err := cfg.setDefaults(); err != nil {
+// New validates cfg; no I/O (Run, or EnsureStream, creates the stream).
+func New(cfg Config, deps Deps) (*Intake, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
 		return nil, err
 	}
 	if deps.JS == nil {
@@ -117,7 +140,7 @@ func NewIntakeHandler(cfg IntakeConfig, deps IntakeDeps) (*IntakeHandler, error)
 	if deps.Log == nil {
 		deps.Log = slog.Default()
 	}
-	h := &IntakeHandler{cfg: cfg, js: deps.JS, log: deps.Log.With("component", "telemetry-intake", "cell", cfg.Cell),
+	h := &Intake{cfg: cfg, js: deps.JS, log: deps.Log.With("component", "telemetry-intake"), // the cell's logger names the cell
 		limiters: map[string]*rate.Limiter{}}
 	if len(cfg.EventTypes) > 0 {
 		h.allowed = map[string]bool{}
@@ -133,7 +156,7 @@ func NewIntakeHandler(cfg IntakeConfig, deps IntakeDeps) (*IntakeHandler, error)
 
 // EnsureStream creates or updates the cell's telemetry stream, placed in
 // the cell's cluster.
-func (h *IntakeHandler) EnsureStream(ctx context.Context) error {
+func (h *Intake) EnsureStream(ctx context.Context) error {
 	_, err := h.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:       events.TelemetryStream(h.cfg.Cell),
 		Subjects:   []string{events.TelemetrySubjects(h.cfg.Cell)},
@@ -149,8 +172,30 @@ func (h *IntakeHandler) EnsureStream(ctx context.Context) error {
 	return nil
 }
 
+// Run ensures the cell's telemetry stream, then serves (through the
+// handler) until ctx ends or Close is called.
+func (h *Intake) Run(ctx context.Context) error {
+	ctx, done := h.life.Start(ctx)
+	defer done()
+	if err := h.EnsureStream(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// Close stops a running Run and waits for it. The handler keeps
+// answering (the HTTP server owns requests). Safe to call twice.
+func (h *Intake) Close() error {
+	h.life.Close()
+	return nil
+}
+
 // Register mounts POST /game/telemetry behind requireAuth.
-func (h *IntakeHandler) Register(mux *http.ServeMux, requireAuth func(http.Handler) http.Handler) {
+func (h *Intake) Register(mux httpapi.Mux, requireAuth func(http.Handler) http.Handler) {
 	mux.Handle("POST /game/telemetry", requireAuth(h))
 }
 
@@ -169,11 +214,11 @@ type IntakeEvent struct {
 
 var typeRe = regexp.MustCompile(`^[a-z][a-z0-9_.]{0,63}$`)
 
-func (h *IntakeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	httpapi.Handle(h.serve)(w, r)
 }
 
-func (h *IntakeHandler) serve(w http.ResponseWriter, r *http.Request) error {
+func (h *Intake) serve(w http.ResponseWriter, r *http.Request) error {
 	c, ok := accesstoken.FromContext(r.Context())
 	if !ok || c.PlayerID == "" {
 		return httpapi.Unauthorized("missing access token")
@@ -182,28 +227,12 @@ func (h *IntakeHandler) serve(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return httpapi.Unauthorized("access token subject is not a player id")
 	}
-	var req IntakeRequest
-	if err := httpapi.DecodeJSON(w, r, &req, h.cfg.MaxBody); err != nil {
-		h.events.WithLabelValues("invalid").Inc()
+	now := h.cfg.Now()
+	batch, err := h.parse(w, r, player, now)
+	if err != nil {
 		return err
 	}
-	n := len(req.Events)
-	if n == 0 || n > h.cfg.MaxEvents {
-		h.events.WithLabelValues("invalid").Add(float64(n))
-		return httpapi.BadRequest("invalid_events", fmt.Sprintf("send 1..%d events", h.cfg.MaxEvents))
-	}
-	now := h.cfg.Now()
-	batch := events.TelemetryBatch{Events: make([]events.TelemetryEvent, 0, n)}
-	for i, e := range req.Events {
-		if err := h.validate(e, now); err != nil {
-			h.events.WithLabelValues("invalid").Add(float64(n))
-			return httpapi.BadRequest("invalid_event", fmt.Sprintf("event %d: %v", i, err))
-		}
-		batch.Events = append(batch.Events, events.TelemetryEvent{
-			EventID: uuid.NewString(), PlayerID: player.String(), EventType: e.EventType,
-			SessionID: e.SessionID, Timestamp: e.Timestamp.UTC(), Payload: e.Payload, Cell: h.cfg.Cell,
-		})
-	}
+	n := len(batch.Events)
 	if !h.limiter(player.String()).AllowN(now, n) {
 		h.events.WithLabelValues("rate_limited").Add(float64(n))
 		return &httpapi.Error{Status: http.StatusTooManyRequests, Code: "rate_limited",
@@ -230,7 +259,40 @@ func (h *IntakeHandler) serve(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (h *IntakeHandler) validate(e IntakeEvent, now time.Time) error {
+// parse decodes and validates a request body into the batch to publish.
+// Every error is an *httpapi.Error with a 4xx status.
+func (h *Intake) parse(w http.ResponseWriter, r *http.Request, player uuid.UUID, now time.Time) (events.TelemetryBatch, error) {
+	var req IntakeRequest
+	if err := decodeUTF8JSON(w, r, &req, h.cfg.MaxBody); err != nil {
+		h.count("invalid", 1)
+		return events.TelemetryBatch{}, err
+	}
+	n := len(req.Events)
+	if n == 0 || n > h.cfg.MaxEvents {
+		h.count("invalid", n)
+		return events.TelemetryBatch{}, httpapi.BadRequest("invalid_events", fmt.Sprintf("send 1..%d events", h.cfg.MaxEvents))
+	}
+	batch := events.TelemetryBatch{Events: make([]events.TelemetryEvent, 0, n)}
+	for i, e := range req.Events {
+		if err := h.validate(e, now); err != nil {
+			h.count("invalid", n)
+			return events.TelemetryBatch{}, httpapi.BadRequest("invalid_event", fmt.Sprintf("event %d: %v", i, err))
+		}
+		batch.Events = append(batch.Events, events.TelemetryEvent{
+			EventID: uuid.NewString(), PlayerID: player.String(), EventType: e.EventType,
+			SessionID: e.SessionID, Timestamp: e.Timestamp.UTC(), Payload: e.Payload, Cell: h.cfg.Cell,
+		})
+	}
+	return batch, nil
+}
+
+func (h *Intake) count(outcome string, n int) {
+	if h.events != nil {
+		h.events.WithLabelValues(outcome).Add(float64(n))
+	}
+}
+
+func (h *Intake) validate(e IntakeEvent, now time.Time) error {
 	switch {
 	case h.allowed != nil && !h.allowed[e.EventType]:
 		return fmt.Errorf("event_type %q not allowed", e.EventType)
@@ -248,10 +310,10 @@ func (h *IntakeHandler) validate(e IntakeEvent, now time.Time) error {
 			return errors.New("session_id must be a UUID")
 		}
 	}
-	return nil
+	return checkPayload(e.Payload, h.cfg.MaxPayloadDepth, h.cfg.MaxPayloadBytes)
 }
 
-func (h *IntakeHandler) limiter(player string) *rate.Limiter {
+func (h *Intake) limiter(player string) *rate.Limiter {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	l, ok := h.limiters[player]

@@ -2,19 +2,21 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"time"
 
-	"github.com/cellgrid/cellgrid/client/bots"
 	"github.com/spf13/cobra"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
+
+	"github.com/cellgrid/cellgrid/client/bots"
 )
 
 func botsCmd(rf *rootFlags) *cobra.Command {
 	var cfg bots.Config
-	var quiet bool
+	var quiet, asJSON bool
 	cmd := &cobra.Command{
 		Use:   "bots",
 		Short: "Run a swarm of simulated players against a cellgrid deployment",
@@ -34,9 +36,18 @@ func botsCmd(rf *rootFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			printSummary(cmd.OutOrStdout(), sum, time.Since(start))
-			if len(sum.Errors) > 0 {
-				return fmt.Errorf("%d of %d bots failed", len(sum.Errors), sum.Players)
+			took := time.Since(start)
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(jsonSummary{Summary: sum, Seconds: took.Seconds()}); err != nil {
+					return err
+				}
+			} else {
+				printSummary(cmd.OutOrStdout(), sum, took)
+			}
+			if sum.Failed > 0 {
+				return fmt.Errorf("%d of %d bots failed", sum.Failed, sum.Players)
 			}
 			return nil
 		},
@@ -47,8 +58,9 @@ func botsCmd(rf *rootFlags) *cobra.Command {
 	f.StringVar(&cfg.Mode, "mode", "duel", "game mode to queue for")
 	f.StringVar(&cfg.Cell, "cell", "", "pin every bot to this cell id (default: the best beacon latency)")
 	f.IntVar(&cfg.Cheaters, "cheaters", 0, "how many bots send impossible moves")
-	f.DurationVar(&cfg.MatchTimeout, "timeout", 2*time.Minute, "limit for one bot's whole loop")
+	f.DurationVar(&cfg.MatchTimeout, "timeout", bots.DefaultMatchTimeout, "limit for one bot's whole loop: queueing plus a whole match")
 	f.BoolVar(&quiet, "quiet", false, "no progress bars")
+	f.BoolVar(&asJSON, "json", false, "print the summary as JSON (durations in nanoseconds)")
 	return cmd
 }
 
@@ -101,18 +113,24 @@ func showProgress(ctx context.Context, w io.Writer, ctr *bots.Counters, total in
 	}
 }
 
+// jsonSummary is what --json prints.
+type jsonSummary struct {
+	bots.Summary
+	Seconds float64 `json:"seconds"`
+}
+
 func printSummary(w io.Writer, s bots.Summary, took time.Duration) {
-	fmt.Fprintf(w, "bots: %d players, %d finished, %d matches completed, %d errors in %s\n",
-		s.Players, s.Finished, s.MatchesCompleted, len(s.Errors), took.Round(time.Millisecond))
+	fmt.Fprintf(w, "bots: %d players, %d finished, %d matches completed, %d failed in %s\n",
+		s.Players, s.Finished, s.MatchesCompleted, s.Failed, took.Round(100*time.Millisecond))
 	fmt.Fprintf(w, "time to match   p50 %-10s p99 %-10s (n=%d)\n", s.TimeToMatch.P50.Round(time.Microsecond), s.TimeToMatch.P99.Round(time.Microsecond), s.TimeToMatch.N)
 	fmt.Fprintf(w, "relay RTT       p50 %-10s p99 %-10s (n=%d)\n", s.RelayRTT.P50.Round(time.Microsecond), s.RelayRTT.P99.Round(time.Microsecond), s.RelayRTT.N)
 	fmt.Fprintf(w, "input→ack RTT   p50 %-10s p99 %-10s (n=%d)\n", s.InputRTT.P50.Round(time.Microsecond), s.InputRTT.P99.Round(time.Microsecond), s.InputRTT.N)
 	printProbes(w, s)
 	for i, e := range s.Errors {
 		if i == 5 {
-			fmt.Fprintf(w, "… %d more errors\n", len(s.Errors)-5)
+			fmt.Fprintf(w, "… %d more causes\n", len(s.Errors)-5)
 			break
 		}
-		fmt.Fprintln(w, "error:", e)
+		fmt.Fprintf(w, "error: %d × %s\n", e.Count, e.Cause)
 	}
 }

@@ -6,20 +6,19 @@ import (
 	"os"
 	"strings"
 
+	nomad "github.com/hashicorp/nomad/api"
+	"github.com/spf13/cobra"
+
 	"github.com/cellgrid/cellgrid/cell"
 	"github.com/cellgrid/cellgrid/cell/fleet"
-	"github.com/cellgrid/cellgrid/internal/db"
-	"github.com/cellgrid/cellgrid/internal/redisclient"
 	"github.com/cellgrid/cellgrid/jobs"
-	nomad "github.com/hashicorp/nomad/api"
-	"github.com/nats-io/nats.go"
-	"github.com/spf13/cobra"
 )
 
 func cellCmd(rf *rootFlags) *cobra.Command {
 	cfg := cell.DefaultConfig()
-	var dbURL, redisAddr, natsURL, globalURL, seedHex, dgsCommand string
-	var launcherKind, nomadAddr, nomadRegion string
+	var inf infraFlags
+	var globalURL, seedHex, dgsCommand string
+	var launcherKind, nomadAddr, nomadRegion, dgsJob, consulAddr string
 	cmd := &cobra.Command{
 		Use:   "cell",
 		Short: "Run one regional cell: matchmaking, DGS fleet, sessions, relay",
@@ -46,24 +45,11 @@ func cellCmd(rf *rootFlags) *cobra.Command {
 			}
 			cfg.DGS.Command = dgsCommand
 			ctx := cmd.Context()
-			pool, err := db.Open(ctx, dbURL)
+			in, err := inf.open(ctx, "cellgrid-cell-"+cfg.ID)
 			if err != nil {
 				return err
 			}
-			defer pool.Close()
-			if err := db.CheckSchema(ctx, pool); err != nil {
-				return err
-			}
-			rc, err := redisclient.New(redisclient.Config{Addr: redisAddr})
-			if err != nil {
-				return err
-			}
-			defer rc.Close()
-			nc, err := nats.Connect(natsURL, nats.Name("cellgrid-cell-"+cfg.ID), nats.MaxReconnects(-1))
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
+			defer in.Close()
 			var launcher fleet.Launcher
 			switch launcherKind {
 			case "local":
@@ -75,18 +61,26 @@ func cellCmd(rf *rootFlags) *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("nomad client: %w", err)
 				}
-				nl := &jobs.NomadLauncher{Client: client, Region: nomadRegion}
+				nl := &jobs.NomadLauncher{Client: client, Region: nomadRegion, JobID: dgsJob}
 				defer nl.Close()
 				launcher = nl
 			default:
 				return fmt.Errorf("--launcher %q: want local or nomad", launcherKind)
 			}
-			c, err := cell.New(cfg, cell.Deps{DB: pool, Redis: rc, NATS: nc, Launcher: launcher, Log: log})
+			c, err := cell.New(cfg, cell.Deps{DB: in.DB, Redis: in.Redis, NATS: in.NATS, Launcher: launcher, Log: log})
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "cell %s api %s relay %s\n", cfg.ID, c.URL(), c.RelayAddr())
-			return c.Run(ctx)
+			if consulAddr == "" {
+				return c.Run(ctx)
+			}
+			reg, err := cellRegistrar(consulAddr, cfg.ID, cfg.Region, c.URL(), c.RelayAddr(), log)
+			if err != nil {
+				_ = c.Close()
+				return err
+			}
+			return runAll(ctx, c.Run, reg.Run)
 		},
 	}
 	f := cmd.Flags()
@@ -106,11 +100,11 @@ func cellCmd(rf *rootFlags) *cobra.Command {
 	f.StringVar(&launcherKind, "launcher", "local", "how DGS processes start: local (child processes) or nomad (dispatch of the parameterized DGS job from `cellgrid jobs`)")
 	f.StringVar(&nomadAddr, "nomad", envOr("NOMAD_ADDR", "http://127.0.0.1:4646"), "Nomad API address (with --launcher nomad); env NOMAD_ADDR")
 	f.StringVar(&nomadRegion, "nomad-region", "", "Nomad region of the DGS job (default: the agent's)")
-	f.StringVar(&dbURL, "db", envOr("CELLGRID_DB", ""), "database URL; env CELLGRID_DB")
-	f.StringVar(&redisAddr, "redis", envOr("CELLGRID_REDIS", "127.0.0.1:6379"), "the cell's Redis host:port; env CELLGRID_REDIS")
-	f.StringVar(&natsURL, "nats", envOr("CELLGRID_NATS", "nats://127.0.0.1:4222"), "the cell's NATS URL; env CELLGRID_NATS")
+	f.StringVar(&dgsJob, "dgs-job", jobs.DefaultDGSJobID, "parameterized DGS job dispatched with --launcher nomad (`cell add` registers cellgrid-dgs-<id>)")
+	f.StringVar(&consulAddr, "consul", "", "Consul agent host:port: register the cell API and relay with /readyz checks while running")
+	inf.register(f, "the cell's ")
 	_ = cmd.MarkFlagRequired("id")
-	_ = cmd.MarkFlagRequired("db")
 	cmd.AddCommand(drainCmds(rf)...)
+	cmd.AddCommand(cellAddCmd(rf), cellRemoveCmd(rf))
 	return cmd
 }

@@ -14,6 +14,7 @@ func devCmd(rf *rootFlags) *cobra.Command {
 	var af authFlags
 	var useWAN bool
 	var wanConfig string
+	var onNomad bool
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the whole stack on this machine: PostgreSQL, Redis, NATS supercluster, global layer and cells",
@@ -34,6 +35,9 @@ func devCmd(rf *rootFlags) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
+			if onNomad {
+				return runDevNomad(ctx, cmd.OutOrStdout(), cfg, exe, log)
+			}
 			st, err := devstack.Start(ctx, cfg, log)
 			if err != nil {
 				return err
@@ -54,7 +58,9 @@ func devCmd(rf *rootFlags) *cobra.Command {
 	f.StringSliceVar(&cfg.Cells, "cells", devstack.DefaultCells, "cell ids to run")
 	f.StringVar(&cfg.GlobalAddr, "global-addr", "127.0.0.1:8080", "global layer listen address")
 	f.IntVar(&cfg.CellBasePort, "cell-base-port", 8081, "cell i listens on 127.0.0.1:base+i (0: free ports)")
-	f.StringArrayVar(&cfg.DGSArgs, "dgs-arg", nil, "extra argument for every DGS, e.g. --dgs-arg=--time-limit=60s (repeatable)")
+	f.DurationVar(&cfg.MatchTimeLimit, "match-time-limit", devstack.DefaultMatchTimeLimit, "match length of every DGS, short for a demo (cellgrid dgs alone defaults to 3m)")
+	f.StringArrayVar(&cfg.DGSArgs, "dgs-arg", nil, "extra argument for every DGS, e.g. --dgs-arg=--score-limit=5 (repeatable)")
+	f.BoolVar(&onNomad, "nomad", false, "run global and cells as jobs on local Nomad and Consul dev agents (build them: build/hashistack.sh)")
 	f.BoolVar(&useWAN, "wan", false, "put the player and the regions behind an emulated WAN (eu-west-1 20 ms, us-east-1 80 ms, ap-south-1 150 ms one way)")
 	f.StringVar(&wanConfig, "wan-config", "", "JSON file with another WAN layout (implies --wan; see devstack.LoadWAN)")
 	af.register(f, true)

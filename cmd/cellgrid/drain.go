@@ -15,7 +15,8 @@ import (
 // the cell as draining so clients join elsewhere.
 func drainCmds(rf *rootFlags) []*cobra.Command {
 	mk := func(verb, short string) *cobra.Command {
-		var id, natsURL string
+		var id string
+		var inf infraFlags
 		cmd := &cobra.Command{
 			Use:   verb,
 			Short: short,
@@ -23,7 +24,7 @@ func drainCmds(rf *rootFlags) []*cobra.Command {
 				if _, err := rf.logger(); err != nil {
 					return err
 				}
-				nc, err := opsConnect(natsURL)
+				nc, err := inf.connectNATS("cellgrid-ops", false)
 				if err != nil {
 					return err
 				}
@@ -37,7 +38,7 @@ func drainCmds(rf *rootFlags) []*cobra.Command {
 			},
 		}
 		cmd.Flags().StringVar(&id, "id", "", "cell id (required)")
-		cmd.Flags().StringVar(&natsURL, "nats", envOr("CELLGRID_NATS", "nats://127.0.0.1:4222"), "any NATS server of the supercluster; env CELLGRID_NATS")
+		inf.registerNATS(cmd.Flags(), "any NATS server of the supercluster")
 		_ = cmd.MarkFlagRequired("id")
 		return cmd
 	}

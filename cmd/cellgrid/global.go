@@ -1,19 +1,22 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
-	"github.com/cellgrid/cellgrid/global"
-	"github.com/cellgrid/cellgrid/internal/db"
-	"github.com/cellgrid/cellgrid/internal/redisclient"
-	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
+
+	"github.com/cellgrid/cellgrid/devstack"
+	"github.com/cellgrid/cellgrid/global"
+	"github.com/cellgrid/cellgrid/topology"
 )
 
 func globalCmd(rf *rootFlags) *cobra.Command {
 	var cfg global.Config
-	var dbURL, redisAddr, natsURL string
+	var inf infraFlags
 	var af authFlags
+	var consulAddr string
+	var devGame bool
 	cmd := &cobra.Command{
 		Use:   "global",
 		Short: "Run the global layer (auth, profiles, store, leaderboards, topology)",
@@ -22,6 +25,11 @@ func globalCmd(rf *rootFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if devGame {
+				d := devstack.DevGlobal()
+				d.Addr, d.PublicURL, d.Cells = cfg.Addr, cfg.PublicURL, cfg.Cells
+				cfg = d
+			}
 			if cfg.Auth, err = af.config(); err != nil {
 				return err
 			}
@@ -29,26 +37,27 @@ func globalCmd(rf *rootFlags) *cobra.Command {
 				return fmt.Errorf("--encryption-key (or CELLGRID_ENCRYPTION_KEY) is required")
 			}
 			ctx := cmd.Context()
-			pool, err := db.Open(ctx, dbURL)
+			in, err := inf.open(ctx, "cellgrid-global")
 			if err != nil {
 				return err
 			}
-			defer pool.Close()
-			rc, err := redisclient.New(redisclient.Config{Addr: redisAddr})
+			defer in.Close()
+			topo := topology.NewRegistry()
+			g, err := global.New(cfg, global.Deps{DB: in.DB, Redis: in.Redis, NATS: in.NATS, Topology: topo, Log: log})
 			if err != nil {
 				return err
 			}
-			defer rc.Close()
-			nc, err := nats.Connect(natsURL, nats.Name("cellgrid-global"), nats.MaxReconnects(-1))
+			if consulAddr == "" {
+				return g.Run(ctx)
+			}
+			cc, reg, err := globalRegistrar(consulAddr, g.URL(), log)
 			if err != nil {
 				return err
 			}
-			defer nc.Close()
-			g, err := global.New(ctx, cfg, global.Deps{DB: pool, Redis: rc, NATS: nc, Log: log})
-			if err != nil {
-				return err
+			watch := func(ctx context.Context) error {
+				return topo.WatchConsul(ctx, cc, topology.DiscoveryConfig{}, log.With("component", "topology-consul"))
 			}
-			return g.Run(ctx)
+			return runAll(ctx, g.Run, reg.Run, watch)
 		},
 	}
 	f := cmd.Flags()
@@ -56,9 +65,8 @@ func globalCmd(rf *rootFlags) *cobra.Command {
 	f.StringVar(&cfg.PublicURL, "public-url", "", "URL clients and cells use for this layer (the token issuer); default the listen URL")
 	af.register(f, false)
 	f.StringSliceVar(&cfg.Cells, "cells", nil, "cell ids whose streams to source")
-	f.StringVar(&dbURL, "db", envOr("CELLGRID_DB", ""), "database URL; env CELLGRID_DB")
-	f.StringVar(&redisAddr, "redis", envOr("CELLGRID_REDIS", "127.0.0.1:6379"), "Redis host:port; env CELLGRID_REDIS")
-	f.StringVar(&natsURL, "nats", envOr("CELLGRID_NATS", "nats://127.0.0.1:4222"), "NATS URL; env CELLGRID_NATS")
-	_ = cmd.MarkFlagRequired("db")
+	inf.register(f, "")
+	f.BoolVar(&devGame, "dev-game-config", false, "use the dev stack's catalog, boards, achievements and rewards (cellgrid dev --nomad)")
+	f.StringVar(&consulAddr, "consul", "", "Consul agent host:port: register this layer with a /readyz check and take the cells from the Consul catalog")
 	return cmd
 }

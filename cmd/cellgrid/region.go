@@ -14,30 +14,20 @@ import (
 	"github.com/cellgrid/cellgrid/proto/events"
 )
 
-// opsConnect is the NATS connection of every ops command (cell drain,
-// region failover, …): one place for their name and credentials.
-func opsConnect(natsURL string) (*nats.Conn, error) {
-	nc, err := nats.Connect(natsURL, nats.Name("cellgrid-ops"))
-	if err != nil {
-		return nil, fmt.Errorf("ops: connect %s: %w", natsURL, err)
-	}
-	return nc, nil
-}
-
 // regionCmd is `cellgrid region failover|restore|status`: operator
 // commands answered by the global layer over NATS. A failover is durable
 // (a JetStream key-value record) and sticky: the region's cells stay out
 // of /topology's routing and refuse new tickets with a redirect until
 // `restore`, whatever their heartbeats say; running matches finish.
 func regionCmd(rf *rootFlags) *cobra.Command {
-	var natsURL string
+	var inf infraFlags
 	root := &cobra.Command{Use: "region", Short: "Fail a region over, restore it, show regions"}
-	root.PersistentFlags().StringVar(&natsURL, "nats", envOr("CELLGRID_NATS", "nats://127.0.0.1:4222"), "any NATS server of the supercluster; env CELLGRID_NATS")
+	inf.registerNATS(root.PersistentFlags(), "any NATS server of the supercluster")
 	send := func(cmd *cobra.Command, op events.RegionOp) error {
 		if _, err := rf.logger(); err != nil {
 			return err
 		}
-		nc, err := opsConnect(natsURL)
+		nc, err := inf.connectNATS("cellgrid-ops", false)
 		if err != nil {
 			return err
 		}

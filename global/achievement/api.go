@@ -9,10 +9,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
 
 	"github.com/cellgrid/cellgrid/internal/accesstoken"
 	"github.com/cellgrid/cellgrid/internal/httpapi"
-	"github.com/google/uuid"
 )
 
 // Register mounts, behind requireAuth:
@@ -20,7 +22,7 @@ import (
 //	GET /player/{playerId}/achievements   ("me" = caller; achievements are public)
 //	GET /player/me/storage/{key}
 //	PUT /player/me/storage/{key}          (If-Match: "<v>" | If-None-Match: *)
-func (a *Achievements) Register(mux *http.ServeMux, requireAuth func(http.Handler) http.Handler) {
+func (a *Achievements) Register(mux httpapi.Mux, requireAuth func(http.Handler) http.Handler) {
 	mux.Handle("GET /player/{playerId}/achievements", requireAuth(httpapi.Handle(a.handleList)))
 	mux.Handle("GET /player/me/storage/{key}", requireAuth(httpapi.Handle(a.handleGet)))
 	mux.Handle("PUT /player/me/storage/{key}", requireAuth(httpapi.Handle(a.handlePut)))
@@ -68,7 +70,7 @@ func (a *Achievements) handleGet(w http.ResponseWriter, r *http.Request) error {
 	}
 	v, ver, err := a.Get(r.Context(), me, key)
 	if err != nil {
-		return toHTTP(err)
+		return wireErrors.Wire(err)
 	}
 	w.Header().Set("ETag", etag(ver))
 	if inm := r.Header.Get("If-None-Match"); inm == etag(ver) {
@@ -99,7 +101,7 @@ func (a *Achievements) handlePut(w http.ResponseWriter, r *http.Request) error {
 		}
 		want = n
 	default:
-		return toHTTP(ErrPreconditionRequired)
+		return wireErrors.Wire(ErrPreconditionRequired)
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
@@ -109,13 +111,13 @@ func (a *Achievements) handlePut(w http.ResponseWriter, r *http.Request) error {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.MaxValueBytes))
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return toHTTP(ErrTooLarge)
+		return wireErrors.Wire(ErrTooLarge)
 	}
 	if err != nil {
 		return httpapi.BadRequest("invalid_body", "could not read body")
 	}
-	if !json.Valid(body) {
-		return httpapi.BadRequest("invalid_json", "value must be a JSON document")
+	if err := checkStorageValue(body); err != nil {
+		return err
 	}
 	var ver int64
 	status := http.StatusOK
@@ -126,23 +128,30 @@ func (a *Achievements) handlePut(w http.ResponseWriter, r *http.Request) error {
 		ver, err = a.Update(r.Context(), me, key, body, want)
 	}
 	if err != nil {
-		return toHTTP(err)
+		return wireErrors.Wire(err)
 	}
 	w.Header().Set("ETag", etag(ver))
 	httpapi.WriteJSON(w, status, map[string]any{"key": key, "version": ver})
 	return nil
 }
 
-func toHTTP(err error) error {
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return &httpapi.Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such key", Err: err}
-	case errors.Is(err, ErrPreconditionFailed):
-		return &httpapi.Error{Status: http.StatusPreconditionFailed, Code: "version_conflict", Message: "the stored version does not match the precondition", Err: err}
-	case errors.Is(err, ErrPreconditionRequired):
-		return &httpapi.Error{Status: http.StatusPreconditionRequired, Code: "precondition_required", Message: "send If-Match: <etag> to update or If-None-Match: * to create", Err: err}
-	case errors.Is(err, ErrTooLarge):
-		return &httpapi.Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: "value too large or too many keys", Err: err}
+// checkStorageValue accepts a stored value only as a JSON document in
+// UTF-8 (RFC 8259): json.Valid alone lets invalid UTF-8 through, which GET
+// and the data export would then hand back as malformed JSON.
+func checkStorageValue(body []byte) error {
+	if !utf8.Valid(body) {
+		return httpapi.BadRequest("invalid_utf8", "value must be UTF-8")
 	}
-	return err
+	if !json.Valid(body) {
+		return httpapi.BadRequest("invalid_json", "value must be a JSON document")
+	}
+	return nil
+}
+
+// wireErrors maps the package's sentinel errors to the wire, once.
+var wireErrors = httpapi.ErrorTable{
+	{Err: ErrNotFound, Status: http.StatusNotFound, Code: "not_found", Message: "no such key"},
+	{Err: ErrPreconditionFailed, Status: http.StatusPreconditionFailed, Code: "version_conflict", Message: "the stored version does not match the precondition"},
+	{Err: ErrPreconditionRequired, Status: http.StatusPreconditionRequired, Code: "precondition_required", Message: "send If-Match: <etag> to update or If-None-Match: * to create"},
+	{Err: ErrTooLarge, Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: "value too large or too many keys"},
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cellgrid/cellgrid/internal/accesstoken"
+	"github.com/cellgrid/cellgrid/internal/httpapi"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -26,6 +27,7 @@ type Auth struct {
 	sealer  *Sealer
 	keys    *keyring
 	issuers map[string]*issuerVerifier // by Issuer; read-only after New
+	limits  *limiters                  // nil when Config.RateLimits.Disabled
 	m       metrics
 }
 
@@ -34,6 +36,8 @@ type metrics struct {
 	loginDur  *prometheus.HistogramVec // provider
 	refreshes *prometheus.CounterVec   // result
 	rotations prometheus.Counter
+	// rateLimited counts 429s by limit (login per source, ...).
+	rateLimited *prometheus.CounterVec
 }
 
 // New checks cfg, loads (or, on the very first start, creates) the signing
@@ -51,7 +55,8 @@ func New(cfg Config, deps Deps) (*Auth, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: encryption key: %w", err)
 	}
-	a := &Auth{cfg: cfg, deps: deps, sealer: sealer, log: deps.Log, now: deps.Now, issuers: map[string]*issuerVerifier{}}
+	a := &Auth{cfg: cfg, deps: deps, sealer: sealer, log: deps.Log, now: deps.Now, issuers: map[string]*issuerVerifier{},
+		limits: newLimiters(cfg.RateLimits)}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -112,7 +117,7 @@ func (a *Auth) JWKS(ctx context.Context) (jose.JSONWebKeySet, error) {
 }
 
 // Register adds the auth routes to mux. requireAuth guards /auth/logout.
-func (a *Auth) Register(mux *http.ServeMux, requireAuth func(http.Handler) http.Handler) {
+func (a *Auth) Register(mux httpapi.Mux, requireAuth func(http.Handler) http.Handler) {
 	mux.Handle("POST /auth/login", a.handle(a.handleLogin))
 	mux.Handle("POST /auth/refresh", a.handle(a.handleRefresh))
 	mux.Handle("POST /auth/logout", requireAuth(a.handle(a.handleLogout)))
@@ -138,6 +143,12 @@ func (a *Auth) initMetrics(reg prometheus.Registerer) error {
 		Namespace: "cellgrid", Subsystem: "auth", Name: "refreshes_total",
 		Help: "Refresh attempts by result (ok, invalid, reused, error).",
 	}, []string{"result"})); err != nil {
+		return err
+	}
+	if a.m.rateLimited, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "cellgrid", Subsystem: "auth", Name: "rate_limited_total",
+		Help: "Login and refresh requests refused with 429, by limit.",
+	}, []string{"limit"})); err != nil {
 		return err
 	}
 	if a.m.rotations, err = register(reg, prometheus.NewCounter(prometheus.CounterOpts{

@@ -12,9 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/cellgrid/cellgrid/global/payment"
 	"github.com/cellgrid/cellgrid/internal/testenv"
-	"github.com/google/uuid"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
@@ -22,10 +23,14 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 const secret = "whsec_test_secret"
 
 func event(id, player string, amount int64) []byte {
+	return checkoutEvent(id, "checkout.session.completed", "cs_"+id, "paid", player, amount)
+}
+
+func checkoutEvent(id, typ, session, status, player string, amount int64) []byte {
 	b, _ := json.Marshal(map[string]any{
-		"id": id, "type": "checkout.session.completed",
+		"id": id, "type": typ,
 		"data": map[string]any{"object": map[string]any{
-			"id": "cs_test_1", "amount_total": 499, "currency": "usd", "payment_status": "paid",
+			"id": session, "amount_total": 499, "currency": "usd", "payment_status": status,
 			"metadata": map[string]string{"player_id": player, "currency": "gems", "credit_amount": fmt.Sprint(amount)},
 		}},
 	})
@@ -45,10 +50,7 @@ func TestStripeWebhook(t *testing.T) {
 	p.Register(mux, nil)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	var player string
-	if err := d.Pool.QueryRow(ctx, `INSERT INTO players (username) VALUES ('payer') RETURNING id::TEXT`).Scan(&player); err != nil {
-		t.Fatal(err)
-	}
+	player := testenv.NewPlayer(t, d.Pool, "payer")
 	send := func(body []byte, sig string) int {
 		req, _ := http.NewRequest("POST", srv.URL+"/payments/stripe/webhook", bytes.NewReader(body))
 		if sig != "" {

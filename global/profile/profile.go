@@ -10,6 +10,7 @@ import (
 
 	"github.com/cellgrid/cellgrid/global/auth"
 	"github.com/cellgrid/cellgrid/internal/db"
+	"github.com/cellgrid/cellgrid/internal/httpapi"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -83,7 +84,7 @@ func New(cfg Config, deps Deps) (*Profiles, error) {
 }
 
 // Register adds the routes to mux; every one is wrapped in requireAuth.
-func (p *Profiles) Register(mux *http.ServeMux, requireAuth func(http.Handler) http.Handler) {
+func (p *Profiles) Register(mux httpapi.Mux, requireAuth func(http.Handler) http.Handler) {
 	mux.Handle("GET /player/{playerId}/profile", requireAuth(p.handle("get", p.handleGet)))
 	mux.Handle("PATCH /player/me", requireAuth(p.handle("update", p.handlePatch)))
 	mux.Handle("GET /player/me/export", requireAuth(p.handle("export", p.handleExport)))

@@ -1,13 +1,13 @@
 package store
 
 import (
-	"errors"
 	"net/http"
 	"strings"
 
+	"github.com/google/uuid"
+
 	"github.com/cellgrid/cellgrid/internal/accesstoken"
 	"github.com/cellgrid/cellgrid/internal/httpapi"
-	"github.com/google/uuid"
 )
 
 // Register mounts the store routes. Every route requires an access token.
@@ -17,7 +17,7 @@ import (
 //	GET  /wallet
 //	GET  /inventory/{playerId}          ("me" is the caller)
 //	POST /inventory/{itemId}/equip|unequip|consume
-func (s *Store) Register(mux *http.ServeMux, requireAuth func(http.Handler) http.Handler) {
+func (s *Store) Register(mux httpapi.Mux, requireAuth func(http.Handler) http.Handler) {
 	mux.Handle("GET /store/items", requireAuth(httpapi.Handle(s.handleItems)))
 	mux.Handle("POST /store/purchase", requireAuth(httpapi.Handle(s.handlePurchase)))
 	mux.Handle("GET /wallet", requireAuth(httpapi.Handle(s.handleWallet)))
@@ -58,19 +58,12 @@ func (s *Store) handlePurchase(w http.ResponseWriter, r *http.Request) error {
 	if err := httpapi.DecodeJSON(w, r, &req, 4<<10); err != nil {
 		return err
 	}
-	switch {
-	case req.ItemTemplateID == "":
-		return httpapi.BadRequest("invalid_request", "item_template_id required")
-	case req.Quantity < 1 || req.Quantity > s.cfg.MaxQuantity:
-		return httpapi.BadRequest("invalid_quantity", "quantity out of range")
-	case len(req.IdempotencyKey) < 8 || len(req.IdempotencyKey) > 128 || strings.ContainsAny(req.IdempotencyKey, "\x00"):
-		return httpapi.BadRequest("invalid_idempotency_key", "idempotency_key must be 8..128 characters")
-	case req.Currency != "" && !s.HasCurrency(req.Currency):
-		return httpapi.BadRequest("unknown_currency", "unknown currency")
+	if err := s.checkPurchase(req); err != nil {
+		return err
 	}
 	res, err := s.Purchase(r.Context(), player, req)
 	if err != nil {
-		return toHTTP(err)
+		return wireErrors.Wire(err)
 	}
 	status := http.StatusCreated
 	if res.Replayed {
@@ -78,6 +71,23 @@ func (s *Store) handlePurchase(w http.ResponseWriter, r *http.Request) error {
 		status = http.StatusOK
 	}
 	httpapi.WriteJSON(w, status, res)
+	return nil
+}
+
+// checkPurchase refuses a purchase request before it reaches the database.
+// Text that goes into a query has no NUL byte (PostgreSQL refuses it, which
+// would be a 500) and a bounded length.
+func (s *Store) checkPurchase(req PurchaseRequest) error {
+	switch {
+	case req.ItemTemplateID == "" || len(req.ItemTemplateID) > 128 || strings.ContainsRune(req.ItemTemplateID, 0):
+		return httpapi.BadRequest("invalid_request", "item_template_id must be 1..128 characters")
+	case req.Quantity < 1 || req.Quantity > s.cfg.MaxQuantity:
+		return httpapi.BadRequest("invalid_quantity", "quantity out of range")
+	case len(req.IdempotencyKey) < 8 || len(req.IdempotencyKey) > 128 || strings.ContainsRune(req.IdempotencyKey, 0):
+		return httpapi.BadRequest("invalid_idempotency_key", "idempotency_key must be 8..128 characters")
+	case req.Currency != "" && !s.HasCurrency(req.Currency):
+		return httpapi.BadRequest("unknown_currency", "unknown currency")
+	}
 	return nil
 }
 
@@ -105,7 +115,7 @@ func (s *Store) handleInventory(w http.ResponseWriter, r *http.Request) error {
 	}
 	items, err := s.Inventory(r.Context(), caller, owner)
 	if err != nil {
-		return toHTTP(err)
+		return wireErrors.Wire(err)
 	}
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"player_id": owner, "items": items})
 	return nil
@@ -131,28 +141,20 @@ func (s *Store) itemActionHandler(action string) httpapi.Handler {
 		}
 		it, err := s.ItemAction(r.Context(), caller, itemID, action, body.Quantity)
 		if err != nil {
-			return toHTTP(err)
+			return wireErrors.Wire(err)
 		}
 		httpapi.WriteJSON(w, http.StatusOK, it)
 		return nil
 	}
 }
 
-// toHTTP maps the package's sentinels to wire errors, once, at the edge.
-func toHTTP(err error) error {
-	switch {
-	case errors.Is(err, ErrInsufficientFunds):
-		return &httpapi.Error{Status: http.StatusConflict, Code: "insufficient_funds", Message: "insufficient funds", Err: err}
-	case errors.Is(err, ErrIdempotencyMismatch):
-		return &httpapi.Error{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused", Message: "idempotency key was used for a different request", Err: err}
-	case errors.Is(err, ErrUnknownItem):
-		return &httpapi.Error{Status: http.StatusNotFound, Code: "unknown_item", Message: "no such item for sale in that currency", Err: err}
-	case errors.Is(err, ErrMaxStack):
-		return &httpapi.Error{Status: http.StatusConflict, Code: "max_stack_exceeded", Message: "purchase would exceed the item's max stack", Err: err}
-	case errors.Is(err, ErrNotFound):
-		return &httpapi.Error{Status: http.StatusNotFound, Code: "not_found", Message: "not found", Err: err}
-	case errors.Is(err, ErrNotAllowed):
-		return &httpapi.Error{Status: http.StatusConflict, Code: "action_not_allowed", Message: "action not allowed for this item", Err: err}
-	}
-	return err
+// wireErrors maps the package's sentinel errors to the wire, once, at
+// the edge.
+var wireErrors = httpapi.ErrorTable{
+	{Err: ErrInsufficientFunds, Status: http.StatusConflict, Code: "insufficient_funds", Message: "insufficient funds"},
+	{Err: ErrIdempotencyMismatch, Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused", Message: "idempotency key was used for a different request"},
+	{Err: ErrUnknownItem, Status: http.StatusNotFound, Code: "unknown_item", Message: "no such item for sale in that currency"},
+	{Err: ErrMaxStack, Status: http.StatusConflict, Code: "max_stack_exceeded", Message: "purchase would exceed the item's max stack"},
+	{Err: ErrNotFound, Status: http.StatusNotFound, Code: "not_found", Message: "not found"},
+	{Err: ErrNotAllowed, Status: http.StatusConflict, Code: "action_not_allowed", Message: "action not allowed for this item"},
 }

@@ -6,15 +6,16 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/cellgrid/cellgrid/internal/accesstoken"
-	"github.com/cellgrid/cellgrid/internal/httpapi"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/cellgrid/cellgrid/internal/accesstoken"
+	"github.com/cellgrid/cellgrid/internal/httpapi"
 )
 
 // Register mounts GET /admin/flags?limit=&player= behind requireAuth. Only
 // players listed in Config.AdminPlayerIDs may call it (403 otherwise).
-func (t *Telemetry) Register(mux *http.ServeMux, requireAuth func(http.Handler) http.Handler) {
+func (t *Telemetry) Register(mux httpapi.Mux, requireAuth func(http.Handler) http.Handler) {
 	mux.Handle("GET /admin/flags", requireAuth(httpapi.Handle(t.handleFlags)))
 }
 

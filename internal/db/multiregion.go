@@ -29,6 +29,7 @@ var PlayerHomedTables = []string{
 	"inventory_items", "wallet_balances", "transactions", "game_sessions",
 	"game_session_players", "leaderboard_records", "game_event_log",
 	"applied_events", "achievement_progress", "player_storage", "player_flags",
+	"telemetry_dead_letter",
 }
 
 // GlobalTables are read everywhere and written rarely: GLOBAL locality.

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -49,6 +51,7 @@ type Config struct {
 type Server struct {
 	ns  *server.Server
 	cfg Config
+	log *slogAdapter
 }
 
 // FreePort returns a TCP port that was free a moment ago on host.
@@ -138,14 +141,29 @@ func Start(cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("natsembed: new server %s: %w", cfg.Name, err)
 	}
-	ns.SetLoggerV2(&slogAdapter{log: log.With("nats", cfg.Name)}, false, false, false)
+	// Until the caller says the server has settled (Settled), its warnings
+	// are start-up chatter ("Waiting for routing to be established", "has
+	// not established contact with a meta leader") and go to debug.
+	adapter := &slogAdapter{log: log.With("nats", cfg.Name)}
+	adapter.quiet.Store(true)
+	ns.SetLoggerV2(adapter, false, false, false)
 	ns.Start()
 	if !ns.ReadyForConnections(15 * time.Second) {
 		ns.Shutdown()
 		return nil, fmt.Errorf("natsembed: server %s not ready for connections", cfg.Name)
 	}
-	return &Server{ns: ns, cfg: cfg}, nil
+	s := &Server{ns: ns, cfg: cfg, log: adapter}
+	if cfg.Standalone || cfg.StoreDir == "" {
+		// No routes, gateways or meta group to wait for.
+		s.Settled()
+	}
+	return s, nil
 }
+
+// Settled ends the start-up period: from now on the server's warnings and
+// errors are logged at their own level. StartSuperCluster calls it once
+// routes, gateways and the JetStream meta group are up.
+func (s *Server) Settled() { s.log.quiet.Store(false) }
 
 // ClientURL is the nats:// URL clients connect to.
 func (s *Server) ClientURL() string { return s.ns.ClientURL() }
@@ -162,8 +180,11 @@ func (s *Server) Cluster() string { return s.cfg.Cluster }
 // gateway connection to.
 func (s *Server) NumGateways() int { return s.ns.NumOutboundGateways() }
 
-// Shutdown stops the server and waits for it; safe to call twice.
+// Shutdown stops the server and waits for it; safe to call twice. What the
+// server says while it stops (a final meta snapshot, gateways to peers that
+// stopped first) is logged at debug level.
 func (s *Server) Shutdown() {
+	s.log.quiet.Store(true)
 	s.ns.Shutdown()
 	s.ns.WaitForShutdown()
 }
@@ -213,11 +234,41 @@ func (s *Server) WaitGateways(ctx context.Context, n int) error {
 	return nil
 }
 
-type slogAdapter struct{ log *slog.Logger }
+// slogAdapter is the server's logger. While quiet (starting or stopping),
+// warnings and errors are logged at debug level: a supercluster coming up
+// or going down on one machine always says them, and they mean nothing.
+type slogAdapter struct {
+	log   *slog.Logger
+	quiet atomic.Bool
+}
 
-func (a *slogAdapter) Noticef(format string, v ...any) { a.log.Debug(fmt.Sprintf(format, v...)) }
-func (a *slogAdapter) Warnf(format string, v ...any)   { a.log.Warn(fmt.Sprintf(format, v...)) }
-func (a *slogAdapter) Fatalf(format string, v ...any)  { a.log.Error(fmt.Sprintf(format, v...)) }
-func (a *slogAdapter) Errorf(format string, v ...any)  { a.log.Error(fmt.Sprintf(format, v...)) }
-func (a *slogAdapter) Debugf(format string, v ...any)  { a.log.Debug(fmt.Sprintf(format, v...)) }
+func (a *slogAdapter) logf(lvl slog.Level, format string, v []any) {
+	if a.quiet.Load() {
+		lvl = slog.LevelDebug
+	}
+	ctx := context.Background()
+	if lvl < slog.LevelWarn && !a.log.Enabled(ctx, lvl) {
+		return
+	}
+	msg := fmt.Sprintf(format, v...)
+	if lvl >= slog.LevelWarn && sourceNotYetThere(msg) {
+		lvl = slog.LevelDebug
+	}
+	a.log.Log(ctx, lvl, msg)
+}
+
+// sourceNotYetThere reports the warning of a stream whose source stream
+// does not exist yet. The server retries until it does; its own comment
+// (nats-server stream.go, setupSourceConsumer) calls this normal while
+// streams come up in no particular order: the global layer's sourcing
+// streams start before the cells' streams do.
+func sourceNotYetThere(msg string) bool {
+	return strings.Contains(msg, "create source consumer") && strings.Contains(msg, "stream not found")
+}
+
+func (a *slogAdapter) Noticef(format string, v ...any) { a.logf(slog.LevelDebug, format, v) }
+func (a *slogAdapter) Warnf(format string, v ...any)   { a.logf(slog.LevelWarn, format, v) }
+func (a *slogAdapter) Fatalf(format string, v ...any)  { a.logf(slog.LevelError, format, v) }
+func (a *slogAdapter) Errorf(format string, v ...any)  { a.logf(slog.LevelError, format, v) }
+func (a *slogAdapter) Debugf(format string, v ...any)  { a.logf(slog.LevelDebug, format, v) }
 func (a *slogAdapter) Tracef(format string, v ...any)  {}

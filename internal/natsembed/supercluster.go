@@ -7,6 +7,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"time"
 )
 
 // SuperCluster is a set of embedded servers, one per cluster, joined by
@@ -35,6 +36,10 @@ func StartSuperClusterFronted(ctx context.Context, storeRoot string, names []str
 	if len(names) == 0 {
 		return nil, fmt.Errorf("supercluster: no clusters")
 	}
+	// Bound the waits below: a supercluster that has not formed in a minute
+	// on loopback will not.
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
 	sc := &SuperCluster{}
 	var seed map[string]string
 	for _, name := range names {
@@ -88,7 +93,40 @@ func StartSuperClusterFronted(ctx context.Context, storeRoot string, names []str
 		sc.Shutdown()
 		return nil, err
 	}
+	if len(names) > 1 {
+		if err := sc.waitPeers(ctx); err != nil {
+			sc.Shutdown()
+			return nil, err
+		}
+	}
+	for _, s := range sc.Servers {
+		s.Settled()
+	}
 	return sc, nil
+}
+
+// waitPeers blocks until the JetStream meta leader has current stats from
+// every server. Before that, a stream placed in a cluster the leader has not
+// heard from yet fails with "no suitable peers for placement" (a dev stack
+// lost its last cell that way on a loaded machine).
+func (sc *SuperCluster) waitPeers(ctx context.Context) error {
+	have := 0
+	for {
+		for _, s := range sc.Servers {
+			if s.ns.JetStreamIsLeader() {
+				have = len(s.ns.JetStreamClusterPeers())
+				break
+			}
+		}
+		if have >= len(sc.Servers) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for %d jetstream peers (the meta leader knows %d): %w", len(sc.Servers), have, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // Server returns the server of the named cluster, or nil.
@@ -101,8 +139,12 @@ func (sc *SuperCluster) Server(cluster string) *Server {
 	return nil
 }
 
-// Shutdown stops every server.
+// Shutdown stops every server. All of them go quiet first: a server still
+// running would otherwise log an error for each gateway that went away.
 func (sc *SuperCluster) Shutdown() {
+	for _, s := range sc.Servers {
+		s.log.quiet.Store(true)
+	}
 	for _, s := range sc.Servers {
 		s.Shutdown()
 	}

@@ -5,8 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cellgrid/cellgrid/internal/natsembed"
 	"github.com/nats-io/nats.go"
+
+	"github.com/cellgrid/cellgrid/internal/natsembed"
 )
 
 // NewSuperCluster starts one embedded JetStream server per cluster name,
@@ -23,8 +24,9 @@ func NewSuperCluster(t testing.TB, clusters ...string) *natsembed.SuperCluster {
 	return sc
 }
 
-// NewNATS starts a single JetStream-enabled server (a one-cluster
-// supercluster) and returns a connection to it.
+// NewNATS starts a single JetStream-enabled server whose cluster is named
+// cluster (streams placed in it work) and returns a connection to it; it
+// returns once the JetStream API answers.
 func NewNATS(t testing.TB, cluster string) (*natsembed.Server, *nats.Conn) {
 	t.Helper()
 	sc := NewSuperCluster(t, cluster)

@@ -105,16 +105,23 @@ func TestWANLatencyRoutingAndRegionFailover(t *testing.T) {
 		}
 		return cell, lat
 	}
-	cell, lat := best()
-	t.Logf("probe RTT ms: %v", lat)
-	if cell.ID != "eu-west-1" {
-		t.Fatalf("best cell %s (latencies %v), want eu-west-1", cell.ID, lat)
-	}
-	for id, floor := range map[string]int{"eu-west-1": 40, "us-east-1": 160, "ap-south-1": 300} {
-		if lat[id] < floor {
-			t.Fatalf("probe RTT to %s %d ms, below the emulated %d ms", id, lat[id], floor)
+	// Every probe is at least the emulated distance; the nearest region
+	// wins (retried: on a loaded machine one probe round can be noisy).
+	var cell client.Cell
+	var lat map[string]int
+	testenv.Eventually(t, 30*time.Second, func() error {
+		cell, lat = best()
+		for id, floor := range map[string]int{"eu-west-1": 40, "us-east-1": 160, "ap-south-1": 300} {
+			if lat[id] < floor {
+				t.Fatalf("probe RTT to %s %d ms, below the emulated %d ms", id, lat[id], floor)
+			}
 		}
-	}
+		if cell.ID != "eu-west-1" {
+			return fmt.Errorf("best cell %s (latencies %v), want eu-west-1", cell.ID, lat)
+		}
+		return nil
+	})
+	t.Logf("probe RTT ms: %v", lat)
 	// ap-south-1 is beyond the modes' 200 ms limit: refused there.
 	var ap client.Cell
 	cells, _ := c.Topology(ctx)

@@ -50,12 +50,14 @@ type sessionView struct {
 }
 
 type ticketView struct {
-	TicketID string       `json:"ticket_id"`
-	State    string       `json:"state"`
-	GameMode string       `json:"game_mode"`
-	QueuedMS int64        `json:"queued_ms"`
-	Players  []string     `json:"players"`
-	Session  *sessionView `json:"session,omitempty"`
+	TicketID string `json:"ticket_id"`
+	State    string `json:"state"`
+	GameMode string `json:"game_mode"`
+	QueuedMS int64  `json:"queued_ms"`
+	// RequeueReason says why a matched ticket is queued again.
+	RequeueReason string       `json:"requeue_reason,omitempty"`
+	Players       []string     `json:"players"`
+	Session       *sessionView `json:"session,omitempty"`
 }
 
 func player(r *http.Request) (string, error) {
@@ -81,6 +83,9 @@ func (c *Cell) join(w http.ResponseWriter, r *http.Request) error {
 	if c.Draining() {
 		return &httpapi.Error{Status: http.StatusServiceUnavailable, Code: "cell_draining",
 			Message: "this cell is draining: join another cell from the topology", RetryAfter: c.cfg.RetryAfter}
+	}
+	if rf, ok := c.FailedOver(); ok {
+		return c.failedOverError(rf, req.LatenciesMS)
 	}
 	players, lat, err := parseJoin(req, me, c.cfg.ID)
 	if err != nil {
@@ -114,6 +119,9 @@ func (c *Cell) join(w http.ResponseWriter, r *http.Request) error {
 			return cerr
 		}
 		return err
+	}
+	if mode, ok := c.tickets.Mode(req.GameMode); ok {
+		c.rememberLatencies(r.Context(), t.ID, mode, req.LatenciesMS)
 	}
 	httpapi.WriteJSON(w, http.StatusAccepted, map[string]string{"ticket_id": t.ID})
 	return nil
@@ -245,7 +253,7 @@ func (c *Cell) status(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v := ticketView{TicketID: t.ID, State: t.State, GameMode: t.Mode, Players: t.Players}
+	v := ticketView{TicketID: t.ID, State: t.State, GameMode: t.Mode, Players: t.Players, RequeueReason: t.RequeueReason}
 	if t.State == matchmaker.StateQueued {
 		v.QueuedMS = time.Since(t.CreatedAt).Milliseconds()
 	} else {
@@ -275,7 +283,7 @@ func (c *Cell) sessionFor(ctx context.Context, t matchmaker.Ticket, me string) (
 			sv.ExpiresAt = tok.ExpiresAt
 		}
 	}
-	if time.Until(sv.ExpiresAt) < c.cfg.ConnectTokenTTL/3 {
+	if time.Until(sv.ExpiresAt) < c.cfg.ConnectTokenTTL/3 && (doc.Cell == "" || doc.Cell == c.cfg.ID) {
 		live, err := c.sessions.SessionLive(ctx, uuid.MustParse(doc.ID))
 		if err != nil {
 			return nil, err

@@ -46,11 +46,20 @@ func (st *Stack) startCells(ctx context.Context, cfg Config, pool *pgxpool.Pool,
 		if cfg.CellBasePort > 0 {
 			cc.HTTPAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.CellBasePort+i))
 		}
+		if cfg.CellOpsBasePort > 0 {
+			cc.OpsAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.CellOpsBasePort+i))
+		}
 		// Every dev player shares the loopback address: a per-IP HELLO
 		// limit would throttle a swarm of bots as one source.
 		cc.Relay.HelloPerIP = -1
 		cc.DGS = fleet.Version{Name: "dev", Command: cfg.DGSCommand[0], Args: cfg.dgsArgs()}
 		cc.Fleet.Min, cc.Fleet.Buffer, cc.Fleet.Max = cfg.FleetBuffer, cfg.FleetBuffer, cfg.FleetMax
+		wanConn, wanAddr, err := st.wanRelaySocket(id)
+		if err != nil {
+			return err
+		}
+		cc.RelayPublicAddr = wanAddr
+		cc.GameModes = st.wanModes(cc.GameModes)
 		if cc.Fleet.Credentials, err = st.nats.Trust.DGSIssuer(id); err != nil {
 			return err
 		}
@@ -60,10 +69,17 @@ func (st *Stack) startCells(ctx context.Context, cfg Config, pool *pgxpool.Pool,
 			Log:      st.log, // cell.New adds cell=<id>; its parts add their component
 		})
 		if err != nil {
+			if wanConn != nil {
+				_ = wanConn.Close()
+			}
 			return fmt.Errorf("devstack: cell %s: %w", id, err)
 		}
 		st.closers = append(st.closers, func() { _ = c.Close() })
-		st.group.Add("cell "+id, c.Run)
+		st.OpsURLs[id] = c.OpsURL()
+		if err := st.attachWANLink(id, wanConn, c.RelayListenAddr()); err != nil {
+			return err
+		}
+		st.group.Add("cell "+id, st.stoppableCell(id, c.Run))
 		topo.Put(topology.Cell{ID: id, Region: id, API: c.URL(), Relay: c.RelayAddr(), Beacon: c.RelayAddr()})
 	}
 	return nil

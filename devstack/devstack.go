@@ -34,6 +34,11 @@ type Config struct {
 	Cells []string
 	// GlobalAddr is the global layer's listen address ("127.0.0.1:0" = free).
 	GlobalAddr string
+	// GlobalOpsAddr is the global layer's ops listener (/metrics, detailed
+	// /readyz); default "127.0.0.1:0" (free). Cells' ops listeners are on
+	// 127.0.0.1:CellOpsBasePort+i, or free ports when it is 0.
+	GlobalOpsAddr   string
+	CellOpsBasePort int
 	// DatabaseURL, when set, is used instead of starting PostgreSQL (tests).
 	DatabaseURL string
 	// Ephemeral runs PostgreSQL without fsync and Redis without persistence.
@@ -55,6 +60,9 @@ type Config struct {
 	DGSOutput io.Writer
 	// FleetBuffer is the warm pool per cell (default 2), FleetMax its cap (8).
 	FleetBuffer, FleetMax int
+	// WAN, when set, puts the player and the regions at emulated distances
+	// (wan.go); nil is plain loopback.
+	WAN *WAN
 	// Auth is the login configuration. Device (guest) login is always on in
 	// a dev stack; a missing EncryptionKey is generated once and kept in
 	// DataDir.
@@ -65,11 +73,16 @@ type Config struct {
 type Stack struct {
 	GlobalURL string
 	Cells     []topology.Cell
+	// OpsURLs are the ops listeners' URLs (/metrics, detailed /readyz):
+	// "global" and each cell id.
+	OpsURLs map[string]string
 
 	global  *global.Server
 	pool    *pgxpool.Pool
 	nats    *natsembed.SuperCluster
-	opsCred string // path of the ops credential file
+	opsCred string    // path of the ops credential file
+	wan     *wanLayer // nil without Config.WAN
+	stops   cellStops // per-cell stop, for drills (drill.go)
 	log     *slog.Logger
 	closers []func() // in start order; closed in reverse
 	group   supervise.Group
@@ -102,6 +115,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 	}
 	cfg.DataDir = abs
 	st := &Stack{log: log}
+	if cfg.WAN != nil {
+		st.wan = newWANLayer(cfg.WAN)
+	}
 	defer func() {
 		if err != nil {
 			st.Close()
@@ -133,7 +149,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 		log.Info("schema migrated", "version", v)
 	}
 
-	sc, opsCreds, err := startNATS(ctx, cfg.DataDir, append([]string{"global"}, cfg.Cells...), log)
+	sc, opsCreds, err := st.startSuperCluster(ctx, cfg.DataDir, append([]string{"global"}, cfg.Cells...))
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +205,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 		}
 	}
 	gcfg := DevGlobal()
-	gcfg.Addr, gcfg.Cells, gcfg.Auth = cfg.GlobalAddr, cfg.Cells, cfg.Auth
+	gcfg.Addr, gcfg.OpsAddr, gcfg.Cells, gcfg.Auth = cfg.GlobalAddr, cfg.GlobalOpsAddr, cfg.Cells, cfg.Auth
 	g, err := global.New(gcfg, global.Deps{
 		DB: pool, Redis: gRedis, NATS: gNATS, Topology: topo, Log: log, // each part adds its component
 	})
@@ -197,6 +213,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 		return nil, err
 	}
 	st.GlobalURL = g.URL()
+	st.OpsURLs = map[string]string{"global": g.OpsURL()}
 	st.global = g
 	st.closers = append(st.closers, func() { _ = g.Close() })
 	st.group.Add("global", g.Run)

@@ -17,13 +17,13 @@ import (
 // DataDir/nats/trust.json (created on first run: JetStream stores data per
 // account, so the keys must survive a restart) and writes the ops
 // credential `cellgrid cell drain` needs to DataDir/nats/ops.creds.
-func startNATS(ctx context.Context, dataDir string, clusters []string, log *slog.Logger) (*natsembed.SuperCluster, string, error) {
+func startNATS(ctx context.Context, dataDir string, clusters []string, log *slog.Logger, front natsembed.GatewayFront) (*natsembed.SuperCluster, string, error) {
 	dir := filepath.Join(dataDir, "nats")
 	trust, err := natsauth.LoadOrCreateTrust(filepath.Join(dir, "trust.json"), clusters)
 	if err != nil {
 		return nil, "", err
 	}
-	sc, err := natsembed.StartSuperClusterWith(ctx, dir, clusters, log, natsembed.Options{Trust: trust})
+	sc, err := natsembed.StartSuperClusterWith(ctx, dir, clusters, log, natsembed.Options{Trust: trust, Front: front})
 	if err != nil {
 		return nil, "", err
 	}

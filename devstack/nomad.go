@@ -114,7 +114,7 @@ func StartNomad(ctx context.Context, cfg NomadConfig, log *slog.Logger) (_ *Noma
 		return nil, err
 	}
 
-	sc, _, err := startNATS(ctx, cfg.DataDir, append([]string{"global"}, cfg.Cells...), log)
+	sc, _, err := startNATS(ctx, cfg.DataDir, append([]string{"global"}, cfg.Cells...), log, nil)
 	if err != nil {
 		return nil, err
 	}

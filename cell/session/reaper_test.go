@@ -3,7 +3,6 @@ package session
 import (
 	"context"
 	"net/netip"
-	"os"
 	"testing"
 	"time"
 
@@ -13,8 +12,6 @@ import (
 	"github.com/cellgrid/cellgrid/internal/testenv"
 	"github.com/cellgrid/cellgrid/proto/events"
 )
-
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 // TestSessionWithoutResultIsLost: a session whose server never reports is
 // marked lost after its mode's deadline (history updated, live state gone,

@@ -16,6 +16,8 @@ func devCmd(rf *rootFlags, st starters) *cobra.Command {
 	var cfg devstack.Config
 	var af authFlags
 	var onNomad bool
+	var useWAN bool
+	var wanConfig string
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the whole stack on this machine: PostgreSQL, Redis, NATS supercluster, global layer and cells",
@@ -33,6 +35,9 @@ func devCmd(rf *rootFlags, st starters) *cobra.Command {
 				return err
 			}
 			c.DGSCommand = []string{exe, "dgs"}
+			if c.WAN, err = wanLayout(useWAN, wanConfig); err != nil {
+				return err
+			}
 			return st.dev(cmd.Context(), cmd.OutOrStdout(), log, devRun{Cfg: c, Nomad: onNomad, Exe: exe})
 		},
 	}
@@ -41,9 +46,13 @@ func devCmd(rf *rootFlags, st starters) *cobra.Command {
 	f.StringSliceVar(&cfg.Cells, "cells", devstack.DefaultCells, "cell ids to run")
 	f.StringVar(&cfg.GlobalAddr, "global-addr", "127.0.0.1:8080", "global layer listen address")
 	f.IntVar(&cfg.CellBasePort, "cell-base-port", 8081, "cell i listens on 127.0.0.1:base+i (0: free ports)")
+	f.StringVar(&cfg.GlobalOpsAddr, "global-ops-addr", "127.0.0.1:9080", "global layer's ops listener (/metrics, /readyz with error text)")
+	f.IntVar(&cfg.CellOpsBasePort, "cell-ops-base-port", 9081, "cell i's ops listener is on 127.0.0.1:base+i (0: free ports)")
 	f.DurationVar(&cfg.MatchTimeLimit, "match-time-limit", devstack.DefaultMatchTimeLimit, "match length of every DGS, short for a demo (cellgrid dgs alone defaults to 3m)")
 	f.StringArrayVar(&cfg.DGSArgs, "dgs-arg", nil, "extra argument for every DGS, e.g. --dgs-arg=--score-limit=5 (repeatable)")
 	f.BoolVar(&onNomad, "nomad", false, "run global and cells as jobs on local Nomad and Consul dev agents (build them: build/hashistack.sh)")
+	f.BoolVar(&useWAN, "wan", false, "put the player and the regions behind an emulated WAN (eu-west-1 20 ms, us-east-1 80 ms, ap-south-1 150 ms one way)")
+	f.StringVar(&wanConfig, "wan-config", "", "JSON file with another WAN layout (implies --wan; see devstack.LoadWAN)")
 	af.register(f, true)
 	return cmd
 }
@@ -66,11 +75,12 @@ func startDev(ctx context.Context, out io.Writer, log *slog.Logger, r devRun) er
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "global  %s\n", st.GlobalURL)
+	fmt.Fprintf(out, "global  %s  ops %s\n", st.GlobalURL, st.OpsURLs["global"])
 	for _, c := range st.Cells {
-		fmt.Fprintf(out, "cell    %-12s %s  relay %s\n", c.ID, c.API, c.Relay)
+		fmt.Fprintf(out, "cell    %-12s %s  relay %s  ops %s\n", c.ID, c.API, c.Relay, st.OpsURLs[c.ID])
 	}
 	fmt.Fprintf(out, "nats    %s  (ops credential: --nats-creds %s)\n", st.NATSURL(), st.OpsCredsFile())
+	st.PrintWANLayout(out)
 	fmt.Fprintln(out, "Ctrl-C stops everything.")
 	return st.Run(ctx)
 }

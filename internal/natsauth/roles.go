@@ -136,9 +136,11 @@ func (r Role) Permissions() jwt.Permissions {
 		// The global layer creates its sourcing streams and consumers
 		// (anywhere in the account), follows every cell's heartbeat and
 		// pushes token revocations to the cells.
+		// It is also the only writer of the region failover bucket and
+		// answers the ops' region requests.
 		return perms(
-			[]string{"$JS.API.>", "$JS.ACK.>", events.RevocationSubject},
-			[]string{events.CellHeartbeatFilter, events.RevocationListSubject, inbox},
+			[]string{"$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$KV." + events.RegionBucket + ".>", events.RevocationSubject},
+			[]string{events.CellHeartbeatFilter, events.RevocationListSubject, events.RegionOpsSubject, inbox},
 			true)
 	case KindCell:
 		c, tok := r.Cell, events.MatchStream(r.Cell)
@@ -154,6 +156,11 @@ func (r Role) Permissions() jwt.Permissions {
 		}
 		pub = append(pub, streamAPI(tok)...)
 		pub = append(pub, streamAPI(events.TelemetryStream(c))...)
+		// Read-only watch of the region failover bucket (an ordered
+		// consumer on its stream; the cell never writes it).
+		pub = append(pub, "$JS.API.STREAM.INFO.KV_"+events.RegionBucket,
+			"$JS.API.CONSUMER.CREATE.KV_"+events.RegionBucket+".>", "$JS.API.CONSUMER.DELETE.KV_"+events.RegionBucket+".>",
+			"$JS.API.CONSUMER.INFO.KV_"+events.RegionBucket+".>", "$JS.FC.KV_"+events.RegionBucket+".>")
 		return perms(pub,
 			[]string{events.DGSHealthFilter(c), events.CellDrainSubject(c), events.RevocationSubject, inbox},
 			true)
@@ -164,7 +171,7 @@ func (r Role) Permissions() jwt.Permissions {
 	case KindOps:
 		// Drain, undrain; `cell remove` also watches a cell's DGS
 		// heartbeats (read only) to know when its matches are over.
-		return perms([]string{"cellgrid.cells.*.drain"}, []string{events.DGSHealthFilter("*"), inbox}, false)
+		return perms([]string{"cellgrid.cells.*.drain", events.RegionOpsSubject}, []string{events.DGSHealthFilter("*"), inbox}, false)
 	case KindDGS:
 		return expandName(DGSTemplate(r.Cell), r.ID)
 	case KindAdmin:

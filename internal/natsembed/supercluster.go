@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/cellgrid/cellgrid/internal/natsauth"
@@ -24,6 +26,8 @@ type Options struct {
 	Trust *natsauth.Trust
 	// TLS, when set, is every server's TLS configuration.
 	TLS *TLS
+	// Front, when set, puts something in front of every gateway.
+	Front GatewayFront
 }
 
 // StartSuperCluster starts one JetStream-enabled server per name, each its
@@ -36,10 +40,23 @@ func StartSuperCluster(ctx context.Context, storeRoot string, names []string, lo
 	return StartSuperClusterWith(ctx, storeRoot, names, log, Options{})
 }
 
-// StartSuperClusterWith is StartSuperCluster with the deployment's keys
-// and TLS. Every client, route and gateway connection must authenticate;
-// Server.Connect uses an admin credential.
+// GatewayFront puts something (a WAN emulator) in front of a cluster's
+// gateway listening at addr and returns the host:port other clusters
+// must dial instead.
+type GatewayFront func(cluster, addr string) (string, error)
+
+// StartSuperClusterFronted is StartSuperCluster with every cluster's
+// gateway reached through front (nil: directly). The fronted address is
+// advertised, so discovered gateways go through it too.
+func StartSuperClusterFronted(ctx context.Context, storeRoot string, names []string, front GatewayFront, log *slog.Logger) (*SuperCluster, error) {
+	return StartSuperClusterWith(ctx, storeRoot, names, log, Options{Front: front})
+}
+
+// StartSuperClusterWith is StartSuperCluster with the deployment's keys,
+// TLS and gateway front. Every client, route and gateway connection must
+// authenticate; Server.Connect uses an admin credential.
 func StartSuperClusterWith(ctx context.Context, storeRoot string, names []string, log *slog.Logger, o Options) (*SuperCluster, error) {
+	front := o.Front
 	if len(names) == 0 {
 		return nil, fmt.Errorf("supercluster: no clusters")
 	}
@@ -70,7 +87,7 @@ func StartSuperClusterWith(ctx context.Context, storeRoot string, names []string
 	sc := &SuperCluster{Trust: trust}
 	var seed map[string]string
 	for _, name := range names {
-		s, err := Start(Config{
+		cfg := Config{
 			Cluster:  name,
 			StoreDir: filepath.Join(storeRoot, name),
 			Gateways: seed,
@@ -80,14 +97,31 @@ func StartSuperClusterWith(ctx context.Context, storeRoot string, names []string
 			Auth:         &auth,
 			TLS:          o.TLS,
 			ConnectCreds: admin,
-		}, log)
+		}
+		if front != nil && !cfg.Standalone {
+			port, err := FreePort("127.0.0.1")
+			if err != nil {
+				sc.Shutdown()
+				return nil, err
+			}
+			cfg.GatewayPort = port
+			if cfg.GatewayAdvertise, err = front(name, net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err != nil {
+				sc.Shutdown()
+				return nil, fmt.Errorf("supercluster: gateway front of %s: %w", name, err)
+			}
+		}
+		s, err := Start(cfg, log)
 		if err != nil {
 			sc.Shutdown()
 			return nil, err
 		}
 		sc.Servers = append(sc.Servers, s)
 		if seed == nil {
-			seed = map[string]string{name: s.GatewayURL()}
+			gw := s.GatewayURL()
+			if cfg.GatewayAdvertise != "" {
+				gw = "nats://" + cfg.GatewayAdvertise
+			}
+			seed = map[string]string{name: gw}
 		}
 	}
 	for _, s := range sc.Servers {

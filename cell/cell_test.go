@@ -121,7 +121,8 @@ func newEnvHooked(t *testing.T, mutate func(*Config), hook func(*Cell)) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
-	e := &env{c: c, key: key, db: database.Pool, rd: rd.Client, rds: rd, nc: nc}
+	// The tests drive (and inspect) NATS with an admin connection.
+	e := &env{c: c, key: key, db: database.Pool, rd: rd.Client, rds: rd, nc: testenv.Connect(t, sc.Server(cellID))}
 	var once sync.Once
 	e.stop = func() {
 		once.Do(func() {

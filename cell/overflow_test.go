@@ -15,6 +15,7 @@ import (
 
 	"github.com/cellgrid/cellgrid/cell/fleet"
 	"github.com/cellgrid/cellgrid/internal/accesstoken"
+	"github.com/cellgrid/cellgrid/internal/natsauth"
 	"github.com/cellgrid/cellgrid/internal/testenv"
 	"github.com/cellgrid/cellgrid/proto/connecttoken"
 )
@@ -35,7 +36,7 @@ func twoCells(t *testing.T, maxA int, mutateB func(*Config)) (a, b *env) {
 	t.Cleanup(js.Close)
 	start := func(id string, mutate func(*Config)) *env {
 		rd := testenv.NewRedis(t)
-		nc := testenv.Connect(t, sc.Server(id))
+		nc := testenv.ConnectAs(t, sc, sc.Server(id), natsauth.Cell(id))
 		vctx, vcancel := context.WithCancel(context.Background())
 		t.Cleanup(vcancel)
 		cfg := DefaultConfig()
@@ -44,6 +45,7 @@ func twoCells(t *testing.T, maxA int, mutateB func(*Config)) (a, b *env) {
 		cfg.Fleet.HealthTimeout, cfg.Fleet.AutoscaleInterval = time.Second, 50*time.Millisecond
 		cfg.DGS = fleet.Version{Name: "v1", Command: os.Args[0], Args: []string{"--health-interval=100ms", "--wait-for-players=30s", "--time-limit=30s"}}
 		cfg.OverflowAfter = time.Nanosecond
+		cfg.Fleet.Credentials = testenv.DGSIssuer(t, sc, id)
 		mutate(&cfg)
 		c, err := New(cfg, Deps{
 			DB: database.Pool, Redis: rd.Client, NATS: nc,

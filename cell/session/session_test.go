@@ -47,7 +47,7 @@ func TestResultBeforeStartEndsSession(t *testing.T) {
 		Teams: [][]string{{uuid.NewString()}, {uuid.NewString()}}}
 	b, _ := json.Marshal(events.MatchResult{SessionID: sess.ID, Cell: "c1", GameMode: "duel", DGSID: sess.DGSID, EndedAt: time.Now(), Reason: "abandoned"})
 	js, _ := jetstream.New(nc)
-	if _, err := js.Publish(ctx, events.MatchResultSubject("c1", "dgs-1"), b); err != nil {
+	if _, err := js.Publish(ctx, events.MatchResultSubject("c1", sess.DGSID), b); err != nil {
 		t.Fatal(err)
 	}
 	// The result was delivered (and not acknowledged as done) before the

@@ -152,6 +152,7 @@ func (r Role) Permissions() jwt.Permissions {
 			fmt.Sprintf("match.%s.session.>", c),
 			events.TelemetrySubjects(c),
 			events.RevocationListSubject,
+			events.CellOverflowSubject("*"), // ask a peer cell to host a match
 			"$JS.API.INFO",
 		}
 		pub = append(pub, streamAPI(tok)...)
@@ -162,7 +163,8 @@ func (r Role) Permissions() jwt.Permissions {
 			"$JS.API.CONSUMER.CREATE.KV_"+events.RegionBucket+".>", "$JS.API.CONSUMER.DELETE.KV_"+events.RegionBucket+".>",
 			"$JS.API.CONSUMER.INFO.KV_"+events.RegionBucket+".>", "$JS.FC.KV_"+events.RegionBucket+".>")
 		return perms(pub,
-			[]string{events.DGSHealthFilter(c), events.CellDrainSubject(c), events.RevocationSubject, inbox},
+			[]string{events.DGSHealthFilter(c), events.CellDrainSubject(c), events.CellOverflowSubject(c),
+				events.CellHeartbeatFilter, events.RevocationSubject, inbox},
 			true)
 	case KindRelay:
 		// Relays run inside the cell process today and use no NATS; a

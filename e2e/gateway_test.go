@@ -83,7 +83,7 @@ func TestGatewayCutAndHealExactlyOnce(t *testing.T) {
 	if err := st.IsolateCluster("eu-west-1"); err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(st.ClusterNATSURL("eu-west-1"))
+	nc, err := st.ConnectNATS("eu-west-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,10 +96,20 @@ func TestGatewayCutAndHealExactlyOnce(t *testing.T) {
 	sessionID := uuid.NewString()
 	res := events.MatchResult{SessionID: sessionID, Cell: "eu-west-1", GameMode: "duel", DGSID: "drill-dgs",
 		StartedAt: time.Now().Add(-time.Minute), EndedAt: time.Now(), WinnerTeam: -1, Reason: "time_limit",
-		Players: []events.PlayerResult{{PlayerID: players[0], Team: 0}, {PlayerID: players[1], Team: 1}}}
+		Players: []events.PlayerResult{{PlayerID: players[0], Team: 0, Connected: true}, {PlayerID: players[1], Team: 1, Connected: true}}}
+	// The cell recorded the session as started on that server (results of
+	// other sessions, or from other servers, are refused).
+	if _, err := pool.Exec(ctx, `INSERT INTO game_sessions (id, game_mode, region, status, dgs_id) VALUES ($1, 'duel', 'eu-west-1', 'running', 'drill-dgs')`, sessionID); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range players[:2] {
+		if _, err := pool.Exec(ctx, `INSERT INTO game_session_players (session_id, player_id, team) VALUES ($1, $2, $3)`, sessionID, p, i); err != nil {
+			t.Fatal(err)
+		}
+	}
 	body, _ := json.Marshal(res)
 	for range 2 { // a DGS retrying its publish
-		msg := nats.NewMsg(events.MatchResultSubject("eu-west-1", "eu-dgs"))
+		msg := nats.NewMsg(events.MatchResultSubject("eu-west-1", "drill-dgs"))
 		msg.Data = body
 		msg.Header.Set(jetstream.MsgIDHeader, sessionID)
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)

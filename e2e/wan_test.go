@@ -16,6 +16,7 @@ import (
 	"github.com/cellgrid/cellgrid/client"
 	"github.com/cellgrid/cellgrid/client/bots"
 	"github.com/cellgrid/cellgrid/devstack"
+	"github.com/cellgrid/cellgrid/internal/natsauth"
 	"github.com/cellgrid/cellgrid/internal/testenv"
 	"github.com/cellgrid/cellgrid/proto/events"
 )
@@ -134,7 +135,11 @@ func TestWANLatencyRoutingAndRegionFailover(t *testing.T) {
 		t.Fatalf("join at ap-south-1 with %d ms: %d %+v", lat["ap-south-1"], code, out)
 	}
 
-	ops, err := nats.Connect(st.ClusterNATSURL("us-east-1"))
+	opsCreds, err := natsauth.LoadCreds(st.OpsCredsFile()) // region ops need the ops credential
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops, err := nats.Connect(st.ClusterNATSURL("us-east-1"), natsauth.Options(opsCreds, nil)...)
 	if err != nil {
 		t.Fatal(err)
 	}

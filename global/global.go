@@ -2,6 +2,7 @@ package global
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"github.com/cellgrid/cellgrid/global/achievement"
 	"github.com/cellgrid/cellgrid/global/auth"
 	"github.com/cellgrid/cellgrid/global/leaderboard"
+	"github.com/cellgrid/cellgrid/global/ops"
 	"github.com/cellgrid/cellgrid/global/payment"
 	"github.com/cellgrid/cellgrid/global/profile"
 	"github.com/cellgrid/cellgrid/global/results"
@@ -20,6 +22,8 @@ import (
 	"github.com/cellgrid/cellgrid/internal/httpapi"
 	"github.com/cellgrid/cellgrid/internal/redisclient"
 	"github.com/cellgrid/cellgrid/topology"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -57,6 +61,8 @@ type Config struct {
 	// Payment configures the Stripe webhook; without a webhook secret the
 	// route is not mounted.
 	Payment payment.Config
+	// Ops configures roles and the /ops console (global/ops).
+	Ops ops.Config
 }
 
 // Deps are the shared clients the global layer runs on.
@@ -134,9 +140,13 @@ func (s *Server) build(mux *httpapi.Router) error {
 	}
 	authCfg := cfg.Auth
 	authCfg.Issuer = cfg.PublicURL
+	var opsLayer *ops.Ops // built below; roles are recorded at login
 	a, err := auth.New(authCfg, auth.Deps{
 		DB: deps.DB, Log: logFor("auth"), Metrics: deps.Registry,
 		OnNewPlayer: st.GrantStarting,
+		OnLogin: func(ctx context.Context, tx pgx.Tx, id uuid.UUID, iss string, claims json.RawMessage) error {
+			return opsLayer.OnLogin(ctx, tx, id, iss, claims)
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("global: %w", err)
@@ -179,6 +189,11 @@ func (s *Server) build(mux *httpapi.Router) error {
 		return fmt.Errorf("global: %w", err)
 	}
 
+	if opsLayer, err = ops.New(cfg.Ops, ops.Deps{DB: deps.DB, NATS: deps.NATS, Topology: deps.Topology,
+		Telemetry: tel, Leaderboards: lb, Store: st, Log: logFor("ops")}); err != nil {
+		return fmt.Errorf("global: %w", err)
+	}
+
 	requireAuth := a.Verifier().Middleware
 	mux.Handle("GET /openapi.json", httpapi.ServeDocument(openAPIDocument))
 	deps.Topology.Register(mux)
@@ -188,6 +203,7 @@ func (s *Server) build(mux *httpapi.Router) error {
 	lb.Register(mux, requireAuth)
 	ach.Register(mux, requireAuth)
 	tel.Register(mux, requireAuth)
+	opsLayer.Register(mux, requireAuth)
 	if cfg.Payment.StripeWebhookSecret != "" {
 		payCfg := cfg.Payment
 		if payCfg.Currencies == nil {
@@ -206,7 +222,7 @@ func (s *Server) build(mux *httpapi.Router) error {
 	watch := func(ctx context.Context) error {
 		return deps.Topology.Watch(ctx, deps.NATS, timeout, deps.Log.With("component", "topology"))
 	}
-	s.runs = append(s.runs, lb.Run, res.Run, tel.Run, watch)
+	s.runs = append(s.runs, lb.Run, res.Run, tel.Run, watch, opsLayer.Run)
 	s.issuer = cfg.PublicURL
 	return nil
 }

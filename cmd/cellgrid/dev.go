@@ -39,6 +39,7 @@ func devCmd(rf *rootFlags) *cobra.Command {
 				fmt.Fprintf(out, "cell    %-12s %s  relay %s\n", c.ID, c.API, c.Relay)
 			}
 			fmt.Fprintf(out, "nats    %s\n", st.NATSURL())
+			fmt.Fprintf(out, "ops     %s/ops\n", st.GlobalURL)
 			fmt.Fprintln(out, "Ctrl-C stops everything.")
 			return st.Run(ctx)
 		},
@@ -50,6 +51,7 @@ func devCmd(rf *rootFlags) *cobra.Command {
 	f.IntVar(&cfg.CellBasePort, "cell-base-port", 8081, "cell i listens on 127.0.0.1:base+i (0: free ports)")
 	f.DurationVar(&cfg.MatchTimeLimit, "match-time-limit", devstack.DefaultMatchTimeLimit, "match length of every DGS, short for a demo (cellgrid dgs alone defaults to 3m)")
 	f.StringArrayVar(&cfg.DGSArgs, "dgs-arg", nil, "extra argument for every DGS, e.g. --dgs-arg=--score-limit=5 (repeatable)")
+	f.StringArrayVar(&cfg.AdminDevices, "admin-device", nil, "guest device id that is an admin on the /ops console (repeatable)")
 	af.register(f, true)
 	return cmd
 }

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -132,6 +133,11 @@ type Deps struct {
 	// than once if the transaction is retried: keep all its effects in tx.
 	// An error aborts the login.
 	OnNewPlayer func(ctx context.Context, tx pgx.Tx, playerID uuid.UUID) error
+	// OnLogin, when set, runs inside every login's transaction with the
+	// verified ID token's claims (nil for a device login), e.g. to record
+	// the roles an identity provider grants (global/ops). Same retry
+	// rules as OnNewPlayer.
+	OnLogin func(ctx context.Context, tx pgx.Tx, playerID uuid.UUID, issuer string, claims json.RawMessage) error
 	// HTTPClient fetches OIDC discovery documents and keys. nil: a client
 	// with a 10 s timeout.
 	HTTPClient *http.Client

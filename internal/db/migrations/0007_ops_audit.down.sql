@@ -1,0 +1,3 @@
+DROP INDEX IF EXISTS ops_audit_at_idx;
+DROP TABLE IF EXISTS ops_audit;
+DROP TABLE IF EXISTS player_roles;

@@ -1,0 +1,30 @@
+-- cellgrid schema, version 7: operator roles and the ops audit log. Runs
+-- unchanged on PostgreSQL 15 and CockroachDB (UUID keys, no sequences, no
+-- triggers).
+
+-- Roles granted to a player by their identity provider (the OIDC claim
+-- global/ops reads at login, e.g. "groups"). Roles from configuration are
+-- not stored; a player without a row and without a configured role is a
+-- player.
+CREATE TABLE IF NOT EXISTS player_roles (
+    player_id  UUID PRIMARY KEY,
+    role       TEXT NOT NULL CHECK (role IN ('support', 'admin')),
+    source     TEXT NOT NULL DEFAULT '',
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
+-- Every operator action, append-only: global/audit only ever INSERTs and
+-- SELECTs here. before/after are JSON snapshots of what the action changed.
+CREATE TABLE IF NOT EXISTS ops_audit (
+    id         UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    at         TIMESTAMPTZ NOT NULL DEFAULT now(),
+    actor_id   UUID NOT NULL,
+    actor_role TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    target     TEXT NOT NULL DEFAULT '',
+    reason     TEXT NOT NULL DEFAULT '',
+    before     JSONB,
+    after      JSONB,
+    outcome    TEXT NOT NULL DEFAULT 'ok'
+);
+CREATE INDEX IF NOT EXISTS ops_audit_at_idx ON ops_audit (at, id);

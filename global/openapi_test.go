@@ -15,16 +15,20 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 
 	"github.com/cellgrid/cellgrid/global/achievement"
+	"github.com/cellgrid/cellgrid/global/audit"
 	"github.com/cellgrid/cellgrid/global/auth"
 	"github.com/cellgrid/cellgrid/global/leaderboard"
+	"github.com/cellgrid/cellgrid/global/ops"
 	"github.com/cellgrid/cellgrid/global/payment"
 	"github.com/cellgrid/cellgrid/global/profile"
 	"github.com/cellgrid/cellgrid/global/store"
 	"github.com/cellgrid/cellgrid/global/telemetry"
 	"github.com/cellgrid/cellgrid/internal/httpapi/openapitest"
 	"github.com/cellgrid/cellgrid/internal/testenv"
+	"github.com/cellgrid/cellgrid/proto/events"
 	"github.com/cellgrid/cellgrid/topology"
 )
 
@@ -73,6 +77,7 @@ func startGlobal(t *testing.T, adminID uuid.UUID) *Server {
 		}},
 		Telemetry: telemetry.Config{AdminPlayerIDs: []string{adminID.String()}},
 		Payment:   payment.Config{StripeWebhookSecret: webhookSecret},
+		Ops:       ops.Config{Admins: ops.Holders{PlayerIDs: []string{adminID.String()}}},
 	}
 	topo := topology.NewRegistry(topology.Cell{ID: testCell, Region: "eu", API: "http://127.0.0.1:1", Relay: "127.0.0.1:2", Version: "v1"})
 	s, err := New(ctx, cfg, Deps{DB: d.Pool, Redis: rd.Client, NATS: nc, Topology: topo,
@@ -275,6 +280,43 @@ func TestOpenAPIDocument(t *testing.T) {
 	want(req{method: "GET", path: "/admin/flags?limit=5000", token: admin.AccessToken}, 400, nil)
 	want(req{method: "GET", path: "/admin/flags", token: p1.AccessToken}, 403, nil)
 
+	// The ops console and its admin API. eu-test is in the topology but
+	// runs nowhere: a stand-in answers its drain requests once subscribed.
+	want(req{method: "GET", path: "/ops"}, 200, nil)
+	want(req{method: "GET", path: "/ops/console.js"}, 200, nil)
+	want(req{method: "GET", path: "/ops/me"}, 401, nil)
+	want(req{method: "GET", path: "/ops/me", token: p2.AccessToken}, 200, nil)
+	want(req{method: "GET", path: "/ops/snapshot", token: admin.AccessToken}, 200, nil)
+	want(req{method: "GET", path: "/ops/snapshot", token: p2.AccessToken}, 200, nil)
+	want(req{method: "GET", path: "/ops/events?count=1", token: admin.AccessToken}, 200, nil)
+	want(req{method: "GET", path: "/ops/events?count=0", token: admin.AccessToken}, 400, nil)
+	drainPath := "/ops/cells/" + testCell + "/drain"
+	want(req{method: "POST", path: drainPath, token: p2.AccessToken}, 403, nil)
+	want(req{method: "POST", path: "/ops/cells/nowhere-1/drain", token: admin.AccessToken}, 404, nil)
+	want(req{method: "POST", path: drainPath, token: admin.AccessToken, body: `{"reason":"no cell answers"}`}, 502, nil)
+	want(req{method: "POST", path: drainPath, token: admin.AccessToken, body: `{"reason":`}, 400, nil)
+	sub, err := s.deps.NATS.Subscribe(events.CellDrainSubject(testCell), func(m *nats.Msg) {
+		_ = m.Respond([]byte(map[string]string{"drain": "draining", "undrain": "healthy"}[string(m.Data)]))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	want(req{method: "POST", path: drainPath, token: admin.AccessToken, body: `{"reason":"game day"}`}, 200, nil)
+	want(req{method: "POST", path: "/ops/cells/" + testCell + "/undrain", token: admin.AccessToken}, 200, nil)
+	wallet := "/ops/players/" + p2.PlayerID + "/wallet"
+	grant := func(cur string, amount int64, key string) string {
+		return fmt.Sprintf(`{"currency":%q,"amount":%d,"reason":"support ticket 42","idempotency_key":%q}`, cur, amount, key)
+	}
+	want(req{method: "POST", path: wallet, token: admin.AccessToken, body: grant("gems", 25, "t42")}, 200, nil)
+	want(req{method: "POST", path: wallet, token: admin.AccessToken, body: grant("gems", -500, "t43")}, 409, nil)
+	want(req{method: "POST", path: wallet, token: admin.AccessToken, body: grant("beans", 5, "t44")}, 400, nil)
+	want(req{method: "POST", path: wallet, token: p2.AccessToken, body: grant("gems", 5, "t45")}, 403, nil)
+	want(req{method: "POST", path: "/ops/players/" + uuid.NewString() + "/wallet", token: admin.AccessToken, body: grant("gems", 5, "t46")}, 404, nil)
+	want(req{method: "GET", path: "/ops/audit?limit=2", token: admin.AccessToken}, 200, nil)
+	want(req{method: "GET", path: "/ops/audit?cursor=nope", token: admin.AccessToken}, 400, nil)
+	want(req{method: "GET", path: "/ops/audit", token: p2.AccessToken}, 403, nil)
+
 	// The payment webhook is signed by the provider, not a token.
 	event := fmt.Sprintf(`{"id":"evt_1","type":"checkout.session.completed","data":{"object":{"id":"cs_1","amount_total":500,"payment_status":"paid","metadata":{"player_id":%q,"currency":"gems","credit_amount":"50"}}}}`, p1.PlayerID)
 	sig := payment.SignatureHeader(webhookSecret, time.Now(), []byte(event))
@@ -314,8 +356,12 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"AchievementStatus": achievement.Status{},
 		"ItemTemplate":      store.ItemTemplate{}, "PurchaseResult": store.PurchaseResult{}, "InventoryItem": store.InventoryItem{},
 		"LeaderboardPage": leaderboard.Page{}, "LeaderboardEntry": leaderboard.Entry{},
-		"Flag": telemetry.Flag{},
+		"Flag":  telemetry.Flag{},
+		"OpsMe": ops.Me{}, "OpsSnapshot": ops.Snapshot{}, "RegionView": ops.RegionView{}, "CellView": ops.CellView{},
+		"CellLoad": ops.CellLoad{}, "OpsTotals": ops.Totals{}, "CellAction": ops.CellAction{},
+		"AuditPage": audit.Page{}, "AuditEntry": audit.Entry{}, "WalletResult": ops.WalletResult{},
 	}, map[string]any{
 		"PurchaseRequest": store.PurchaseRequest{},
+		"WalletRequest":   ops.WalletRequest{}, "CellActionRequest": ops.ActionRequest{},
 	})
 }

@@ -17,8 +17,8 @@ import (
 // maxReason bounds the free-text reason of an action.
 const maxReason = 500
 
-// actionRequest is the optional body of a drain or undrain.
-type actionRequest struct {
+// ActionRequest is the optional body of a drain or undrain.
+type ActionRequest struct {
 	Reason string `json:"reason"`
 }
 
@@ -34,7 +34,7 @@ type CellAction struct {
 // (or undrain) sends, and audits it whether or not the cell answered.
 func (o *Ops) drainHandler(verb string) httpapi.Handler {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		var req actionRequest
+		var req ActionRequest
 		if r.ContentLength != 0 {
 			if err := httpapi.DecodeJSON(w, r, &req, o.cfg.MaxBody); err != nil {
 				return err

@@ -104,8 +104,8 @@ func (f *fleetView) sessionEvent(e events.SessionEvent, now time.Time) {
 	}
 }
 
-// cellLoad is what the fleet view knows about one cell.
-type cellLoad struct {
+// CellLoad is what the fleet view knows about one cell.
+type CellLoad struct {
 	// DGS counts servers by version, then state (Ready, Allocated, ...).
 	DGS map[string]map[string]int `json:"dgs"`
 	// Players is the number of players in running matches (CCU in play).
@@ -117,14 +117,14 @@ type cellLoad struct {
 }
 
 // load returns every cell's load at now, forgetting what is too old.
-func (f *fleetView) load(now time.Time) map[string]*cellLoad {
+func (f *fleetView) load(now time.Time) map[string]*CellLoad {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := map[string]*cellLoad{}
-	get := func(cell string) *cellLoad {
+	out := map[string]*CellLoad{}
+	get := func(cell string) *CellLoad {
 		l, ok := out[cell]
 		if !ok {
-			l = &cellLoad{DGS: map[string]map[string]int{}}
+			l = &CellLoad{DGS: map[string]map[string]int{}}
 			out[cell] = l
 		}
 		return l

@@ -25,7 +25,7 @@ type CellView struct {
 	State  string `json:"state"`
 	// Load is what the cell's DGS heartbeats and session events show
 	// (support and admin only).
-	Load *cellLoad `json:"load,omitempty"`
+	Load *CellLoad `json:"load,omitempty"`
 }
 
 // RegionView groups the cells of one region.
@@ -71,7 +71,7 @@ func (o *Ops) snapshot(ctx context.Context, role Role) Snapshot {
 		if detail {
 			cv.Load = load[c.ID]
 			if cv.Load == nil {
-				cv.Load = &cellLoad{DGS: map[string]map[string]int{}}
+				cv.Load = &CellLoad{DGS: map[string]map[string]int{}}
 			}
 			tot.Players += cv.Load.Players
 			tot.Matches += cv.Load.Matches

@@ -1,0 +1,478 @@
+package ops
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+
+	"github.com/cellgrid/cellgrid/global/audit"
+	"github.com/cellgrid/cellgrid/global/store"
+	"github.com/cellgrid/cellgrid/internal/accesstoken"
+	"github.com/cellgrid/cellgrid/internal/db"
+	"github.com/cellgrid/cellgrid/internal/httpapi"
+	"github.com/cellgrid/cellgrid/internal/testenv"
+	"github.com/cellgrid/cellgrid/proto/events"
+	"github.com/cellgrid/cellgrid/topology"
+)
+
+// env is an ops layer on a private database and NATS server, served by an
+// httptest server whose "auth" takes the player id from X-Test-Player (the
+// access-token check itself is auth's, tested there).
+type env struct {
+	t    *testing.T
+	ops  *Ops
+	url  string
+	db   *testenv.Database
+	nc   *nats.Conn
+	topo *topology.Registry
+}
+
+func newEnv(t *testing.T, cfg Config) *env {
+	t.Helper()
+	d := testenv.NewDatabase(t)
+	_, nc := testenv.NewNATS(t, "global")
+	topo := topology.NewRegistry(
+		topology.Cell{ID: "eu-1", Region: "eu", API: "http://127.0.0.1:1", Relay: "127.0.0.1:2"},
+		topology.Cell{ID: "us-1", Region: "us", API: "http://127.0.0.1:3", Relay: "127.0.0.1:4"},
+	)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := store.New(store.Config{Currencies: []string{"gold"}}, store.Deps{DB: d.Pool, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := New(cfg, Deps{DB: d.Pool, NATS: nc, Topology: topo, Store: st, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := httpapi.NewRouter()
+	o.Register(mux, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			id := r.Header.Get("X-Test-Player")
+			if id == "" {
+				httpapi.WriteError(w, httpapi.Unauthorized("missing bearer token"))
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(accesstoken.WithClaims(r.Context(), accesstoken.Claims{PlayerID: id})))
+		})
+	})
+	srv := httptest.NewServer(httpapi.JSONErrors(mux))
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- o.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("ops run: %v", err)
+		}
+	})
+	return &env{t: t, ops: o, url: srv.URL, db: d, nc: nc, topo: topo}
+}
+
+// player creates a player row (and a device identity) and returns its id.
+func (e *env) player(device string) uuid.UUID {
+	e.t.Helper()
+	id := uuid.New()
+	ctx := context.Background()
+	if _, err := e.db.Pool.Exec(ctx, `INSERT INTO players (id, username, created_at, last_login_at) VALUES ($1, $2, now(), now())`,
+		id, "p_"+id.String()[:8]); err != nil {
+		e.t.Fatal(err)
+	}
+	if device != "" {
+		if _, err := e.db.Pool.Exec(ctx, `INSERT INTO auth_identities (issuer, subject, provider, player_id, created_at) VALUES ('device', $1, 'device', $2, now())`,
+			device, id); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	return id
+}
+
+// call does method path as player (uuid.Nil: no token) and decodes a JSON
+// answer into out; it returns the status and the error code, if any.
+func (e *env) call(method, path string, player uuid.UUID, body string, out any) (int, string) {
+	e.t.Helper()
+	var rb io.Reader
+	if body != "" {
+		rb = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, e.url+path, rb)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if player != uuid.Nil {
+		req.Header.Set("X-Test-Player", player.String())
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode >= 400 {
+		var env struct {
+			Error struct{ Code, Message string }
+		}
+		if err := json.Unmarshal(b, &env); err != nil || env.Error.Code == "" {
+			e.t.Fatalf("%s %s: %d %s is not the error envelope", method, path, res.StatusCode, b)
+		}
+		return res.StatusCode, env.Error.Code
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			e.t.Fatalf("%s %s: %s: %v", method, path, b, err)
+		}
+	}
+	return res.StatusCode, ""
+}
+
+func (e *env) auditRows(action string) []audit.Entry {
+	e.t.Helper()
+	p, err := audit.List(context.Background(), e.db.Pool, "", action, audit.MaxLimit)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return p.Entries
+}
+
+func TestRolesFromConfigIdentitiesAndClaim(t *testing.T) {
+	adminByID := uuid.New()
+	e := newEnv(t, Config{
+		Admins:      Holders{PlayerIDs: []string{adminByID.String()}, Identities: []Identity{{Issuer: "device", Subject: "admin-device-0001"}}},
+		Support:     Holders{Identities: []Identity{{Issuer: "device", Subject: "support-device-01"}}},
+		AdminGroups: []string{"sre"}, SupportGroups: []string{"cs"},
+	})
+	// adminByID needs no identity, only the player row.
+	if _, err := e.db.Pool.Exec(context.Background(), `INSERT INTO players (id, username, created_at) VALUES ($1, 'cfg_admin', now())`, adminByID); err != nil {
+		t.Fatal(err)
+	}
+	adminByDevice := e.player("admin-device-0001")
+	support := e.player("support-device-01")
+	plain := e.player("plain-device-00001")
+	oidcUser := e.player("")
+
+	login := func(id uuid.UUID, claims string) {
+		t.Helper()
+		if err := db.RunTx(context.Background(), e.db.Pool, func(ctx context.Context, tx pgx.Tx) error {
+			return e.ops.OnLogin(ctx, tx, id, "https://idp.example", json.RawMessage(claims))
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	role := func(id uuid.UUID) Role {
+		t.Helper()
+		var me Me
+		if code, _ := e.call("GET", "/ops/me", id, "", &me); code != 200 {
+			t.Fatalf("GET /ops/me: %d", code)
+		}
+		return me.Role
+	}
+	login(oidcUser, `{"sub":"u1","groups":["players","sre"]}`)
+	for _, c := range []struct {
+		who  string
+		id   uuid.UUID
+		want Role
+	}{{"configured player id", adminByID, RoleAdmin}, {"configured identity", adminByDevice, RoleAdmin},
+		{"support identity", support, RoleSupport}, {"nobody", plain, RolePlayer}, {"OIDC group sre", oidcUser, RoleAdmin}} {
+		if got := role(c.id); got != c.want {
+			t.Errorf("%s: role %s, want %s", c.who, got, c.want)
+		}
+	}
+	// Admin routes: admins pass, everyone else gets 403 in the envelope.
+	for _, id := range []uuid.UUID{adminByID, adminByDevice, oidcUser} {
+		if code, _ := e.call("GET", "/ops/audit", id, "", nil); code != 200 {
+			t.Errorf("admin %s: GET /ops/audit %d", id, code)
+		}
+	}
+	for _, id := range []uuid.UUID{support, plain} {
+		if code, ecode := e.call("GET", "/ops/audit", id, "", nil); code != 403 || ecode != "forbidden" {
+			t.Errorf("non-admin %s: GET /ops/audit %d %s, want 403 forbidden", id, code, ecode)
+		}
+		if code, ecode := e.call("POST", "/ops/cells/eu-1/drain", id, "", nil); code != 403 || ecode != "forbidden" {
+			t.Errorf("non-admin %s: drain %d %s, want 403 forbidden", id, code, ecode)
+		}
+	}
+	if code, ecode := e.call("GET", "/ops/audit", uuid.Nil, "", nil); code != 401 || ecode != "unauthorized" {
+		t.Errorf("no token: %d %s", code, ecode)
+	}
+	// The identity provider demotes: the next request already sees it.
+	login(oidcUser, `{"sub":"u1","groups":"cs"}`)
+	if got := role(oidcUser); got != RoleSupport {
+		t.Errorf("after demotion to cs: role %s, want support", got)
+	}
+	login(oidcUser, `{"sub":"u1"}`)
+	if got := role(oidcUser); got != RolePlayer {
+		t.Errorf("after losing every group: role %s, want player", got)
+	}
+	if code, _ := e.call("GET", "/ops/audit", oidcUser, "", nil); code != 403 {
+		t.Errorf("demoted admin: GET /ops/audit %d, want 403", code)
+	}
+	// A device login (no claims) leaves stored roles alone.
+	login(oidcUser, `{"sub":"u1","groups":["sre"]}`)
+	if err := db.RunTx(context.Background(), e.db.Pool, func(ctx context.Context, tx pgx.Tx) error {
+		return e.ops.OnLogin(ctx, tx, oidcUser, "device", nil)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := role(oidcUser); got != RoleAdmin {
+		t.Errorf("after a device login: role %s, want admin kept", got)
+	}
+}
+
+func TestDrainSendsTheNATSRequestAndIsAudited(t *testing.T) {
+	admin := uuid.New()
+	e := newEnv(t, Config{Admins: Holders{PlayerIDs: []string{admin.String()}}, DrainTimeout: 500 * time.Millisecond})
+	// A stand-in for cell eu-1 answers as cell/heartbeat.go does.
+	got := make(chan string, 4)
+	sub, err := e.nc.Subscribe(events.CellDrainSubject("eu-1"), func(m *nats.Msg) {
+		got <- string(m.Data)
+		_ = m.Respond([]byte(map[string]string{"drain": "draining", "undrain": "healthy"}[string(m.Data)]))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	var act CellAction
+	if code, ecode := e.call("POST", "/ops/cells/eu-1/drain", admin, `{"reason":"kernel upgrade"}`, &act); code != 200 {
+		t.Fatalf("drain: %d %s", code, ecode)
+	}
+	if v := <-got; v != "drain" {
+		t.Fatalf("the cell received %q, want drain", v)
+	}
+	if act.Before != "healthy" || act.State != "draining" || act.AuditID == "" {
+		t.Fatalf("drain answer %+v", act)
+	}
+	rows := e.auditRows("cell.drain")
+	if len(rows) != 1 {
+		t.Fatalf("audit rows %+v, want one", rows)
+	}
+	r := rows[0]
+	if r.ID.String() != act.AuditID || r.ActorID != admin || r.ActorRole != "admin" || r.Target != "eu-1" ||
+		r.Reason != "kernel upgrade" || r.Outcome != "ok" ||
+		string(r.Before) != `{"state": "healthy"}` || string(r.After) != `{"state": "draining"}` || time.Since(r.At) > time.Minute {
+		t.Fatalf("audit row %+v before=%s after=%s", r, r.Before, r.After)
+	}
+	// us-1 runs nowhere: the failure is answered and audited too.
+	if code, ecode := e.call("POST", "/ops/cells/us-1/undrain", admin, "", nil); code != 502 || ecode != "cell_unreachable" {
+		t.Fatalf("undrain of a silent cell: %d %s", code, ecode)
+	}
+	if rows := e.auditRows("cell.undrain"); len(rows) != 1 || rows[0].Outcome != "failed" || rows[0].Target != "us-1" {
+		t.Fatalf("failed undrain audit: %+v", rows)
+	}
+	if code, ecode := e.call("POST", "/ops/cells/nowhere/drain", admin, "", nil); code != 404 || ecode != "unknown_cell" {
+		t.Fatalf("unknown cell: %d %s", code, ecode)
+	}
+	if code, ecode := e.call("POST", "/ops/cells/eu-1/drain", admin, `{"reason":"`+strings.Repeat("x", 600)+`"}`, nil); code != 400 || ecode != "invalid_reason" {
+		t.Fatalf("long reason: %d %s", code, ecode)
+	}
+	if n := len(e.auditRows("")); n != 2 {
+		t.Fatalf("%d audit rows, want 2 (refused requests are not actions)", n)
+	}
+}
+
+func TestAuditPagesNewestFirst(t *testing.T) {
+	admin := uuid.New()
+	e := newEnv(t, Config{Admins: Holders{PlayerIDs: []string{admin.String()}}})
+	ctx := context.Background()
+	for i := range 7 {
+		if _, err := audit.Record(ctx, e.db.Pool, audit.Entry{ActorID: admin, ActorRole: "admin", Action: "test.step", Target: fmt.Sprint(i)},
+			nil, map[string]int{"i": i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var targets []string
+	cursor := ""
+	pages := 0
+	for {
+		var p audit.Page
+		path := "/ops/audit?limit=3"
+		if cursor != "" {
+			path += "&cursor=" + cursor
+		}
+		if code, ecode := e.call("GET", path, admin, "", &p); code != 200 {
+			t.Fatalf("GET %s: %d %s", path, code, ecode)
+		}
+		pages++
+		for _, en := range p.Entries {
+			targets = append(targets, en.Target)
+			if string(en.Before) != "null" {
+				t.Errorf("before = %s, want null", en.Before)
+			}
+		}
+		if p.NextCursor == "" {
+			break
+		}
+		cursor = p.NextCursor
+	}
+	if got := strings.Join(targets, ","); got != "6,5,4,3,2,1,0" || pages != 3 {
+		t.Fatalf("paged %s in %d pages, want 6..0 in 3", got, pages)
+	}
+	if code, ecode := e.call("GET", "/ops/audit?cursor=bm9wZQ", admin, "", nil); code != 400 || ecode != "invalid_cursor" {
+		t.Fatalf("bad cursor: %d %s", code, ecode)
+	}
+	if code, ecode := e.call("GET", "/ops/audit?limit=501", admin, "", nil); code != 400 || ecode != "invalid_limit" {
+		t.Fatalf("limit 501: %d %s", code, ecode)
+	}
+}
+
+func TestWalletGrantAndRevokeThroughTheLedger(t *testing.T) {
+	admin := uuid.New()
+	e := newEnv(t, Config{Admins: Holders{PlayerIDs: []string{admin.String()}}})
+	p := e.player("")
+	path := "/ops/players/" + p.String() + "/wallet"
+	body := func(amount int64, key string) string {
+		return fmt.Sprintf(`{"currency":"gold","amount":%d,"reason":"ticket 7","idempotency_key":%q}`, amount, key)
+	}
+	balance := func() int64 {
+		var b int64
+		_ = e.db.Pool.QueryRow(context.Background(), `SELECT COALESCE((SELECT balance FROM wallet_balances WHERE player_id = $1 AND currency = 'gold'), 0)`, p).Scan(&b)
+		return b
+	}
+	var res WalletResult
+	if code, ecode := e.call("POST", path, admin, body(100, "g1"), &res); code != 200 || res.Before != 0 || res.Balance != 100 || res.Replayed {
+		t.Fatalf("grant: %d %s %+v", code, ecode, res)
+	}
+	if code, _ := e.call("POST", path, admin, body(100, "g1"), &res); code != 200 || !res.Replayed || balance() != 100 {
+		t.Fatalf("replayed grant: %d %+v balance %d", code, res, balance())
+	}
+	if code, ecode := e.call("POST", path, admin, body(-150, "r1"), nil); code != 409 || ecode != "insufficient_funds" || balance() != 100 {
+		t.Fatalf("revoking more than the balance: %d %s balance %d", code, ecode, balance())
+	}
+	if code, ecode := e.call("POST", path, admin, body(-40, "r2"), &res); code != 200 || res.Balance != 60 || balance() != 60 {
+		t.Fatalf("revoke: %d %s %+v balance %d", code, ecode, res, balance())
+	}
+	grants, revokes := e.auditRows("wallet.grant"), e.auditRows("wallet.revoke")
+	if len(grants) != 1 || len(revokes) != 1 {
+		t.Fatalf("audit: %d grants %d revokes, want 1 and 1 (a replay and a refusal add none)", len(grants), len(revokes))
+	}
+	if r := revokes[0]; r.Target != "player:"+p.String() || r.Reason != "ticket 7" || r.ActorID != admin ||
+		!strings.Contains(string(r.Before), `"balance": 100`) || !strings.Contains(string(r.After), `"balance": 60`) {
+		t.Fatalf("revoke audit row %+v %s %s", r, r.Before, r.After)
+	}
+	var ledger int64
+	if err := e.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM transactions WHERE player_id = $1 AND kind IN ('ops_grant', 'ops_revoke')`, p).Scan(&ledger); err != nil || ledger != 2 {
+		t.Fatalf("ledger rows %d (%v), want 2", ledger, err)
+	}
+	for _, c := range []struct{ body, code string }{
+		{`{"currency":"beans","amount":1,"reason":"x","idempotency_key":"k"}`, "unknown_currency"},
+		{`{"currency":"gold","amount":0,"reason":"x","idempotency_key":"k"}`, "invalid_amount"},
+		{`{"currency":"gold","amount":1,"reason":"","idempotency_key":"k"}`, "invalid_reason"},
+		{`{"currency":"gold","amount":1,"reason":"x","idempotency_key":""}`, "invalid_idempotency_key"},
+	} {
+		if code, ecode := e.call("POST", path, admin, c.body, nil); code != 400 || ecode != c.code {
+			t.Errorf("%s: %d %s, want 400 %s", c.body, code, ecode, c.code)
+		}
+	}
+	if code, _ := e.call("POST", "/ops/players/"+uuid.NewString()+"/wallet", admin, body(5, "g2"), nil); code != 404 {
+		t.Errorf("unknown player: %d", code)
+	}
+}
+
+// TestEventsStreamFollowsTheFleet reads the console's stream: the first
+// snapshot at once, then a new one when a cell's state changes, with the
+// DGS and session counts the cells publish on NATS (support and up).
+func TestEventsStreamFollowsTheFleet(t *testing.T) {
+	admin := uuid.New()
+	e := newEnv(t, Config{Admins: Holders{PlayerIDs: []string{admin.String()}}, StreamInterval: 50 * time.Millisecond})
+	player := e.player("")
+	pub := func(subject string, v any) {
+		b, _ := json.Marshal(v)
+		if err := e.nc.Publish(subject, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req, _ := http.NewRequest("GET", e.url+"/ops/events", nil)
+	req.Header.Set("X-Test-Player", admin.String())
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if ct := res.Header.Get("Content-Type"); res.StatusCode != 200 || ct != "text/event-stream" {
+		t.Fatalf("events: %d %s", res.StatusCode, ct)
+	}
+	snaps := make(chan Snapshot, 64)
+	go func() {
+		sc := bufio.NewScanner(res.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				var s Snapshot
+				if json.Unmarshal([]byte(data), &s) == nil {
+					snaps <- s
+				}
+			}
+		}
+		close(snaps)
+	}()
+	waitFor := func(what string, ok func(Snapshot) bool) Snapshot {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case s, open := <-snaps:
+				if !open {
+					t.Fatalf("stream ended waiting for %s", what)
+				}
+				if ok(s) {
+					return s
+				}
+			case <-deadline:
+				t.Fatalf("no snapshot with %s", what)
+			}
+		}
+	}
+	cell := func(s Snapshot, id string) CellView {
+		for _, r := range s.Regions {
+			for _, c := range r.Cells {
+				if c.ID == id {
+					return c
+				}
+			}
+		}
+		return CellView{}
+	}
+	first := waitFor("two cells", func(s Snapshot) bool { return len(s.Regions) == 2 })
+	if first.Role != RoleAdmin || first.Totals == nil || cell(first, "eu-1").State != "healthy" {
+		t.Fatalf("first snapshot %+v", first)
+	}
+	if err := e.topo.SetState("eu-1", topology.StateDraining); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("eu-1 draining", func(s Snapshot) bool { return cell(s, "eu-1").State == "draining" })
+
+	for i, st := range []events.DGSState{events.DGSReady, events.DGSReady, events.DGSAllocated} {
+		pub(events.DGSHealthSubject("eu-1"), events.DGSHealth{ID: fmt.Sprint("dgs-", i), Cell: "eu-1", State: st, Version: "v7", At: time.Now()})
+	}
+	pub(events.SessionEventSubject("eu-1", "started"), events.SessionEvent{Kind: "started", SessionID: "s1", Cell: "eu-1", Players: []string{"a", "b"}})
+	pub(events.SessionEventSubject("eu-1", "started"), events.SessionEvent{Kind: "started", SessionID: "s2", Cell: "eu-1", Players: []string{"c", "d"}})
+	pub(events.SessionEventSubject("eu-1", "ended"), events.SessionEvent{Kind: "ended", SessionID: "s2", Cell: "eu-1"})
+	s := waitFor("eu-1's load", func(s Snapshot) bool {
+		l := cell(s, "eu-1").Load
+		return l != nil && l.DGS["v7"]["ready"] == 2 && l.DGS["v7"]["allocated"] == 1 && l.Players == 2 && l.Matches == 1 && l.MatchesPerMinute == 2
+	})
+	if s.Totals.Ready != 2 || s.Totals.Allocated != 1 || s.Totals.Players != 2 {
+		t.Fatalf("totals %+v", s.Totals)
+	}
+
+	// A player sees the public part only.
+	var ps Snapshot
+	if code, _ := e.call("GET", "/ops/snapshot", player, "", &ps); code != 200 || ps.Role != RolePlayer || ps.Totals != nil || ps.Flags != nil ||
+		cell(ps, "eu-1").Load != nil || cell(ps, "eu-1").State != "draining" {
+		t.Fatalf("player snapshot: %d %+v", code, ps)
+	}
+	if code, ecode := e.call("GET", "/ops/events?count=x", admin, "", nil); code != 400 || ecode != "invalid_count" {
+		t.Fatalf("bad count: %d %s", code, ecode)
+	}
+}

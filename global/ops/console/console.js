@@ -55,9 +55,8 @@
   }
 
   function renderFlags(flags) {
-    $("flags-box").hidden = !flags;
-    if (!flags) return;
-    $("flags").replaceChildren(...flags.map((f) => el("tr", {}, el("td", {}, f.created_at), el("td", {}, f.player_id), el("td", {}, f.rule), el("td", {}, f.observed), el("td", {}, f.threshold))));
+    $("flags-box").hidden = role === "player";
+    $("flags").replaceChildren(...(flags || []).map((f) => el("tr", {}, el("td", {}, f.created_at), el("td", {}, f.player_id), el("td", {}, f.rule), el("td", {}, f.observed), el("td", {}, f.threshold))));
   }
 
   function renderBoard(page) {

@@ -1,0 +1,262 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/cellgrid/cellgrid/client"
+	"github.com/cellgrid/cellgrid/devstack"
+	"github.com/cellgrid/cellgrid/internal/testenv"
+)
+
+// consoleAdminDevice is the guest device the console test's stack makes an
+// admin (devstack.Config.AdminDevices, `cellgrid dev --admin-device`).
+const consoleAdminDevice = "console-admin-device-01"
+
+// chromiumPath finds Debian's chromium, failing with the install command.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("chromium is not installed: run (as root) `apt-get update && apt-get install -y chromium`")
+	return ""
+}
+
+// browserTab opens a new tab of one headless chromium; each tab has its
+// own sessionStorage, so its own login.
+func browserTab(t *testing.T, browser context.Context) context.Context {
+	t.Helper()
+	tab, cancel := chromedp.NewContext(browser)
+	t.Cleanup(cancel)
+	return tab
+}
+
+// TestOpsConsoleInChromium opens /ops on a three-cell dev stack in
+// headless chromium: an admin sees the three cells, drains one with its
+// button and sees the state change live (the cell's heartbeat reaches the
+// topology and the server-sent events reach the page), then undrains it;
+// a player opening the same page sees the cells but no button, and the
+// admin API refuses the player's token with 403.
+func TestOpsConsoleInChromium(t *testing.T) {
+	exe := chromiumPath(t)
+	cells := []string{"eu-west-1", "us-east-1", "ap-south-1"}
+	st := startConsoleStack(t, cells)
+	testenv.Eventually(t, 15*time.Second, func() error { return ready(st.GlobalURL) })
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
+		chromedp.DisableGPU, chromedp.WindowSize(1280, 900), chromedp.UserDataDir(t.TempDir()))
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	browser, cancelBrowser := chromedp.NewContext(alloc)
+	defer cancelBrowser()
+	// The first action starts the browser; it lives as long as browser.
+	if err := chromedp.Do(browser, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(browser, 3*time.Minute)
+	defer cancel()
+
+	cellState := func(id string) string { return fmt.Sprintf(`.cell[data-cell=%q] .state`, id) }
+	login := func(tab context.Context, device string) {
+		t.Helper()
+		if err := chromedp.Do(tab,
+			chromedp.Navigate(st.GlobalURL+"/ops"),
+			chromedp.WaitVisible(chromedp.ID("device")),
+			chromedp.SendKeys(chromedp.ID("device"), device),
+			chromedp.Click(chromedp.ID("login")),
+		); err != nil {
+			t.Fatalf("login %s: %v", device, err)
+		}
+		for _, c := range cells {
+			if err := chromedp.Do(tab, chromedp.WaitVisible(chromedp.CSS(cellState(c)))); err != nil {
+				t.Fatalf("%s: cell %s never shown: %v", device, c, err)
+			}
+		}
+	}
+	count := func(tab context.Context, selector string) int {
+		t.Helper()
+		n, err := chromedp.Run(tab, chromedp.Evaluate[int](fmt.Sprintf(`document.querySelectorAll(%q).length`, selector)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	text := func(tab context.Context, selector string) string {
+		t.Helper()
+		s, err := chromedp.Run(tab, chromedp.Text(chromedp.CSS(selector)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(s)
+	}
+	waitState := func(tab context.Context, id, state string) {
+		t.Helper()
+		sel := fmt.Sprintf(`.cell[data-cell=%q] .state.%s`, id, state)
+		wctx, cancel := context.WithTimeout(tab, 20*time.Second)
+		defer cancel()
+		if err := chromedp.Do(wctx, chromedp.WaitVisible(chromedp.CSS(sel))); err != nil {
+			t.Fatalf("the page never showed %s %s (it shows %q): %v", id, state, text(tab, cellState(id)), err)
+		}
+	}
+
+	// The admin.
+	admin := browserTab(t, ctx)
+	login(admin, consoleAdminDevice)
+	if n := count(admin, ".cell"); n != 3 {
+		t.Fatalf("admin sees %d cells, want 3", n)
+	}
+	if role := text(admin, "#role"); role != "admin" {
+		t.Fatalf("admin page says role %q", role)
+	}
+	if err := chromedp.Do(admin, chromedp.WaitVisible(chromedp.CSS(`button.drain[data-cell="eu-west-1"]`))); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(admin, "#regions button.drain"); n != 3 {
+		t.Fatalf("admin sees %d drain buttons, want 3", n)
+	}
+	for _, c := range cells {
+		if s := text(admin, cellState(c)); s != "healthy" {
+			t.Fatalf("cell %s shows %q before the drain", c, s)
+		}
+	}
+	if err := chromedp.Do(admin,
+		chromedp.SendKeys(chromedp.ID("reason"), "console test"),
+		chromedp.Click(chromedp.CSS(`button.drain[data-cell="eu-west-1"]`))); err != nil {
+		t.Fatal(err)
+	}
+	waitState(admin, "eu-west-1", "draining")
+	for _, c := range cells[1:] {
+		if s := text(admin, cellState(c)); s != "healthy" {
+			t.Fatalf("cell %s shows %q after draining eu-west-1", c, s)
+		}
+	}
+	// The drain was real: the cell refuses tickets; and it was audited
+	// (the page lists the audit log).
+	pc, err := client.New(client.Config{GlobalURL: st.GlobalURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.LoginDevice(ctx, "console-player-device-1"); err != nil {
+		t.Fatal(err)
+	}
+	topo, err := pc.Topology(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range topo {
+		if c.ID == "eu-west-1" {
+			if _, err := pc.Join(ctx, c, client.JoinRequest{GameMode: "duel"}); err == nil || !strings.Contains(err.Error(), "cell_draining") {
+				t.Fatalf("join at the drained cell: %v, want cell_draining", err)
+			}
+		}
+	}
+	if err := chromedp.Do(admin, chromedp.WaitVisible(chromedp.CSS(`#audit tr`))); err != nil {
+		t.Fatal(err)
+	}
+	if row := text(admin, "#audit tr"); !strings.Contains(row, "cell.drain") || !strings.Contains(row, "eu-west-1") {
+		t.Fatalf("audit row on the page: %q", row)
+	}
+	// Screenshots go to the test's temp folder, or to
+	// $CELLGRID_SCREENSHOT_DIR to keep them after the test.
+	dir := os.Getenv("CELLGRID_SCREENSHOT_DIR")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	shot := filepath.Join(dir, "ops-admin.png")
+	png, err := chromedp.Run(admin, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(shot, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot of the admin's console: %s (%d bytes)", shot, len(png))
+
+	// The player: same page, same cells, no buttons; the admin API refuses.
+	player := browserTab(t, ctx)
+	login(player, "console-player-device-1")
+	waitState(player, "eu-west-1", "draining")
+	if role := text(player, "#role"); role != "player" {
+		t.Fatalf("player page says role %q", role)
+	}
+	if n := count(player, ".cell"); n != 3 {
+		t.Fatalf("player sees %d cells, want 3", n)
+	}
+	if n := count(player, "#regions button"); n != 0 {
+		t.Fatalf("player sees %d buttons, want none", n)
+	}
+	type refusal struct {
+		Status int    `json:"status"`
+		Code   string `json:"code"`
+	}
+	refused, err := chromedp.Run(player, chromedp.Evaluate[refusal](`fetch("/ops/cells/us-east-1/drain", {method: "POST",
+			headers: {Authorization: "Bearer " + sessionStorage.getItem("cellgrid.ops.token")}})
+		.then(async (r) => ({status: r.status, code: (await r.json()).error.code}))`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if refused.Status != http.StatusForbidden || refused.Code != "forbidden" {
+		t.Fatalf("the player's drain: %+v, want 403 forbidden", refused)
+	}
+	playerShot := filepath.Join(filepath.Dir(shot), "ops-player.png")
+	if png, err = chromedp.Run(player, chromedp.FullScreenshot(100)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(playerShot, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// Undrain from the admin's page; both pages follow.
+	if err := chromedp.Do(admin, chromedp.Click(chromedp.CSS(`button.undrain[data-cell="eu-west-1"]`))); err != nil {
+		t.Fatal(err)
+	}
+	waitState(admin, "eu-west-1", "healthy")
+	waitState(player, "eu-west-1", "healthy")
+	if s := text(player, "#regions"); strings.Contains(s, "us-east-1 draining") {
+		t.Fatalf("the refused drain changed us-east-1: %q", s)
+	}
+	var n int
+	if err := st.DB().QueryRow(ctx, `SELECT count(*) FROM ops_audit WHERE target = 'eu-west-1' AND outcome = 'ok'`).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("audit rows for eu-west-1: %d (%v), want drain and undrain", n, err)
+	}
+	if err := st.DB().QueryRow(ctx, `SELECT count(*) FROM ops_audit WHERE target = 'us-east-1'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("audit rows for us-east-1: %d (%v), want none (the player was refused)", n, err)
+	}
+}
+
+// startConsoleStack is startStack with an admin device for the console.
+func startConsoleStack(t *testing.T, cells []string) *devstack.Stack {
+	t.Helper()
+	d := testenv.NewDatabase(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	st, err := devstack.Start(ctx, devstack.Config{
+		DataDir: t.TempDir(), Cells: cells, DatabaseURL: d.URL, Ephemeral: true,
+		DGSCommand: dgsCommand(t), DGSEnv: []string{dgsChildEnv + "=1"},
+		FleetBuffer: 1, AdminDevices: []string{consoleAdminDevice},
+	}, quietLog())
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- st.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("stack run: %v", err)
+		}
+	})
+	return st
+}

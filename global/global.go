@@ -11,6 +11,7 @@ import (
 
 	"github.com/cellgrid/cellgrid/global/achievement"
 	"github.com/cellgrid/cellgrid/global/auth"
+	"github.com/cellgrid/cellgrid/global/lag"
 	"github.com/cellgrid/cellgrid/global/leaderboard"
 	"github.com/cellgrid/cellgrid/global/ops"
 	"github.com/cellgrid/cellgrid/global/payment"
@@ -190,9 +191,11 @@ func (s *Server) build(mux *httpapi.Router) error {
 	}
 
 	if opsLayer, err = ops.New(cfg.Ops, ops.Deps{DB: deps.DB, NATS: deps.NATS, Topology: deps.Topology,
-		Telemetry: tel, Leaderboards: lb, Store: st, Log: logFor("ops")}); err != nil {
+		Telemetry: tel, Leaderboards: lb, Store: st, Log: logFor("ops"), Metrics: deps.Registry}); err != nil {
 		return fmt.Errorf("global: %w", err)
 	}
+
+	httpapi.RegisterCollector(deps.Registry, lag.New(js, nil, logFor("lag")))
 
 	requireAuth := a.Verifier().Middleware
 	mux.Handle("GET /openapi.json", httpapi.ServeDocument(openAPIDocument))

@@ -77,6 +77,7 @@ func (o *Ops) drainHandler(verb string) httpapi.Handler {
 			return err
 		}
 		o.log.Info("ops action", "action", "cell."+verb, "cell", id, "actor", c.ID, "outcome", outcome)
+		o.actions.WithLabelValues("cell."+verb, outcome).Inc()
 		if outcome != audit.OutcomeOK {
 			return &httpapi.Error{Status: http.StatusBadGateway, Code: "cell_unreachable",
 				Message: fmt.Sprintf("cell %s did not %s: %s", id, verb, after), Err: reqErr}

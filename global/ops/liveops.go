@@ -113,6 +113,13 @@ func (o *Ops) handleWallet(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return err
 	}
+	if !res.Replayed {
+		action := "wallet.grant"
+		if req.Amount < 0 {
+			action = "wallet.revoke"
+		}
+		o.actions.WithLabelValues(action, audit.OutcomeOK).Inc()
+	}
 	httpapi.WriteJSON(w, http.StatusOK, res)
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cellgrid/cellgrid/global/leaderboard"
 	"github.com/cellgrid/cellgrid/global/store"
@@ -68,6 +69,9 @@ type Deps struct {
 	Leaderboards *leaderboard.Leaderboards
 	Store        *store.Store
 	Log          *slog.Logger
+	// Metrics receives the topology gauge and the actions counter; nil
+	// registers nowhere.
+	Metrics prometheus.Registerer
 }
 
 // Ops serves the console and the admin API.
@@ -77,6 +81,7 @@ type Ops struct {
 	log         *slog.Logger
 	requireAuth func(http.Handler) http.Handler
 	fleet       *fleetView
+	actions     *prometheus.CounterVec // action, outcome
 
 	mu sync.Mutex
 	// mu guards the cached slow parts of a snapshot.
@@ -98,7 +103,9 @@ func New(cfg Config, deps Deps) (*Ops, error) {
 			cfg.Leaderboard = b[0].ID
 		}
 	}
-	return &Ops{cfg: cfg, deps: deps, log: deps.Log.With("component", "ops"), fleet: newFleetView()}, nil
+	o := &Ops{cfg: cfg, deps: deps, log: deps.Log.With("component", "ops"), fleet: newFleetView()}
+	o.registerMetrics(deps.Metrics)
+	return o, nil
 }
 
 // Register mounts the console and the ops API on mux; requireAuth

@@ -16,6 +16,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/cellgrid/cellgrid/global/audit"
 	"github.com/cellgrid/cellgrid/global/store"
@@ -37,6 +39,7 @@ type env struct {
 	db   *testenv.Database
 	nc   *nats.Conn
 	topo *topology.Registry
+	reg  *prometheus.Registry
 }
 
 func newEnv(t *testing.T, cfg Config) *env {
@@ -52,7 +55,8 @@ func newEnv(t *testing.T, cfg Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := New(cfg, Deps{DB: d.Pool, NATS: nc, Topology: topo, Store: st, Log: log})
+	reg := prometheus.NewPedanticRegistry()
+	o, err := New(cfg, Deps{DB: d.Pool, NATS: nc, Topology: topo, Store: st, Log: log, Metrics: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +82,7 @@ func newEnv(t *testing.T, cfg Config) *env {
 			t.Errorf("ops run: %v", err)
 		}
 	})
-	return &env{t: t, ops: o, url: srv.URL, db: d, nc: nc, topo: topo}
+	return &env{t: t, ops: o, url: srv.URL, db: d, nc: nc, topo: topo, reg: reg}
 }
 
 // player creates a player row (and a device identity) and returns its id.
@@ -278,6 +282,30 @@ func TestDrainSendsTheNATSRequestAndIsAudited(t *testing.T) {
 	}
 	if n := len(e.auditRows("")); n != 2 {
 		t.Fatalf("%d audit rows, want 2 (refused requests are not actions)", n)
+	}
+	// The same actions are counted, and the topology is exported.
+	if err := testutil.GatherAndCompare(e.reg, strings.NewReader(`
+# HELP cellgrid_ops_actions_total Operator actions by action and outcome (ok, failed), as audited.
+# TYPE cellgrid_ops_actions_total counter
+cellgrid_ops_actions_total{action="cell.drain",outcome="ok"} 1
+cellgrid_ops_actions_total{action="cell.undrain",outcome="failed"} 1
+`), "cellgrid_ops_actions_total"); err != nil {
+		t.Error(err)
+	}
+	if err := e.topo.SetState("us-1", topology.StateFailed); err != nil {
+		t.Fatal(err)
+	}
+	if err := testutil.GatherAndCompare(e.reg, strings.NewReader(`
+# HELP cellgrid_topology_cell_state 1 for each cell's current state in the global topology (healthy, draining, failed).
+# TYPE cellgrid_topology_cell_state gauge
+cellgrid_topology_cell_state{cell="eu-1",region="eu",state="draining"} 0
+cellgrid_topology_cell_state{cell="eu-1",region="eu",state="failed"} 0
+cellgrid_topology_cell_state{cell="eu-1",region="eu",state="healthy"} 1
+cellgrid_topology_cell_state{cell="us-1",region="us",state="draining"} 0
+cellgrid_topology_cell_state{cell="us-1",region="us",state="failed"} 1
+cellgrid_topology_cell_state{cell="us-1",region="us",state="healthy"} 0
+`), "cellgrid_topology_cell_state"); err != nil {
+		t.Error(err)
 	}
 }
 

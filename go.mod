@@ -23,6 +23,7 @@ require (
 	github.com/vbauerster/mpb/v8 v8.16.2
 	github.com/xtaci/kcp-go/v5 v5.6.24
 	github.com/zitadel/oidc/v3 v3.51.17
+	go.yaml.in/yaml/v4 v4.0.0
 	golang.org/x/net v0.60.0
 	golang.org/x/time v0.16.0
 )
@@ -79,7 +80,6 @@ require (
 	go.opentelemetry.io/otel v1.46.0 // indirect
 	go.opentelemetry.io/otel/metric v1.46.0 // indirect
 	go.opentelemetry.io/otel/trace v1.46.0 // indirect
-	go.yaml.in/yaml/v4 v4.0.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/oauth2 v0.37.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect

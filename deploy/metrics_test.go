@@ -190,9 +190,9 @@ func moduleRoot(t *testing.T) string {
 func TestMetricExtraction(t *testing.T) {
 	for expr, want := range map[string]string{
 		`histogram_quantile(0.99, sum by (le, instance) (rate(cellgrid_fleet_allocation_seconds_bucket{instance=~"$instance"}[5m])))`: "cellgrid_fleet_allocation_seconds_bucket",
-		`sum by (instance) (rate(a_total{result="x"}[5m])) / sum by (instance) (rate(b_total[5m])) > 0.05`:                             "a_total b_total",
-		`max by (cell, region) (cellgrid_topology_cell_state{state="failed"}) == 1`:                                                    "cellgrid_topology_cell_state",
-		`rate(x_total[1m]) + on (instance) group_left (cell) y_info and bool z offset 5m`:                                              "x_total y_info z",
+		`sum by (instance) (rate(a_total{result="x"}[5m])) / sum by (instance) (rate(b_total[5m])) > 0.05`:                            "a_total b_total",
+		`max by (cell, region) (cellgrid_topology_cell_state{state="failed"}) == 1`:                                                   "cellgrid_topology_cell_state",
+		`rate(x_total[1m]) + on (instance) group_left (cell) y_info and bool z offset 5m`:                                             "x_total y_info z",
 		`1e3 * up`: "up",
 	} {
 		if got := strings.Join(metricsIn(expr), " "); got != want {

@@ -115,16 +115,10 @@ func (c *Cell) join(w http.ResponseWriter, r *http.Request) error {
 	})
 	var full *matchmaker.PoolFullError
 	switch {
-	case errors.Is(err, matchmaker.ErrActiveTicket):
-		return httpapi.Conflict("active_ticket", "a player already has an active ticket")
 	case errors.As(err, &full):
 		return httpapi.Unavailable("matchmaking pool is full", c.cfg.RetryAfter)
-	case errors.Is(err, matchmaker.ErrInvalidTicket):
-		return httpapi.BadRequest("invalid_party", "party does not fit one team")
-	case errors.Is(err, matchmaker.ErrLatencyTooHigh):
-		return httpapi.BadRequest("latency_too_high", "latency to this cell is above the game mode's limit")
 	case err != nil:
-		return err
+		return wireErrors.Wire(err)
 	}
 	httpapi.WriteJSON(w, http.StatusAccepted, map[string]string{"ticket_id": t.ID})
 	return nil
@@ -185,6 +179,16 @@ func (c *Cell) ratings(ctx context.Context, players []string) (map[string]int, e
 	return out, nil
 }
 
+// wireErrors maps the matchmaker's sentinel errors to the wire, once
+// (matchmaker.PoolFullError carries the cell's Retry-After: see join).
+var wireErrors = httpapi.ErrorTable{
+	{Err: matchmaker.ErrActiveTicket, Status: http.StatusConflict, Code: "active_ticket", Message: "a player already has an active ticket"},
+	{Err: matchmaker.ErrInvalidTicket, Status: http.StatusBadRequest, Code: "invalid_party", Message: "party does not fit one team"},
+	{Err: matchmaker.ErrLatencyTooHigh, Status: http.StatusBadRequest, Code: "latency_too_high", Message: "latency to this cell is above the game mode's limit"},
+	{Err: matchmaker.ErrNotCancellable, Status: http.StatusConflict, Code: "not_cancellable", Message: "ticket is no longer queued"},
+	{Err: matchmaker.ErrNotFound, Status: http.StatusNotFound, Code: "not_found", Message: "no such ticket"},
+}
+
 // ticketFor reads the ticket of the request (ticket_id, or the caller's
 // latest ticket) and checks the caller is on it.
 func (c *Cell) ticketFor(r *http.Request, id string) (matchmaker.Ticket, string, error) {
@@ -203,11 +207,8 @@ func (c *Cell) ticketFor(r *http.Request, id string) (matchmaker.Ticket, string,
 		return matchmaker.Ticket{}, "", httpapi.NotFound("no such ticket")
 	}
 	t, err := c.tickets.Get(r.Context(), id)
-	if errors.Is(err, matchmaker.ErrNotFound) {
-		return t, "", httpapi.NotFound("no such ticket")
-	}
 	if err != nil {
-		return t, "", err
+		return t, "", wireErrors.Wire(err)
 	}
 	if !t.HasPlayer(me) {
 		return t, "", httpapi.Forbidden("not your ticket")
@@ -281,13 +282,8 @@ func (c *Cell) cancel(w http.ResponseWriter, r *http.Request) error {
 	if t.Owner != me {
 		return httpapi.Forbidden("only the player who submitted a ticket may cancel it")
 	}
-	switch err := c.tickets.Cancel(r.Context(), t); {
-	case errors.Is(err, matchmaker.ErrNotCancellable):
-		return httpapi.Conflict("not_cancellable", "ticket is no longer queued")
-	case errors.Is(err, matchmaker.ErrNotFound):
-		return httpapi.NotFound("no such ticket")
-	case err != nil:
-		return err
+	if err := c.tickets.Cancel(r.Context(), t); err != nil {
+		return wireErrors.Wire(err)
 	}
 	httpapi.WriteJSON(w, http.StatusOK, map[string]string{"ticket_id": t.ID, "state": matchmaker.StateCancelled})
 	return nil

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 
@@ -26,6 +25,7 @@ import (
 	"github.com/cellgrid/cellgrid/internal/accesstoken"
 	"github.com/cellgrid/cellgrid/internal/httpapi"
 	"github.com/cellgrid/cellgrid/internal/redisclient"
+	"github.com/cellgrid/cellgrid/internal/supervise"
 	"github.com/cellgrid/cellgrid/proto/connecttoken"
 	"github.com/cellgrid/cellgrid/relay"
 )
@@ -63,10 +63,15 @@ type Cell struct {
 	verifier *accesstoken.Verifier
 	stopKeys context.CancelFunc // background JWKS fetches of a verifier New built
 
-	intake   *telemetry.IntakeHandler
+	intake   *telemetry.Intake
 	draining atomic.Bool
+	// group runs the components; its health is the "components"
+	// readiness check, so a dead one turns /readyz red.
+	group supervise.Group
+	life  supervise.Lifecycle
 
-	runOnce sync.Once
+	runOnce   sync.Once
+	closeOnce sync.Once
 }
 
 // New checks cfg and deps, binds the HTTP and relay sockets (so URL and
@@ -109,7 +114,7 @@ func New(cfg Config, deps Deps) (*Cell, error) {
 	if c.tickets, err = matchmaker.NewStore(deps.Redis, cfg.ID, cfg.GameModes, cfg.Matchmaker.Now); err != nil {
 		return nil, c.fail(err)
 	}
-	if c.mm, err = matchmaker.New(cfg.Matchmaker, c.tickets, c.handleMatch, c.log); err != nil {
+	if c.mm, err = matchmaker.New(cfg.Matchmaker, matchmaker.Deps{Store: c.tickets, Handler: c.handleMatch, Log: c.log}); err != nil {
 		return nil, c.fail(err)
 	}
 	fc := cfg.Fleet
@@ -117,10 +122,11 @@ func New(cfg Config, deps Deps) (*Cell, error) {
 	if fc.NATSURL = cfg.NATSURL; fc.NATSURL == "" {
 		fc.NATSURL = deps.NATS.ConnectedUrl()
 	}
-	if c.fleet, err = fleet.New(fc, deps.NATS, deps.Launcher, c.log, deps.Registry); err != nil {
+	if c.fleet, err = fleet.New(fc, fleet.Deps{NATS: deps.NATS, Launcher: deps.Launcher, Log: c.log, Metrics: deps.Registry}); err != nil {
 		return nil, c.fail(err)
 	}
-	if c.sessions, err = session.New(session.Config{Cell: cfg.ID, Region: cfg.Region, LiveTTL: cfg.SessionLiveTTL}, deps.Redis, deps.DB, deps.NATS, c.log); err != nil {
+	if c.sessions, err = session.New(session.Config{Cell: cfg.ID, Region: cfg.Region, LiveTTL: cfg.SessionLiveTTL},
+		session.Deps{Redis: deps.Redis, DB: deps.DB, NATS: deps.NATS, Log: c.log}); err != nil {
 		return nil, c.fail(err)
 	}
 
@@ -128,7 +134,7 @@ func New(cfg Config, deps Deps) (*Cell, error) {
 	if err != nil {
 		return nil, c.fail(fmt.Errorf("cell: jetstream: %w", err))
 	}
-	if c.intake, err = telemetry.NewIntakeHandler(withCell(cfg.Telemetry, cfg.ID), telemetry.IntakeDeps{JS: js, Log: c.log, Metrics: deps.Registry}); err != nil {
+	if c.intake, err = telemetry.New(withCell(cfg.Telemetry, cfg.ID), telemetry.Deps{JS: js, Log: c.log, Metrics: deps.Registry}); err != nil {
 		return nil, c.fail(err)
 	}
 
@@ -163,8 +169,9 @@ func New(cfg Config, deps Deps) (*Cell, error) {
 			}
 			return nil
 		}},
+		{Name: "components", Fn: c.group.Check},
 	}
-	if c.http, err = httpapi.NewServer(cfg.HTTPAddr, c.routes(), deps.Registry, checks, c.log); err != nil {
+	if c.http, err = httpapi.New(httpapi.Config{Addr: cfg.HTTPAddr}, httpapi.Deps{Handler: c.routes(), Registry: deps.Registry, Checks: checks, Log: c.log}); err != nil {
 		_ = c.relay.Close()
 		return nil, c.fail(err)
 	}
@@ -194,16 +201,20 @@ func (c *Cell) Fleet() *fleet.Fleet { return c.fleet }
 func (c *Cell) ConnectPublicKey() ed25519.PublicKey { return c.key.Public().(ed25519.PublicKey) }
 
 // Run creates the match stream if missing, then serves the API and runs
-// the matchmaker, fleet, relay and result consumer until ctx ends or one
-// of them fails. It returns once every goroutine it started has ended,
-// every server this process launched is stopped and every socket closed.
-// Run may be called once.
+// the matchmaker, fleet, relay, result consumer, telemetry intake and
+// heartbeat until ctx ends, Close is called or one of them fails: the
+// first failure stops the others, turns /readyz red while they wind
+// down, and is returned (with any other failure, joined). It returns once
+// every goroutine it started has ended, every server this process
+// launched is stopped and every socket closed. Run may be called once.
 func (c *Cell) Run(ctx context.Context) error {
 	ran := false
 	c.runOnce.Do(func() { ran = true })
 	if !ran {
 		return errors.New("cell: Run called twice")
 	}
+	ctx, done := c.life.Start(ctx)
+	defer done()
 	defer c.fail(nil)
 	if err := c.sessions.EnsureStream(ctx); err != nil {
 		_ = c.relay.Close()
@@ -215,45 +226,28 @@ func (c *Cell) Run(ctx context.Context) error {
 		_ = c.http.Close()
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	errs := make(chan error, 5) // one per component below
-	run := func(name string, f func(context.Context) error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := f(ctx); err != nil && ctx.Err() == nil {
-				errs <- fmt.Errorf("%s: %w", name, err)
-				cancel()
-			}
-		}()
-	}
-	c.http.Start()
+	c.group.AddLingering("http", c.cfg.UnreadyLinger, c.http.Run)
 	// The fleet stops its servers last, after the matchmaker stopped
 	// handing it matches.
-	run("fleet", c.fleet.Run)
-	run("matchmaker", c.mm.Run)
-	run("relay", c.relay.Run)
-	run("match results", c.sessions.RunResults)
-	run("heartbeat", c.runHeartbeat)
+	c.group.Add("fleet", c.fleet.Run)
+	c.group.Add("matchmaker", c.mm.Run)
+	c.group.Add("relay", c.relay.Run)
+	c.group.Add("match results", c.sessions.Run)
+	c.group.Add("telemetry intake", c.intake.Run)
+	c.group.Add("heartbeat", c.runHeartbeat)
 	c.log.Info("cell running", "api", c.URL(), "relay", c.RelayAddr())
-	<-ctx.Done()
-	herr := c.http.Close()
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		return err
-	}
-	if herr != nil && !errors.Is(herr, http.ErrServerClosed) {
-		return herr
-	}
-	return nil
+	return c.group.Run(ctx)
 }
 
-// Close releases the sockets of a Cell that was never run.
+// Close stops a running Run and waits for it, or releases the sockets of
+// a Cell that was never run. Safe to call twice.
 func (c *Cell) Close() error {
-	_ = c.relay.Close()
-	_ = c.fail(nil)
-	return c.http.Close()
+	c.life.Close()
+	var err error
+	c.closeOnce.Do(func() {
+		_ = c.relay.Close()
+		_ = c.fail(nil)
+		err = c.http.Close()
+	})
+	return err
 }

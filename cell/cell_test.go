@@ -22,18 +22,14 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/cellgrid/cellgrid/cell/fleet"
-	"github.com/cellgrid/cellgrid/cell/internal/testdgs"
 	"github.com/cellgrid/cellgrid/cell/matchmaker"
 	"github.com/cellgrid/cellgrid/internal/accesstoken"
 	"github.com/cellgrid/cellgrid/internal/testenv"
 )
 
-// TestMain re-executes the test binary as a DGS when the fleet launches
-// it, and stops the shared PostgreSQL afterwards.
+// TestMain re-executes the test binary as the real DGS (dgs.Main) when
+// the fleet launches it, and stops the shared PostgreSQL afterwards.
 func TestMain(m *testing.M) {
-	if testdgs.Child() {
-		os.Exit(testdgs.Main(os.Args[1:]))
-	}
 	if os.Getenv(realDGSEnv) == "1" {
 		os.Exit(runRealDGS(os.Args[1:]))
 	}
@@ -52,6 +48,10 @@ type env struct {
 	rd   rueidis.Client
 	nc   *nats.Conn
 	stop func()
+	// wantRunErr makes stop keep Run's error in runErr instead of failing
+	// the test with it.
+	wantRunErr bool
+	runErr     error
 }
 
 func testModes() []matchmaker.GameMode {
@@ -65,21 +65,15 @@ func testModes() []matchmaker.GameMode {
 	return []matchmaker.GameMode{duel, duo, squads, tiny}
 }
 
+// newEnv starts a cell whose fleet launches the real DGS (this test
+// binary re-executed as dgs.Main).
 func newEnv(t *testing.T, mutate func(*Config)) *env {
-	t.Helper()
-	return newEnvWith(t, mutate, testdgs.EnvVar+"=1")
-}
-
-// newEnvWith starts a cell whose launched DGSs get childEnv (which DGS the
-// re-executed test binary becomes).
-func newEnvWith(t *testing.T, mutate func(*Config), childEnv string) *env {
 	t.Helper()
 	testenv.PostgresURL(t, "postgres") // the shared server (and its reaper goroutine) outlive this test
 	testenv.CheckGoroutines(t)
 	database := testenv.NewDatabase(t)
 	rd := testenv.NewRedis(t)
-	sc := testenv.NewSuperCluster(t, cellID, "global") // one-cluster NewNATS never gets a JetStream leader
-	nc := testenv.Connect(t, sc.Server(cellID))
+	_, nc := testenv.NewNATS(t, cellID)
 
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	key := accesstoken.SigningKey{KID: "k1", Private: priv}
@@ -103,7 +97,7 @@ func newEnvWith(t *testing.T, mutate func(*Config), childEnv string) *env {
 	c, err := New(cfg, Deps{
 		DB: database.Pool, Redis: rd.Client, NATS: nc,
 		Verifier: accesstoken.NewRemoteVerifier(vctx, issuer, js.URL),
-		Launcher: &fleet.LocalLauncher{Env: []string{childEnv}, StopGrace: 2 * time.Second},
+		Launcher: &fleet.LocalLauncher{Env: []string{realDGSEnv + "=1"}, StopGrace: 2 * time.Second},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -111,17 +105,19 @@ func newEnvWith(t *testing.T, mutate func(*Config), childEnv string) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
+	e := &env{c: c, key: key, db: database.Pool, rd: rd.Client, nc: nc}
 	var once sync.Once
-	stop := func() {
+	e.stop = func() {
 		once.Do(func() {
 			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("cell run: %v", err)
+			e.runErr = <-done
+			if e.runErr != nil && !e.wantRunErr {
+				t.Errorf("cell run: %v", e.runErr)
 			}
 		})
 	}
-	t.Cleanup(stop)
-	return &env{c: c, key: key, db: database.Pool, rd: rd.Client, nc: nc, stop: stop}
+	t.Cleanup(e.stop)
+	return e
 }
 
 func (e *env) token(t testing.TB, player string) string {

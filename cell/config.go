@@ -73,6 +73,10 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	// Telemetry configures POST /game/telemetry; its Cell is set to ID.
 	Telemetry TelemetryConfig
+	// UnreadyLinger is how long the API keeps answering after a component
+	// died, with /readyz 503 naming it, before Run returns the failure
+	// (health checkers see it before the listener closes). Default 2s.
+	UnreadyLinger time.Duration
 }
 
 // DefaultConfig returns every default in one place.
@@ -89,6 +93,7 @@ func DefaultConfig() Config {
 		SessionLiveTTL:    2 * time.Hour,
 		RetryAfter:        5 * time.Second,
 		HeartbeatInterval: time.Second,
+		UnreadyLinger:     2 * time.Second,
 	}
 }
 
@@ -124,6 +129,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.HeartbeatInterval <= 0 {
 		c.HeartbeatInterval = d.HeartbeatInterval
 	}
+	if c.UnreadyLinger <= 0 {
+		c.UnreadyLinger = d.UnreadyLinger
+	}
 	if len(c.ConnectKeySeed) != 0 && len(c.ConnectKeySeed) != ed25519.SeedSize {
 		return c, fmt.Errorf("cell config: connect key seed has %d bytes, want %d", len(c.ConnectKeySeed), ed25519.SeedSize)
 	}
@@ -132,7 +140,7 @@ func (c Config) withDefaults() (Config, error) {
 }
 
 // TelemetryConfig configures the cell's telemetry intake.
-type TelemetryConfig = telemetry.IntakeConfig
+type TelemetryConfig = telemetry.Config
 
 func withCell(c TelemetryConfig, id string) TelemetryConfig {
 	c.Cell = id

@@ -16,14 +16,15 @@ import (
 
 	"github.com/cellgrid/cellgrid/cell/matchmaker"
 	"github.com/cellgrid/cellgrid/cell/session"
+	"github.com/cellgrid/cellgrid/client/gameconn"
 	"github.com/cellgrid/cellgrid/internal/testenv"
 	"github.com/cellgrid/cellgrid/proto/connecttoken"
 	"github.com/cellgrid/cellgrid/proto/events"
-	"github.com/cellgrid/cellgrid/proto/packet"
 )
 
 func TestDuelEndToEnd(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.DGS.Args = append(c.DGS.Args, "--match-duration=3s") })
+	// The match starts with whoever joined after a second and lasts two.
+	e := newEnv(t, func(c *Config) { c.DGS.Args = append(c.DGS.Args, "--wait-for-players=1s", "--time-limit=2s") })
 	ps := newPlayers(2)
 	t1, t2 := e.join(t, ps[0], "duel"), e.join(t, ps[1], "duel")
 	v1, v2 := e.waitReady(t, ps[0], t1), e.waitReady(t, ps[1], t2)
@@ -56,29 +57,19 @@ func TestDuelEndToEnd(t *testing.T) {
 		t.Fatalf("token points at %v, session at %s:%d", game, dgsAddr, dgsPort)
 	}
 
-	// Through the relay to the (echoing) DGS with player 0's token; the
-	// same token a second time from another socket is a replay.
+	// Player 0 plays through the relay: the DGS accepts the JOIN.
 	raw, _ := connecttoken.DecodeString(v1.Session.ConnectToken)
-	uc := dialRelay(t, e.c.RelayAddr())
-	if c := hello(t, uc, raw); c.Type != packet.TypeWelcome {
-		t.Fatalf("HELLO answered %v %v", c.Type, c.Reason)
-	}
-	if _, err := uc.Write([]byte("game-bytes")); err != nil {
+	ra, err := net.ResolveUDPAddr("udp", e.c.RelayAddr())
+	if err != nil {
 		t.Fatal(err)
 	}
-	// The relay forwards the HELLO to the DGS too, so the echo of the
-	// HELLO may come back first.
-	buf := make([]byte, 1500)
-	for {
-		_ = uc.SetReadDeadline(time.Now().Add(5 * time.Second))
-		n, err := uc.Read(buf)
-		if err != nil {
-			t.Fatalf("no echo through the relay: %v", err)
-		}
-		if string(buf[:n]) == "game-bytes" {
-			break
-		}
+	dctx, dcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer dcancel()
+	gc, err := gameconn.Dial(dctx, gameconn.ClientConfig{Addr: ra, Token: raw})
+	if err != nil {
+		t.Fatalf("play through the relay: %v", err)
 	}
+	defer gc.Close()
 	// The relay recorded the token's nonce in the cell's Redis guard (a
 	// HELLO from a new address with the same token moves the binding, by
 	// the relay's design, so the guard is checked directly).
@@ -87,8 +78,18 @@ func TestDuelEndToEnd(t *testing.T) {
 		t.Fatalf("nonce not recorded by the relay: first=%v %v", first, err)
 	}
 
-	// The DGS ends the match and publishes the result; the cell ends the
-	// session everywhere.
+	// The DGS ends the match (time limit), tells the player and publishes
+	// the result; the cell ends the session everywhere.
+	select {
+	case <-gc.Done():
+	case <-dctx.Done():
+		t.Fatal("no END for the player")
+	}
+	if end, ok := gc.End(); !ok {
+		t.Fatalf("stream ended without END: %v", gc.Err())
+	} else {
+		t.Logf("match ended: %+v", end)
+	}
 	testenv.Eventually(t, 30*time.Second, func() error {
 		var st string
 		if err := e.db.QueryRow(context.Background(), `SELECT status FROM game_sessions WHERE id = $1`, s.ID).Scan(&st); err != nil || st != "ended" {
@@ -116,44 +117,6 @@ func TestDuelEndToEnd(t *testing.T) {
 			}
 			return nil
 		})
-	}
-}
-
-func dialRelay(t *testing.T, addr string) *net.UDPConn {
-	t.Helper()
-	ra, err := net.ResolveUDPAddr("udp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	uc, err := net.DialUDP("udp", nil, ra)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { uc.Close() })
-	return uc
-}
-
-func hello(t *testing.T, uc *net.UDPConn, token []byte) packet.Control {
-	t.Helper()
-	if _, err := uc.Write(packet.AppendHello(nil, token)); err != nil {
-		t.Fatal(err)
-	}
-	// The relay forwards the HELLO to the DGS before it answers, and the
-	// test DGS echoes everything: that echo may overtake the WELCOME.
-	buf := make([]byte, 1500)
-	_ = uc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for {
-		n, err := uc.Read(buf)
-		if err != nil {
-			t.Fatalf("no answer to HELLO: %v", err)
-		}
-		c, err := packet.ParseControl(buf[:n])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.Type == packet.TypeWelcome || c.Type == packet.TypeReject {
-			return c
-		}
 	}
 }
 
@@ -193,9 +156,7 @@ func TestSkillFromPlayersTable(t *testing.T) {
 	e := newEnv(t, nil)
 	ps := newPlayers(2)
 	ctx := context.Background()
-	if _, err := e.db.Exec(ctx, `INSERT INTO players (id, username, elo_rating) VALUES ($1, 'hi', 1900)`, ps[0]); err != nil {
-		t.Fatal(err)
-	}
+	testenv.NewPlayerWith(t, e.db, testenv.Player{ID: ps[0], Username: "hi", EloRating: 1900})
 	t0, t1 := e.join(t, ps[0], "duel"), e.join(t, ps[1], "duel")
 	tk0, _ := e.c.tickets.Get(ctx, t0)
 	tk1, _ := e.c.tickets.Get(ctx, t1)
@@ -216,7 +177,7 @@ func TestSkillFromPlayersTable(t *testing.T) {
 // sessions at once, and DGSs are reused (short matches) across 125 matches.
 func TestThousandConcurrentJoins(t *testing.T) {
 	e := newEnv(t, func(c *Config) {
-		c.DGS.Args = append(c.DGS.Args, "--match-duration=100ms")
+		c.DGS.Args = append(c.DGS.Args, "--wait-for-players=100ms") // nobody joins: abandoned
 		c.Fleet.Buffer, c.Fleet.Max = 4, 8
 	})
 	const n, workers = 1000, 8

@@ -22,9 +22,9 @@ func runRealDGS(args []string) int { return dgs.Main(args, os.Stderr) }
 // (SDK + arena): allocation, tokens for its game address, and the
 // abandoned match's result ending the session.
 func TestRealDGS(t *testing.T) {
-	e := newEnvWith(t, func(c *Config) {
+	e := newEnv(t, func(c *Config) {
 		c.DGS.Args = []string{"--health-interval=100ms", "--wait-for-players=1s"}
-	}, realDGSEnv+"=1")
+	})
 	ps := newPlayers(2)
 	t1 := e.join(t, ps[0], "duel")
 	e.join(t, ps[1], "duel")

@@ -57,7 +57,7 @@ func (st *Stack) startCells(ctx context.Context, cfg Config, pool *pgxpool.Pool,
 			return fmt.Errorf("devstack: cell %s: %w", id, err)
 		}
 		st.closers = append(st.closers, func() { _ = c.Close() })
-		st.runs = append(st.runs, c.Run)
+		st.group.Add("cell "+id, c.Run)
 		topo.Put(topology.Cell{ID: id, Region: id, API: c.URL(), Relay: c.RelayAddr(), Beacon: c.RelayAddr()})
 	}
 	return nil

@@ -2,12 +2,10 @@ package devstack
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -21,6 +19,7 @@ import (
 	"github.com/cellgrid/cellgrid/internal/localserver"
 	"github.com/cellgrid/cellgrid/internal/natsembed"
 	"github.com/cellgrid/cellgrid/internal/redisclient"
+	"github.com/cellgrid/cellgrid/internal/supervise"
 	"github.com/cellgrid/cellgrid/topology"
 )
 
@@ -76,7 +75,7 @@ type Stack struct {
 	nats    *natsembed.SuperCluster
 	log     *slog.Logger
 	closers []func() // in start order; closed in reverse
-	runs    []func(context.Context) error
+	group   supervise.Group
 }
 
 // Start brings everything up. Call Run to serve and Close (or cancel Run's
@@ -186,7 +185,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 	for _, d := range cfg.AdminDevices {
 		gcfg.Ops.Admins.Identities = append(gcfg.Ops.Admins.Identities, ops.Identity{Issuer: "device", Subject: d})
 	}
-	g, err := global.New(ctx, gcfg, global.Deps{
+	g, err := global.New(gcfg, global.Deps{
 		DB: pool, Redis: gRedis, NATS: gNATS, Topology: topo, Log: log, // each part adds its component
 	})
 	if err != nil {
@@ -194,7 +193,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 	}
 	st.GlobalURL = g.URL()
 	st.global = g
-	st.runs = append(st.runs, g.Run)
+	st.closers = append(st.closers, func() { _ = g.Close() })
+	st.group.Add("global", g.Run)
 
 	if err := st.startCells(ctx, cfg, pool, topo, redisFor, natsFor); err != nil {
 		return nil, err
@@ -222,28 +222,11 @@ func ensureDatabase(ctx context.Context, adminURL, name string) error {
 	return nil
 }
 
-// Run serves every component until ctx is cancelled, then stops them all.
+// Run serves every component until ctx is cancelled or one of them
+// fails (which stops the others and is returned, joined with any other
+// failure), then stops the servers Start started.
 func (st *Stack) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	errs := make(chan error, len(st.runs))
-	for _, run := range st.runs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				errs <- err
-				cancel() // one component failing stops the stack
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	var err error
-	for e := range errs {
-		err = errors.Join(err, e)
-	}
+	err := st.group.Run(ctx)
 	st.Close()
 	return err
 }

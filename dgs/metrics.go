@@ -62,7 +62,7 @@ func startMetrics(addr string, game *arena.Server, kit *sdk.SDK, nc *nats.Conn, 
 			return nil
 		}},
 	}
-	s, err := httpapi.NewServer(addr, nil, reg, checks, log)
+	s, err := httpapi.New(httpapi.Config{Addr: addr}, httpapi.Deps{Registry: reg, Checks: checks, Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("dgs: metrics: %w", err)
 	}

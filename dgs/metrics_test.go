@@ -11,13 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cellgrid/cellgrid/dgs/internal/dgstest"
 	"github.com/cellgrid/cellgrid/internal/testenv"
 )
 
 func TestRunServerServesHealthAndMetrics(t *testing.T) {
 	testenv.CheckGoroutines(t)
-	nc := dgstest.NATS(t, cell)
+	_, nc := testenv.NewNATS(t, cell)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

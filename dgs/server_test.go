@@ -56,7 +56,7 @@ func (h *heartbeats) wait(t *testing.T, state events.DGSState, after int) (event
 
 func TestRunServerMatchResultAndShutdown(t *testing.T) {
 	testenv.CheckGoroutines(t)
-	nc := dgstest.NATS(t, cell)
+	_, nc := testenv.NewNATS(t, cell)
 	hb := &heartbeats{}
 	sub, err := nc.Subscribe(events.DGSHealthSubject(cell), func(m *nats.Msg) {
 		var h events.DGSHealth
@@ -190,7 +190,7 @@ func TestRunServerMatchResultAndShutdown(t *testing.T) {
 
 func TestRunServerShutdownRequestDuringMatch(t *testing.T) {
 	testenv.CheckGoroutines(t)
-	nc := dgstest.NATS(t, cell)
+	_, nc := testenv.NewNATS(t, cell)
 	states := make(chan events.DGSHealth, 1024)
 	sub, _ := nc.Subscribe(events.DGSHealthSubject(cell), func(m *nats.Msg) {
 		var h events.DGSHealth

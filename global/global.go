@@ -6,8 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/rueidis"
 
 	"github.com/cellgrid/cellgrid/global/achievement"
 	"github.com/cellgrid/cellgrid/global/auth"
@@ -19,22 +26,17 @@ import (
 	"github.com/cellgrid/cellgrid/global/results"
 	"github.com/cellgrid/cellgrid/global/store"
 	"github.com/cellgrid/cellgrid/global/telemetry"
-	"github.com/cellgrid/cellgrid/internal/db"
 	"github.com/cellgrid/cellgrid/internal/httpapi"
 	"github.com/cellgrid/cellgrid/internal/redisclient"
+	"github.com/cellgrid/cellgrid/internal/supervise"
 	"github.com/cellgrid/cellgrid/topology"
-	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/rueidis"
 )
 
-// Config configures the global layer. Zero values are documented per field.
+// Config configures the global layer. DefaultConfig sets every default;
+// a zero field of a Config passed to New takes the default.
 type Config struct {
-	// Addr is the HTTP listen address; "127.0.0.1:0" picks a free port.
+	// Addr is the HTTP listen address; port 0 picks a free one (read it
+	// back with URL). Default 127.0.0.1:0.
 	Addr string
 	// PublicURL is the URL clients and cells reach the global layer at; it
 	// is the access tokens' issuer. Empty means the listen URL.
@@ -62,6 +64,10 @@ type Config struct {
 	// Payment configures the Stripe webhook; without a webhook secret the
 	// route is not mounted.
 	Payment payment.Config
+	// UnreadyLinger is how long the API keeps answering after a component
+	// died, with /readyz 503 naming it, before Run returns the failure
+	// (health checkers see it before the listener closes). Default 2s.
+	UnreadyLinger time.Duration
 	// Ops configures roles and the /ops console (global/ops).
 	Ops ops.Config
 }
@@ -76,17 +82,45 @@ type Deps struct {
 	Registry *prometheus.Registry
 }
 
+// DefaultConfig returns every default in one place; the game
+// configuration (Store, Leaderboards, …) has none beyond its own
+// packages' defaults.
+func DefaultConfig() Config {
+	return Config{Addr: "127.0.0.1:0", CellTimeout: 5 * time.Second, UnreadyLinger: 2 * time.Second}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Addr == "" {
+		c.Addr = d.Addr
+	}
+	if c.CellTimeout <= 0 {
+		c.CellTimeout = d.CellTimeout
+	}
+	if c.UnreadyLinger <= 0 {
+		c.UnreadyLinger = d.UnreadyLinger
+	}
+	return c
+}
+
 // Server is a running global layer.
 type Server struct {
 	cfg    Config
 	deps   Deps
 	http   *httpapi.Server
 	issuer string
-	runs   []func(context.Context) error
+	// group runs the components; its health is the "components"
+	// readiness check, so a dead one turns /readyz red.
+	group supervise.Group
+	life  supervise.Lifecycle
 }
 
-// New checks the schema is current and builds the global layer.
-func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
+// New checks cfg and deps, binds the HTTP listener (so URL answers at
+// once) and builds every component; it does no other I/O (the schema
+// check is the caller's, see cmd/cellgrid). Nothing runs until Run; a
+// Server that is never run must be closed with Close.
+func New(cfg Config, deps Deps) (*Server, error) {
+	cfg = cfg.withDefaults()
 	if deps.DB == nil || deps.Redis == nil || deps.NATS == nil {
 		return nil, errors.New("global: DB, Redis and NATS are required")
 	}
@@ -99,12 +133,6 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	if deps.Topology == nil {
 		deps.Topology = topology.NewRegistry()
 	}
-	if cfg.Addr == "" {
-		cfg.Addr = "127.0.0.1:0"
-	}
-	if err := db.CheckSchema(ctx, deps.DB); err != nil {
-		return nil, fmt.Errorf("global: %w", err)
-	}
 	s := &Server{cfg: cfg, deps: deps}
 	mux := httpapi.NewRouter()
 
@@ -112,8 +140,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		{Name: "database", Fn: func(ctx context.Context) error { return deps.DB.Ping(ctx) }},
 		{Name: "redis", Fn: func(ctx context.Context) error { return redisclient.Ping(ctx, deps.Redis) }},
 		{Name: "nats", Fn: func(ctx context.Context) error { return natsReady(deps.NATS) }},
+		{Name: "components", Fn: s.group.Check},
 	}
-	hs, err := httpapi.NewServer(cfg.Addr, mux, deps.Registry, checks, deps.Log.With("component", "global-http"))
+	hs, err := httpapi.New(httpapi.Config{Addr: cfg.Addr}, httpapi.Deps{Handler: mux, Registry: deps.Registry, Checks: checks, Log: deps.Log.With("component", "global-http")})
 	if err != nil {
 		return nil, fmt.Errorf("global: %w", err)
 	}
@@ -218,14 +247,15 @@ func (s *Server) build(mux *httpapi.Router) error {
 		}
 		pay.Register(mux, nil)
 	}
-	timeout := cfg.CellTimeout
-	if timeout <= 0 {
-		timeout = 5 * time.Second
-	}
 	watch := func(ctx context.Context) error {
-		return deps.Topology.Watch(ctx, deps.NATS, timeout, deps.Log.With("component", "topology"))
+		return deps.Topology.Watch(ctx, deps.NATS, cfg.CellTimeout, deps.Log.With("component", "topology"))
 	}
-	s.runs = append(s.runs, lb.Run, res.Run, tel.Run, watch, opsLayer.Run)
+	s.group.AddLingering("http", cfg.UnreadyLinger, s.http.Run)
+	s.group.Add("leaderboard seasons", lb.Run)
+	s.group.Add("results", res.Run)
+	s.group.Add("telemetry sink", tel.Run)
+	s.group.Add("topology watch", watch)
+	s.group.Add("ops fleet view", opsLayer.Run)
 	s.issuer = cfg.PublicURL
 	return nil
 }
@@ -247,28 +277,21 @@ func natsReady(nc *nats.Conn) error {
 // URL is the base URL of the global API.
 func (s *Server) URL() string { return s.http.URL() }
 
-// Run serves until ctx is cancelled, then stops every component and
-// returns once all of them have ended.
+// Run serves and runs every component until ctx ends, Close is called
+// or one of them fails: the first failure stops the others, turns /readyz
+// red while they wind down, and is returned (with any other failure,
+// joined), so the process exits non-zero. It returns once every
+// component has ended.
 func (s *Server) Run(ctx context.Context) error {
-	s.http.Start()
+	ctx, done := s.life.Start(ctx)
+	defer done()
 	s.deps.Log.Info("global layer serving", "url", s.URL())
-	var wg sync.WaitGroup
-	errs := make(chan error, len(s.runs))
-	for _, run := range s.runs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				errs <- err
-			}
-		}()
-	}
-	<-ctx.Done()
-	err := s.http.Close()
-	wg.Wait()
-	close(errs)
-	for e := range errs {
-		err = errors.Join(err, e)
-	}
-	return err
+	return s.group.Run(ctx)
+}
+
+// Close stops a running Run and waits for it, or releases the listener
+// of a Server that was never run. Safe to call twice.
+func (s *Server) Close() error {
+	s.life.Close()
+	return s.http.Close()
 }

@@ -50,9 +50,7 @@ func startGlobal(t *testing.T, adminID uuid.UUID) *Server {
 	sc := testenv.NewSuperCluster(t, testCell, "global")
 	nc := testenv.Connect(t, sc.Server("global"))
 	ctx := context.Background()
-	if _, err := d.Pool.Exec(ctx, `INSERT INTO players (id, username, created_at, last_login_at) VALUES ($1, 'admin_1', now(), now())`, adminID); err != nil {
-		t.Fatal(err)
-	}
+	testenv.NewPlayerWith(t, d.Pool, testenv.Player{ID: adminID.String(), Username: "admin_1"})
 	if _, err := d.Pool.Exec(ctx, `INSERT INTO auth_identities (issuer, subject, provider, player_id, created_at) VALUES ('device', $1, 'device', $2, now())`, adminDevice, adminID); err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +78,7 @@ func startGlobal(t *testing.T, adminID uuid.UUID) *Server {
 		Ops:       ops.Config{Admins: ops.Holders{PlayerIDs: []string{adminID.String()}}},
 	}
 	topo := topology.NewRegistry(topology.Cell{ID: testCell, Region: "eu", API: "http://127.0.0.1:1", Relay: "127.0.0.1:2", Version: "v1"})
-	s, err := New(ctx, cfg, Deps{DB: d.Pool, Redis: rd.Client, NATS: nc, Topology: topo,
+	s, err := New(cfg, Deps{DB: d.Pool, Redis: rd.Client, NATS: nc, Topology: topo,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cellgrid/cellgrid/internal/supervise"
 	"github.com/cellgrid/cellgrid/proto/events"
 )
 
@@ -121,6 +122,7 @@ type Fleet struct {
 	log      *slog.Logger
 	nudge    chan struct{}
 	quit     chan struct{} // closed when Run is ending; set before any launch
+	life     supervise.Lifecycle
 	m        metrics
 
 	mu      sync.Mutex
@@ -136,9 +138,22 @@ type metrics struct {
 	allocTime prometheus.Histogram
 }
 
-// New returns a Fleet. launcher may be nil for a fleet that only adopts
-// servers started elsewhere. reg may be nil.
-func New(cfg Config, nc *nats.Conn, launcher Launcher, log *slog.Logger, reg prometheus.Registerer) (*Fleet, error) {
+// Deps are what a Fleet needs from outside. NATS is required.
+type Deps struct {
+	// NATS is a connection to the cell's cluster.
+	NATS *nats.Conn
+	// Launcher starts servers; nil for a fleet that only adopts servers
+	// started elsewhere.
+	Launcher Launcher
+	// Log defaults to slog.Default().
+	Log *slog.Logger
+	// Metrics receives the fleet's metrics; nil keeps them unregistered.
+	Metrics prometheus.Registerer
+}
+
+// New returns a Fleet. Nothing runs until Run.
+func New(cfg Config, deps Deps) (*Fleet, error) {
+	nc, launcher, log, reg := deps.NATS, deps.Launcher, deps.Log, deps.Metrics
 	if nc == nil {
 		return nil, errors.New("fleet: NATS connection required")
 	}
@@ -312,6 +327,11 @@ func (f *Fleet) setState(id string, state events.DGSState) {
 // until ctx ends; then it stops every server it launched and returns once
 // they and its goroutines are gone.
 func (f *Fleet) Run(ctx context.Context) error {
+	ctx, done := f.life.Start(ctx)
+	defer done()
+	if f.life.Closed() {
+		return ErrClosed
+	}
 	health := make(chan *nats.Msg, 4096)
 	sub, err := f.nc.ChanSubscribe(events.DGSHealthSubject(f.cfg.Cell), health)
 	if err != nil {
@@ -343,6 +363,13 @@ func (f *Fleet) Run(ctx context.Context) error {
 			f.reconcile(ctx, stopCtx, exits, &watchers)
 		}
 	}
+}
+
+// Close stops a running Run (which stops every server it launched) and
+// waits for it; a later Run returns ErrClosed. Safe to call twice.
+func (f *Fleet) Close() error {
+	f.life.Close()
+	return nil
 }
 
 func (f *Fleet) onHealth(data []byte) {

@@ -3,7 +3,6 @@ package fleet
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -11,9 +10,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/cellgrid/cellgrid/proto/events"
 )
 
 func quantile(ds []time.Duration, q float64) time.Duration {
@@ -27,17 +23,8 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 // timed). Baseline in the same run: a bare NATS request/reply to an
 // in-process responder over the same connection.
 func BenchmarkAllocateWarm(b *testing.B) {
-	r := startFleet(b, Config{Buffer: 8, Max: 8, Version: testVersion("v1", "--match-duration=1ms")})
-	ctx := context.Background()
-	// The servers publish their results to the cell's match stream.
-	js, err := jetstream.New(r.nc)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: events.MatchStream(cellID), Subjects: []string{events.MatchSubjects(cellID)},
-		Placement: &jetstream.Placement{Cluster: cellID}}); err != nil {
-		b.Fatal(err)
-	}
+	r := startFleet(b, Config{Buffer: 8, Max: 8, Version: testVersion("v1", "--wait-for-players=1ms")})
+	ctx := context.Background() // startFleet made the match stream the servers publish to
 	waitReady(b, r.f, 8, "v1")
 
 	sub, err := r.nc.Subscribe("bench.echo", func(m *nats.Msg) { _ = m.Respond([]byte(`{"ok":true}`)) })
@@ -71,7 +58,7 @@ func BenchmarkAllocateWarm(b *testing.B) {
 				}
 				for {
 					s := time.Now()
-					_, err := r.f.Allocate(ctx, events.Allocation{SessionID: fmt.Sprint("s", i), GameMode: "duel"})
+					_, err := r.f.Allocate(ctx, allocation("duel", 2))
 					if errors.Is(err, ErrNoReadyServer) {
 						misses.Add(1)
 						time.Sleep(200 * time.Microsecond)

@@ -2,6 +2,9 @@ package fleet
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -10,22 +13,46 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/cellgrid/cellgrid/cell/internal/testdgs"
+	"github.com/cellgrid/cellgrid/dgs"
 	"github.com/cellgrid/cellgrid/internal/testenv"
 	"github.com/cellgrid/cellgrid/proto/events"
 )
 
+// dgsEnv makes the re-executed test binary run the real DGS (dgs.Main)
+// with the flags the local launcher passes.
+const dgsEnv = "CELLGRID_TEST_DGS"
+
 // TestMain re-executes the test binary as a DGS when the fleet launches it.
 func TestMain(m *testing.M) {
-	if testdgs.Child() {
-		os.Exit(testdgs.Main(os.Args[1:]))
+	if os.Getenv(dgsEnv) == "1" {
+		os.Exit(dgs.Main(os.Args[1:], os.Stderr))
 	}
 	os.Exit(m.Run())
 }
 
 const cellID = "test-cell"
+
+// connectKey is the cell key allocations carry; the fleet tests never
+// connect a player, so nobody signs with it.
+var connectKey = func() string {
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	return base64.StdEncoding.EncodeToString(pub)
+}()
+
+// allocation is a well-formed allocation for mode with players fresh
+// player ids (the real DGS refuses a malformed one). Nobody joins, so
+// the match is abandoned after --wait-for-players.
+func allocation(mode string, players int) events.Allocation {
+	a := events.Allocation{SessionID: uuid.NewString(), GameMode: mode, ConnectKeys: []string{connectKey}}
+	for range players {
+		a.Players = append(a.Players, uuid.NewString())
+	}
+	return a
+}
 
 func testVersion(name string, extra ...string) Version {
 	return Version{Name: name, Command: os.Args[0], Args: append([]string{"--health-interval=100ms"}, extra...)}
@@ -65,11 +92,7 @@ type fleetRig struct {
 func startFleet(t testing.TB, cfg Config) *fleetRig {
 	t.Helper()
 	testenv.CheckGoroutines(t)
-	// testenv.NewNATS (a one-cluster supercluster) never elects a
-	// JetStream meta leader here; two clusters do.
-	sc := testenv.NewSuperCluster(t, cellID, "global")
-	srv := sc.Server(cellID)
-	nc := testenv.Connect(t, srv)
+	srv, nc := testenv.NewNATS(t, cellID)
 	tr := &transitions{}
 	cfg.Cell, cfg.NATSURL, cfg.OnStateChange = cellID, srv.ClientURL(), tr.record
 	if cfg.Version.Name == "" {
@@ -79,8 +102,18 @@ func startFleet(t testing.TB, cfg Config) *fleetRig {
 		cfg.HealthTimeout = time.Second
 	}
 	cfg.AutoscaleInterval = 50 * time.Millisecond
-	l := &LocalLauncher{Env: []string{testdgs.EnvVar + "=1"}, StopGrace: 2 * time.Second, Output: os.Stderr}
-	f, err := New(cfg, nc, l, nil, nil)
+	// The servers publish their results to the cell's match stream.
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancelStream := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancelStream()
+	if err := events.EnsureMatchStream(sctx, js, cellID, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	l := &LocalLauncher{Env: []string{dgsEnv + "=1"}, StopGrace: 2 * time.Second, Output: os.Stderr}
+	f, err := New(cfg, Deps{NATS: nc, Launcher: l})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +155,7 @@ func waitReady(t testing.TB, f *Fleet, n int, version string) {
 func TestWarmBufferRefillsAfterAllocation(t *testing.T) {
 	r := startFleet(t, Config{Buffer: 2, Max: 4})
 	waitReady(t, r.f, 2, "v1")
-	a, err := r.f.Allocate(context.Background(), events.Allocation{SessionID: "s1", GameMode: "duel", Players: []string{"a", "b"}})
+	a, err := r.f.Allocate(context.Background(), allocation("duel", 2))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,11 +179,11 @@ func TestAllocationIsAtomic(t *testing.T) {
 	var mu sync.Mutex
 	got := map[string]int{}
 	var none int
-	for i := range 12 {
+	for range 12 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a, err := r.f.Allocate(context.Background(), events.Allocation{SessionID: fmt.Sprint("s", i)})
+			a, err := r.f.Allocate(context.Background(), allocation("duel", 2))
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -225,9 +258,9 @@ func TestSilentServerIsMarkedUnhealthyAndReplaced(t *testing.T) {
 }
 
 func TestRolloutReplacesReadyAndLetsAllocatedFinish(t *testing.T) {
-	r := startFleet(t, Config{Buffer: 2, Max: 6, Version: testVersion("v1", "--match-duration=1500ms")})
+	r := startFleet(t, Config{Buffer: 2, Max: 6, Version: testVersion("v1", "--wait-for-players=1500ms")})
 	waitReady(t, r.f, 2, "v1")
-	a, err := r.f.Allocate(context.Background(), events.Allocation{SessionID: "s1"})
+	a, err := r.f.Allocate(context.Background(), allocation("duel", 2))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/cellgrid/cellgrid/internal/supervise"
 )
 
 // Config tunes a Matchmaker. Zero fields take the value of DefaultConfig.
@@ -110,10 +112,23 @@ type Matchmaker struct {
 	log     *slog.Logger
 	pools   []*Pool
 	work    chan Match
+	life    supervise.Lifecycle
 }
 
-// New returns a Matchmaker over store's game modes. Nothing runs until Run.
-func New(cfg Config, store *Store, h Handler, log *slog.Logger) (*Matchmaker, error) {
+// Deps are what a Matchmaker needs. Store and Handler are required.
+type Deps struct {
+	// Store holds the tickets of the game modes the matchmaker runs.
+	Store *Store
+	// Handler turns each claimed match into a running session.
+	Handler Handler
+	// Log defaults to slog.Default().
+	Log *slog.Logger
+}
+
+// New returns a Matchmaker over deps.Store's game modes. Nothing runs
+// until Run.
+func New(cfg Config, deps Deps) (*Matchmaker, error) {
+	store, h, log := deps.Store, deps.Handler, deps.Log
 	if store == nil || h == nil {
 		return nil, errors.New("matchmaker: store and handler are required")
 	}
@@ -142,6 +157,8 @@ func (m *Matchmaker) Pool(mode string) *Pool {
 // matches still waiting for a worker back in the queue, releases the
 // leases and returns once every goroutine it started has ended.
 func (m *Matchmaker) Run(ctx context.Context) error {
+	ctx, done := m.life.Start(ctx)
+	defer done()
 	var pools, workers sync.WaitGroup
 	for _, p := range m.pools {
 		pools.Add(1)
@@ -177,6 +194,13 @@ func (m *Matchmaker) Run(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// Close stops a running Run and waits for it (tickets in hand go back to
+// the queue); a later Run returns at once. Safe to call twice.
+func (m *Matchmaker) Close() error {
+	m.life.Close()
+	return nil
 }
 
 func (m *Matchmaker) worker(ctx context.Context, stop <-chan struct{}) {

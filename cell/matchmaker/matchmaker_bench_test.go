@@ -115,7 +115,7 @@ func BenchmarkTick100kQueued(b *testing.B) {
 	}
 	const n = 100_000
 	fill(b, st, rd.Client, n, func(i int) int { return i * 1000 })
-	mm, err := New(Config{}, st, func(context.Context, Match) error { return nil }, nil)
+	mm, err := New(Config{}, Deps{Store: st, Handler: func(context.Context, Match) error { return nil }})
 	if err != nil {
 		b.Fatal(err)
 	}

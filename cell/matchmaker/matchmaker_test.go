@@ -75,7 +75,7 @@ func newRig(t *testing.T, cfg Config, modes ...GameMode) *rig {
 	}
 	rec := &recorder{store: st}
 	cfg.Now = clock.Now
-	mm, err := New(cfg, st, rec.handle, nil)
+	mm, err := New(cfg, Deps{Store: st, Handler: rec.handle})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +234,7 @@ func TestTicketsExpire(t *testing.T) {
 func TestSecondMatchmakerTakesOverLease(t *testing.T) {
 	r := newRig(t, Config{LeaseTTL: 300 * time.Millisecond}, testMode("duel", 2, 1))
 	ctx := context.Background()
-	other, err := New(Config{LeaseTTL: 300 * time.Millisecond, Now: r.clock.Now}, r.store, r.rec.handle, nil)
+	other, err := New(Config{LeaseTTL: 300 * time.Millisecond, Now: r.clock.Now}, Deps{Store: r.store, Handler: r.rec.handle})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +267,7 @@ func TestConcurrentJoinsNeverDoubleMatch(t *testing.T) {
 	testenv.CheckGoroutines(t)
 	mode := testMode("duel", 2, 1)
 	r := newRig(t, Config{TickInterval: 5 * time.Millisecond, LeaseTTL: 200 * time.Millisecond}, mode)
-	other, err := New(Config{TickInterval: 5 * time.Millisecond, LeaseTTL: 200 * time.Millisecond, Now: r.clock.Now}, r.store, r.rec.handle, nil)
+	other, err := New(Config{TickInterval: 5 * time.Millisecond, LeaseTTL: 200 * time.Millisecond, Now: r.clock.Now}, Deps{Store: r.store, Handler: r.rec.handle})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -18,6 +19,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/cellgrid/cellgrid/internal/db"
+	"github.com/cellgrid/cellgrid/internal/supervise"
 	"github.com/cellgrid/cellgrid/proto/events"
 )
 
@@ -66,30 +68,59 @@ type Store struct {
 	js     jetstream.JetStream
 	log    *slog.Logger
 	prefix string
+	life   supervise.Lifecycle
 }
 
-// New returns a Store.
-func New(cfg Config, rd rueidis.Client, pool *pgxpool.Pool, nc *nats.Conn, log *slog.Logger) (*Store, error) {
-	if rd == nil || pool == nil || nc == nil || cfg.Cell == "" {
-		return nil, errors.New("session: cell, Redis, database and NATS are required")
+// DefaultConfig returns every default in one place (Cell has none).
+func DefaultConfig() Config {
+	return Config{LiveTTL: 2 * time.Hour, Duplicates: 10 * time.Minute}
+}
+
+func (c Config) withDefaults() (Config, error) {
+	d := DefaultConfig()
+	if c.Cell == "" {
+		return c, errors.New("session: Config.Cell required")
 	}
-	js, err := jetstream.New(nc)
+	if c.LiveTTL <= 0 {
+		c.LiveTTL = d.LiveTTL
+	}
+	if c.Duplicates <= 0 {
+		c.Duplicates = d.Duplicates
+	}
+	if c.Region == "" {
+		c.Region = c.Cell
+	}
+	return c, nil
+}
+
+// Deps are what a Store needs; all but Log are required.
+type Deps struct {
+	Redis rueidis.Client
+	DB    *pgxpool.Pool
+	NATS  *nats.Conn
+	// Log defaults to slog.Default().
+	Log *slog.Logger
+}
+
+// New returns a Store. Nothing runs until Run (the match results
+// consumer); the Store's other methods work at once.
+func New(cfg Config, deps Deps) (*Store, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if deps.Redis == nil || deps.DB == nil || deps.NATS == nil {
+		return nil, errors.New("session: Redis, database and NATS are required")
+	}
+	js, err := jetstream.New(deps.NATS)
 	if err != nil {
 		return nil, fmt.Errorf("session: jetstream: %w", err)
 	}
-	if cfg.LiveTTL <= 0 {
-		cfg.LiveTTL = 2 * time.Hour
-	}
-	if cfg.Duplicates <= 0 {
-		cfg.Duplicates = 10 * time.Minute
-	}
-	if cfg.Region == "" {
-		cfg.Region = cfg.Cell
-	}
+	log := deps.Log
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Store{cfg: cfg, rd: rd, pool: pool, js: js, log: log.With("component", "sessions"), prefix: "cg:{" + cfg.Cell + "}:"}, nil
+	return &Store{cfg: cfg, rd: deps.Redis, pool: deps.DB, js: js, log: log.With("component", "sessions"), prefix: "cg:{" + cfg.Cell + "}:"}, nil
 }
 
 func (s *Store) liveKey(id string) string { return s.prefix + "sess:" + id }
@@ -236,9 +267,13 @@ func (s *Store) SessionLive(ctx context.Context, id uuid.UUID) (bool, error) {
 	return n == 1, nil
 }
 
-// RunResults consumes the DGSs' match results (a durable consumer shared
-// by every process of the cell) and ends their sessions, until ctx ends.
-func (s *Store) RunResults(ctx context.Context) error {
+// Run consumes the DGSs' match results (a durable consumer shared by
+// every process of the cell) and ends their sessions, until ctx ends or
+// Close is called. It fails when the consumer cannot be created or dies
+// (its stream or consumer deleted).
+func (s *Store) Run(ctx context.Context) error {
+	ctx, done := s.life.Start(ctx)
+	defer done()
 	cons, err := s.js.CreateOrUpdateConsumer(ctx, events.MatchStream(s.cfg.Cell), jetstream.ConsumerConfig{
 		Durable:       "cell-results",
 		FilterSubject: events.MatchResultSubject(s.cfg.Cell),
@@ -250,6 +285,8 @@ func (s *Store) RunResults(ctx context.Context) error {
 		return fmt.Errorf("match results consumer: %w", err)
 	}
 	hctx := context.WithoutCancel(ctx)
+	var lastErr atomic.Value // error: the consumer's last reported error
+	onErr := jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) { lastErr.Store(err) })
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		var r events.MatchResult
 		if err := json.Unmarshal(msg.Data(), &r); err != nil {
@@ -265,13 +302,29 @@ func (s *Store) RunResults(ctx context.Context) error {
 			return
 		}
 		_ = msg.Ack()
-	})
+	}, onErr)
 	if err != nil {
 		return fmt.Errorf("consume match results: %w", err)
 	}
-	<-ctx.Done()
-	cc.Stop()
-	<-cc.Closed()
+	select {
+	case <-ctx.Done():
+		cc.Stop()
+		<-cc.Closed()
+		return nil
+	case <-cc.Closed():
+		// The library stops consuming on a terminal error (consumer or
+		// stream deleted): nothing would end sessions any more.
+		err, _ := lastErr.Load().(error)
+		if err == nil {
+			err = errors.New("consumer stopped")
+		}
+		return fmt.Errorf("match results consumer: %w", err)
+	}
+}
+
+// Close stops a running Run and waits for it. Safe to call twice.
+func (s *Store) Close() error {
+	s.life.Close()
 	return nil
 }
 

@@ -19,11 +19,12 @@ import (
 
 	"github.com/cellgrid/cellgrid/internal/accesstoken"
 	"github.com/cellgrid/cellgrid/internal/httpapi"
+	"github.com/cellgrid/cellgrid/internal/supervise"
 	"github.com/cellgrid/cellgrid/proto/events"
 )
 
-// IntakeConfig configures the cell-side intake.
-type IntakeConfig struct {
+// Config configures the cell-side intake.
+type Config struct {
 	// Cell id (required): names the subject and stream.
 	Cell string
 	// MaxEvents per request (100) and MaxBody bytes (256 KiB, → 413).
@@ -46,69 +47,80 @@ type IntakeConfig struct {
 	Now func() time.Time
 }
 
-func (c *IntakeConfig) setDefaults() error {
+// DefaultConfig returns every default in one place (Cell has none).
+func DefaultConfig() Config {
+	return Config{
+		MaxEvents: 100, MaxBody: 256 << 10, MaxFutureSkew: time.Minute, MaxAge: 24 * time.Hour,
+		EventsPerSecond: 50, Burst: 200, MaxTrackedPlayers: 100000, StreamReplicas: 1, Now: time.Now,
+	}
+}
+
+func (c Config) withDefaults() (Config, error) {
+	d := DefaultConfig()
 	if c.Cell == "" {
-		return errors.New("telemetry intake: Cell required")
+		return c, errors.New("telemetry intake: Cell required")
 	}
 	if c.MaxEvents <= 0 {
-		c.MaxEvents = 100
+		c.MaxEvents = d.MaxEvents
 	}
 	if c.MaxBody <= 0 {
-		c.MaxBody = 256 << 10
+		c.MaxBody = d.MaxBody
 	}
 	if c.MaxFutureSkew <= 0 {
-		c.MaxFutureSkew = time.Minute
+		c.MaxFutureSkew = d.MaxFutureSkew
 	}
 	if c.MaxAge <= 0 {
-		c.MaxAge = 24 * time.Hour
+		c.MaxAge = d.MaxAge
 	}
 	if c.EventsPerSecond <= 0 {
-		c.EventsPerSecond = 50
+		c.EventsPerSecond = d.EventsPerSecond
 	}
 	if c.Burst <= 0 {
-		c.Burst = 200
+		c.Burst = d.Burst
 	}
 	if c.Burst < c.MaxEvents {
 		c.Burst = c.MaxEvents
 	}
 	if c.MaxTrackedPlayers <= 0 {
-		c.MaxTrackedPlayers = 100000
+		c.MaxTrackedPlayers = d.MaxTrackedPlayers
 	}
 	if c.StreamReplicas <= 0 {
-		c.StreamReplicas = 1
+		c.StreamReplicas = d.StreamReplicas
 	}
 	if c.Now == nil {
-		c.Now = time.Now
+		c.Now = d.Now
 	}
-	return nil
+	return c, nil
 }
 
-// IntakeDeps are the intake's collaborators.
-type IntakeDeps struct {
+// Deps are the intake's collaborators.
+type Deps struct {
 	// JS is a JetStream context on a connection to the cell's cluster.
 	JS      jetstream.JetStream
 	Log     *slog.Logger
 	Metrics prometheus.Registerer
 }
 
-// IntakeHandler is the cell's POST /game/telemetry handler. Mount it behind
+// Intake is the cell's POST /game/telemetry handler. Mount it behind
 // the access-token middleware (it reads the player from
 // accesstoken.FromContext), e.g. with Register.
-type IntakeHandler struct {
-	cfg     IntakeConfig
+type Intake struct {
+	cfg     Config
 	js      jetstream.JetStream
 	log     *slog.Logger
 	allowed map[string]bool
 	events  *prometheus.CounterVec
+	life    supervise.Lifecycle
 
 	mu sync.Mutex
 	// mu guards limiters.
 	limiters map[string]*rate.Limiter
 }
 
-// NewIntakeHandler validates cfg; no I/O (call EnsureStream once at start).
-func NewIntakeHandler(cfg IntakeConfig, deps IntakeDeps) (*IntakeHandler, error) {
-	if err := cfg.setDefaults(); err != nil {
+// New validates cfg; no I/O (Run, or EnsureStream, creates the stream).
+func New(cfg Config, deps Deps) (*Intake, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
 		return nil, err
 	}
 	if deps.JS == nil {
@@ -117,7 +129,7 @@ func NewIntakeHandler(cfg IntakeConfig, deps IntakeDeps) (*IntakeHandler, error)
 	if deps.Log == nil {
 		deps.Log = slog.Default()
 	}
-	h := &IntakeHandler{cfg: cfg, js: deps.JS, log: deps.Log.With("component", "telemetry-intake"), // the cell's logger names the cell
+	h := &Intake{cfg: cfg, js: deps.JS, log: deps.Log.With("component", "telemetry-intake"), // the cell's logger names the cell
 		limiters: map[string]*rate.Limiter{}}
 	if len(cfg.EventTypes) > 0 {
 		h.allowed = map[string]bool{}
@@ -133,7 +145,7 @@ func NewIntakeHandler(cfg IntakeConfig, deps IntakeDeps) (*IntakeHandler, error)
 
 // EnsureStream creates or updates the cell's telemetry stream, placed in
 // the cell's cluster.
-func (h *IntakeHandler) EnsureStream(ctx context.Context) error {
+func (h *Intake) EnsureStream(ctx context.Context) error {
 	_, err := h.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:       events.TelemetryStream(h.cfg.Cell),
 		Subjects:   []string{events.TelemetrySubjects(h.cfg.Cell)},
@@ -149,8 +161,30 @@ func (h *IntakeHandler) EnsureStream(ctx context.Context) error {
 	return nil
 }
 
+// Run ensures the cell's telemetry stream, then serves (through the
+// handler) until ctx ends or Close is called.
+func (h *Intake) Run(ctx context.Context) error {
+	ctx, done := h.life.Start(ctx)
+	defer done()
+	if err := h.EnsureStream(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// Close stops a running Run and waits for it. The handler keeps
+// answering (the HTTP server owns requests). Safe to call twice.
+func (h *Intake) Close() error {
+	h.life.Close()
+	return nil
+}
+
 // Register mounts POST /game/telemetry behind requireAuth.
-func (h *IntakeHandler) Register(mux httpapi.Mux, requireAuth func(http.Handler) http.Handler) {
+func (h *Intake) Register(mux httpapi.Mux, requireAuth func(http.Handler) http.Handler) {
 	mux.Handle("POST /game/telemetry", requireAuth(h))
 }
 
@@ -169,11 +203,11 @@ type IntakeEvent struct {
 
 var typeRe = regexp.MustCompile(`^[a-z][a-z0-9_.]{0,63}$`)
 
-func (h *IntakeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	httpapi.Handle(h.serve)(w, r)
 }
 
-func (h *IntakeHandler) serve(w http.ResponseWriter, r *http.Request) error {
+func (h *Intake) serve(w http.ResponseWriter, r *http.Request) error {
 	c, ok := accesstoken.FromContext(r.Context())
 	if !ok || c.PlayerID == "" {
 		return httpapi.Unauthorized("missing access token")
@@ -230,7 +264,7 @@ func (h *IntakeHandler) serve(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (h *IntakeHandler) validate(e IntakeEvent, now time.Time) error {
+func (h *Intake) validate(e IntakeEvent, now time.Time) error {
 	switch {
 	case h.allowed != nil && !h.allowed[e.EventType]:
 		return fmt.Errorf("event_type %q not allowed", e.EventType)
@@ -251,7 +285,7 @@ func (h *IntakeHandler) validate(e IntakeEvent, now time.Time) error {
 	return nil
 }
 
-func (h *IntakeHandler) limiter(player string) *rate.Limiter {
+func (h *Intake) limiter(player string) *rate.Limiter {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	l, ok := h.limiters[player]

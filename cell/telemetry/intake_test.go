@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/cellgrid/cellgrid/internal/accesstoken"
 	"github.com/cellgrid/cellgrid/internal/testenv"
 	"github.com/cellgrid/cellgrid/proto/events"
 )
@@ -24,7 +23,7 @@ func post(h http.Handler, player string, body any) *httptest.ResponseRecorder {
 	req := httptest.NewRequest("POST", "/game/telemetry", bytes.NewReader(b))
 	req.Header.Set("Content-Type", "application/json")
 	if player != "" {
-		req = req.WithContext(accesstoken.WithClaims(req.Context(), accesstoken.Claims{PlayerID: player}))
+		req = testenv.AsPlayer(req, player)
 	}
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, req)
@@ -43,10 +42,10 @@ func TestIntakeValidation(t *testing.T) {
 	_, nc := testenv.NewNATS(t, "eu-west-1")
 	js, _ := jetstream.New(nc)
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	h, err := NewIntakeHandler(IntakeConfig{
+	h, err := New(Config{
 		Cell: "eu-west-1", EventsPerSecond: 1, Burst: 150, MaxBody: 32 << 10,
 		Now: func() time.Time { return now },
-	}, IntakeDeps{JS: js, Metrics: prometheus.NewRegistry()})
+	}, Deps{JS: js, Metrics: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,19 +6,18 @@ import (
 	"os"
 	"strings"
 
+	nomad "github.com/hashicorp/nomad/api"
+	"github.com/spf13/cobra"
+
 	"github.com/cellgrid/cellgrid/cell"
 	"github.com/cellgrid/cellgrid/cell/fleet"
-	"github.com/cellgrid/cellgrid/internal/db"
-	"github.com/cellgrid/cellgrid/internal/redisclient"
 	"github.com/cellgrid/cellgrid/jobs"
-	nomad "github.com/hashicorp/nomad/api"
-	"github.com/nats-io/nats.go"
-	"github.com/spf13/cobra"
 )
 
 func cellCmd(rf *rootFlags) *cobra.Command {
 	cfg := cell.DefaultConfig()
-	var dbURL, redisAddr, natsURL, globalURL, seedHex, dgsCommand string
+	var inf infraFlags
+	var globalURL, seedHex, dgsCommand string
 	var launcherKind, nomadAddr, nomadRegion string
 	cmd := &cobra.Command{
 		Use:   "cell",
@@ -46,24 +45,11 @@ func cellCmd(rf *rootFlags) *cobra.Command {
 			}
 			cfg.DGS.Command = dgsCommand
 			ctx := cmd.Context()
-			pool, err := db.Open(ctx, dbURL)
+			in, err := inf.open(ctx, "cellgrid-cell-"+cfg.ID)
 			if err != nil {
 				return err
 			}
-			defer pool.Close()
-			if err := db.CheckSchema(ctx, pool); err != nil {
-				return err
-			}
-			rc, err := redisclient.New(redisclient.Config{Addr: redisAddr})
-			if err != nil {
-				return err
-			}
-			defer rc.Close()
-			nc, err := nats.Connect(natsURL, nats.Name("cellgrid-cell-"+cfg.ID), nats.MaxReconnects(-1))
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
+			defer in.Close()
 			var launcher fleet.Launcher
 			switch launcherKind {
 			case "local":
@@ -81,7 +67,7 @@ func cellCmd(rf *rootFlags) *cobra.Command {
 			default:
 				return fmt.Errorf("--launcher %q: want local or nomad", launcherKind)
 			}
-			c, err := cell.New(cfg, cell.Deps{DB: pool, Redis: rc, NATS: nc, Launcher: launcher, Log: log})
+			c, err := cell.New(cfg, cell.Deps{DB: in.DB, Redis: in.Redis, NATS: in.NATS, Launcher: launcher, Log: log})
 			if err != nil {
 				return err
 			}
@@ -106,11 +92,8 @@ func cellCmd(rf *rootFlags) *cobra.Command {
 	f.StringVar(&launcherKind, "launcher", "local", "how DGS processes start: local (child processes) or nomad (dispatch of the parameterized DGS job from `cellgrid jobs`)")
 	f.StringVar(&nomadAddr, "nomad", envOr("NOMAD_ADDR", "http://127.0.0.1:4646"), "Nomad API address (with --launcher nomad); env NOMAD_ADDR")
 	f.StringVar(&nomadRegion, "nomad-region", "", "Nomad region of the DGS job (default: the agent's)")
-	f.StringVar(&dbURL, "db", envOr("CELLGRID_DB", ""), "database URL; env CELLGRID_DB")
-	f.StringVar(&redisAddr, "redis", envOr("CELLGRID_REDIS", "127.0.0.1:6379"), "the cell's Redis host:port; env CELLGRID_REDIS")
-	f.StringVar(&natsURL, "nats", envOr("CELLGRID_NATS", "nats://127.0.0.1:4222"), "the cell's NATS URL; env CELLGRID_NATS")
+	inf.register(f, "the cell's ")
 	_ = cmd.MarkFlagRequired("id")
-	_ = cmd.MarkFlagRequired("db")
 	cmd.AddCommand(drainCmds(rf)...)
 	return cmd
 }

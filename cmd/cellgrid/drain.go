@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
 	"github.com/cellgrid/cellgrid/proto/events"
@@ -16,7 +15,8 @@ import (
 // the cell as draining so clients join elsewhere.
 func drainCmds(rf *rootFlags) []*cobra.Command {
 	mk := func(verb, short string) *cobra.Command {
-		var id, natsURL string
+		var id string
+		var inf infraFlags
 		cmd := &cobra.Command{
 			Use:   verb,
 			Short: short,
@@ -24,7 +24,7 @@ func drainCmds(rf *rootFlags) []*cobra.Command {
 				if _, err := rf.logger(); err != nil {
 					return err
 				}
-				nc, err := nats.Connect(natsURL, nats.Name("cellgrid-ops"))
+				nc, err := inf.connectNATS("cellgrid-ops", false)
 				if err != nil {
 					return err
 				}
@@ -38,7 +38,7 @@ func drainCmds(rf *rootFlags) []*cobra.Command {
 			},
 		}
 		cmd.Flags().StringVar(&id, "id", "", "cell id (required)")
-		cmd.Flags().StringVar(&natsURL, "nats", envOr("CELLGRID_NATS", "nats://127.0.0.1:4222"), "any NATS server of the supercluster; env CELLGRID_NATS")
+		inf.registerNATS(cmd.Flags(), "any NATS server of the supercluster")
 		_ = cmd.MarkFlagRequired("id")
 		return cmd
 	}

@@ -3,16 +3,14 @@ package main
 import (
 	"fmt"
 
-	"github.com/cellgrid/cellgrid/global"
-	"github.com/cellgrid/cellgrid/internal/db"
-	"github.com/cellgrid/cellgrid/internal/redisclient"
-	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
+
+	"github.com/cellgrid/cellgrid/global"
 )
 
 func globalCmd(rf *rootFlags) *cobra.Command {
 	var cfg global.Config
-	var dbURL, redisAddr, natsURL string
+	var inf infraFlags
 	var af authFlags
 	cmd := &cobra.Command{
 		Use:   "global",
@@ -29,22 +27,12 @@ func globalCmd(rf *rootFlags) *cobra.Command {
 				return fmt.Errorf("--encryption-key (or CELLGRID_ENCRYPTION_KEY) is required")
 			}
 			ctx := cmd.Context()
-			pool, err := db.Open(ctx, dbURL)
+			in, err := inf.open(ctx, "cellgrid-global")
 			if err != nil {
 				return err
 			}
-			defer pool.Close()
-			rc, err := redisclient.New(redisclient.Config{Addr: redisAddr})
-			if err != nil {
-				return err
-			}
-			defer rc.Close()
-			nc, err := nats.Connect(natsURL, nats.Name("cellgrid-global"), nats.MaxReconnects(-1))
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			g, err := global.New(ctx, cfg, global.Deps{DB: pool, Redis: rc, NATS: nc, Log: log})
+			defer in.Close()
+			g, err := global.New(cfg, global.Deps{DB: in.DB, Redis: in.Redis, NATS: in.NATS, Log: log})
 			if err != nil {
 				return err
 			}
@@ -56,9 +44,6 @@ func globalCmd(rf *rootFlags) *cobra.Command {
 	f.StringVar(&cfg.PublicURL, "public-url", "", "URL clients and cells use for this layer (the token issuer); default the listen URL")
 	af.register(f, false)
 	f.StringSliceVar(&cfg.Cells, "cells", nil, "cell ids whose streams to source")
-	f.StringVar(&dbURL, "db", envOr("CELLGRID_DB", ""), "database URL; env CELLGRID_DB")
-	f.StringVar(&redisAddr, "redis", envOr("CELLGRID_REDIS", "127.0.0.1:6379"), "Redis host:port; env CELLGRID_REDIS")
-	f.StringVar(&natsURL, "nats", envOr("CELLGRID_NATS", "nats://127.0.0.1:4222"), "NATS URL; env CELLGRID_NATS")
-	_ = cmd.MarkFlagRequired("db")
+	inf.register(f, "")
 	return cmd
 }

@@ -3,12 +3,13 @@ package main
 import (
 	"fmt"
 
-	"github.com/cellgrid/cellgrid/internal/db"
 	"github.com/spf13/cobra"
+
+	"github.com/cellgrid/cellgrid/internal/db"
 )
 
 func migrateCmd(rf *rootFlags) *cobra.Command {
-	var dbURL string
+	var inf infraFlags
 	var mr db.MultiRegion
 	cmd := &cobra.Command{
 		Use:   "migrate",
@@ -19,7 +20,7 @@ func migrateCmd(rf *rootFlags) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			pool, err := db.Open(ctx, dbURL)
+			pool, err := inf.openDB(ctx)
 			if err != nil {
 				return err
 			}
@@ -40,11 +41,10 @@ func migrateCmd(rf *rootFlags) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&dbURL, "db", envOr("CELLGRID_DB", ""), "database URL (PostgreSQL or CockroachDB); env CELLGRID_DB")
+	inf.registerDB(cmd.Flags(), "database URL (PostgreSQL or CockroachDB)")
 	cmd.Flags().StringVar(&mr.Database, "crdb-database", "cellgrid", "CockroachDB: database to make multi-region")
 	cmd.Flags().StringVar(&mr.PrimaryRegion, "crdb-primary-region", "", "CockroachDB: primary region (enables multi-region DDL)")
 	cmd.Flags().StringSliceVar(&mr.Regions, "crdb-region", nil, "CockroachDB: additional region (repeatable)")
 	cmd.Flags().BoolVar(&mr.SurviveRegion, "crdb-survive-region", false, "CockroachDB: SURVIVE REGION FAILURE (needs ≥ 3 regions)")
-	_ = cmd.MarkFlagRequired("db")
 	return cmd
 }

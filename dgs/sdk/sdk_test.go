@@ -12,7 +12,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/cellgrid/cellgrid/dgs/internal/dgstest"
 	"github.com/cellgrid/cellgrid/internal/testenv"
 	"github.com/cellgrid/cellgrid/proto/events"
 )
@@ -103,7 +102,7 @@ func allocate(t *testing.T, nc *nats.Conn, id string, a events.Allocation) event
 
 func TestLifecycle(t *testing.T) {
 	testenv.CheckGoroutines(t)
-	nc := dgstest.NATS(t, cell)
+	_, nc := testenv.NewNATS(t, cell)
 	w := watchHealth(t, nc)
 	s, stop := startSDK(t, nc, "dgs-1")
 
@@ -190,7 +189,7 @@ func TestLifecycle(t *testing.T) {
 
 func TestShutdownRequestDefault(t *testing.T) {
 	testenv.CheckGoroutines(t)
-	nc := dgstest.NATS(t, cell)
+	_, nc := testenv.NewNATS(t, cell)
 	w := watchHealth(t, nc)
 	s, _ := startSDK(t, nc, "dgs-2")
 	if err := s.Ready(); err != nil {
@@ -205,7 +204,7 @@ func TestShutdownRequestDefault(t *testing.T) {
 
 func TestReportResultExactlyOnce(t *testing.T) {
 	testenv.CheckGoroutines(t)
-	nc := dgstest.NATS(t, cell)
+	_, nc := testenv.NewNATS(t, cell)
 	s1, _ := startSDK(t, nc, "dgs-a")
 	s2, _ := startSDK(t, nc, "dgs-b") // a second process retrying the same result
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

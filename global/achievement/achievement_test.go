@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cellgrid/cellgrid/global/achievement"
-	"github.com/cellgrid/cellgrid/internal/accesstoken"
-	"github.com/cellgrid/cellgrid/internal/db"
-	"github.com/cellgrid/cellgrid/internal/testenv"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/cellgrid/cellgrid/global/achievement"
+	"github.com/cellgrid/cellgrid/internal/db"
+	"github.com/cellgrid/cellgrid/internal/testenv"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
@@ -83,11 +83,7 @@ func TestStorageHTTP(t *testing.T) {
 	a, _ := newAchievements(t)
 	me := uuid.NewString()
 	mux := http.NewServeMux()
-	a.Register(mux, func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			h.ServeHTTP(w, r.WithContext(accesstoken.WithClaims(r.Context(), accesstoken.Claims{PlayerID: me})))
-		})
-	})
+	a.Register(mux, testenv.AuthAs(me))
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	do := func(method, key, body string, hdr ...string) (int, string, string) {

@@ -68,7 +68,7 @@ func (a *Achievements) handleGet(w http.ResponseWriter, r *http.Request) error {
 	}
 	v, ver, err := a.Get(r.Context(), me, key)
 	if err != nil {
-		return toHTTP(err)
+		return wireErrors.Wire(err)
 	}
 	w.Header().Set("ETag", etag(ver))
 	if inm := r.Header.Get("If-None-Match"); inm == etag(ver) {
@@ -99,7 +99,7 @@ func (a *Achievements) handlePut(w http.ResponseWriter, r *http.Request) error {
 		}
 		want = n
 	default:
-		return toHTTP(ErrPreconditionRequired)
+		return wireErrors.Wire(ErrPreconditionRequired)
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
@@ -109,7 +109,7 @@ func (a *Achievements) handlePut(w http.ResponseWriter, r *http.Request) error {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.MaxValueBytes))
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return toHTTP(ErrTooLarge)
+		return wireErrors.Wire(ErrTooLarge)
 	}
 	if err != nil {
 		return httpapi.BadRequest("invalid_body", "could not read body")
@@ -126,23 +126,17 @@ func (a *Achievements) handlePut(w http.ResponseWriter, r *http.Request) error {
 		ver, err = a.Update(r.Context(), me, key, body, want)
 	}
 	if err != nil {
-		return toHTTP(err)
+		return wireErrors.Wire(err)
 	}
 	w.Header().Set("ETag", etag(ver))
 	httpapi.WriteJSON(w, status, map[string]any{"key": key, "version": ver})
 	return nil
 }
 
-func toHTTP(err error) error {
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return &httpapi.Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such key", Err: err}
-	case errors.Is(err, ErrPreconditionFailed):
-		return &httpapi.Error{Status: http.StatusPreconditionFailed, Code: "version_conflict", Message: "the stored version does not match the precondition", Err: err}
-	case errors.Is(err, ErrPreconditionRequired):
-		return &httpapi.Error{Status: http.StatusPreconditionRequired, Code: "precondition_required", Message: "send If-Match: <etag> to update or If-None-Match: * to create", Err: err}
-	case errors.Is(err, ErrTooLarge):
-		return &httpapi.Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: "value too large or too many keys", Err: err}
-	}
-	return err
+// wireErrors maps the package's sentinel errors to the wire, once.
+var wireErrors = httpapi.ErrorTable{
+	{Err: ErrNotFound, Status: http.StatusNotFound, Code: "not_found", Message: "no such key"},
+	{Err: ErrPreconditionFailed, Status: http.StatusPreconditionFailed, Code: "version_conflict", Message: "the stored version does not match the precondition"},
+	{Err: ErrPreconditionRequired, Status: http.StatusPreconditionRequired, Code: "precondition_required", Message: "send If-Match: <etag> to update or If-None-Match: * to create"},
+	{Err: ErrTooLarge, Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: "value too large or too many keys"},
 }

@@ -3,7 +3,7 @@ package auth
 import "errors"
 
 // Sentinel errors. The HTTP handlers map them to status codes in one place
-// (httpError in handlers.go).
+// (wireErrors in handlers.go).
 var (
 	// ErrInvalidIDToken: the ID token failed verification (signature, alg,
 	// issuer, audience, expiry) or lacks a subject.

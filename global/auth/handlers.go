@@ -46,29 +46,24 @@ func (a *Auth) handle(h httpapi.Handler) http.Handler {
 	})
 }
 
-// httpError maps the package's errors to the wire, once.
+// wireErrors maps the package's sentinel errors to the wire, once.
+var wireErrors = httpapi.ErrorTable{
+	{Err: ErrInvalidIDToken, Status: 401, Code: "invalid_id_token", Message: "id token refused"},
+	{Err: ErrIssuerUnavailable, Status: 503, Code: "issuer_unavailable", Message: "identity provider unavailable", RetryAfter: discoveryRetry},
+	{Err: ErrDeviceLoginDisabled, Status: 403, Code: "device_login_disabled", Message: "device login is disabled"},
+	{Err: ErrInvalidDeviceID, Status: 400, Code: "invalid_device_id", Message: "device_id must be 16-128 characters of [A-Za-z0-9_.:-]"},
+	{Err: ErrRefreshTokenReused, Status: 401, Code: "refresh_token_reused", Message: "refresh token already used; session revoked"},
+	{Err: ErrInvalidRefreshToken, Status: 401, Code: "invalid_refresh_token", Message: "refresh token invalid, expired or revoked"},
+	{Err: ErrNotYourToken, Status: 403, Code: "forbidden", Message: "refresh token belongs to another player"},
+}
+
+// httpError maps err through wireErrors and logs what is not a client
+// error.
 func (a *Auth) httpError(r *http.Request, err error) error {
-	var he *httpapi.Error
-	switch {
-	case errors.As(err, &he):
-		return he
-	case errors.Is(err, ErrInvalidIDToken):
-		return &httpapi.Error{Status: 401, Code: "invalid_id_token", Message: "id token refused", Err: err}
-	case errors.Is(err, ErrIssuerUnavailable):
-		return &httpapi.Error{Status: 503, Code: "issuer_unavailable", Message: "identity provider unavailable", RetryAfter: discoveryRetry, Err: err}
-	case errors.Is(err, ErrDeviceLoginDisabled):
-		return &httpapi.Error{Status: 403, Code: "device_login_disabled", Message: "device login is disabled", Err: err}
-	case errors.Is(err, ErrInvalidDeviceID):
-		return httpapi.BadRequest("invalid_device_id", "device_id must be 16-128 characters of [A-Za-z0-9_.:-]")
-	case errors.Is(err, ErrRefreshTokenReused):
-		return &httpapi.Error{Status: 401, Code: "refresh_token_reused", Message: "refresh token already used; session revoked", Err: err}
-	case errors.Is(err, ErrInvalidRefreshToken):
-		return &httpapi.Error{Status: 401, Code: "invalid_refresh_token", Message: "refresh token invalid, expired or revoked", Err: err}
-	case errors.Is(err, ErrNotYourToken):
-		return &httpapi.Error{Status: 403, Code: "forbidden", Message: "refresh token belongs to another player", Err: err}
+	if !wireErrors.Known(err) {
+		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	return err
+	return wireErrors.Wire(err)
 }
 
 func (a *Auth) handleLogin(w http.ResponseWriter, r *http.Request) error {

@@ -2,7 +2,6 @@ package leaderboard
 
 import (
 	"encoding/base64"
-	"errors"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -68,18 +67,18 @@ func (l *Leaderboards) handleRead(w http.ResponseWriter, r *http.Request) error 
 		return httpapi.BadRequest("invalid_request", "around and cursor are exclusive")
 	}
 	page, err := l.Read(r.Context(), q)
-	switch {
-	case errors.Is(err, ErrUnknownBoard):
-		return &httpapi.Error{Status: http.StatusNotFound, Code: "unknown_leaderboard", Message: "no such leaderboard", Err: err}
-	case errors.Is(err, ErrNotRanked):
-		return &httpapi.Error{Status: http.StatusNotFound, Code: "not_ranked", Message: "player has no record on this leaderboard", Err: err}
-	case errors.Is(err, ErrBadRegion):
-		return httpapi.BadRequest("invalid_region", "this leaderboard has no regional boards")
-	case err != nil:
-		return err
+	if err != nil {
+		return wireErrors.Wire(err)
 	}
 	httpapi.WriteJSON(w, http.StatusOK, page)
 	return nil
+}
+
+// wireErrors maps the package's sentinel errors to the wire, once.
+var wireErrors = httpapi.ErrorTable{
+	{Err: ErrUnknownBoard, Status: http.StatusNotFound, Code: "unknown_leaderboard", Message: "no such leaderboard"},
+	{Err: ErrNotRanked, Status: http.StatusNotFound, Code: "not_ranked", Message: "player has no record on this leaderboard"},
+	{Err: ErrBadRegion, Status: http.StatusBadRequest, Code: "invalid_region", Message: "this leaderboard has no regional boards"},
 }
 
 var regionRe = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)

@@ -11,12 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cellgrid/cellgrid/global/leaderboard"
-	"github.com/cellgrid/cellgrid/internal/accesstoken"
-	"github.com/cellgrid/cellgrid/internal/db"
-	"github.com/cellgrid/cellgrid/internal/testenv"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/cellgrid/cellgrid/global/leaderboard"
+	"github.com/cellgrid/cellgrid/internal/db"
+	"github.com/cellgrid/cellgrid/internal/testenv"
 )
 
 type clock struct {
@@ -56,11 +56,7 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) player(t *testing.T, name string) string {
 	t.Helper()
-	var id string
-	if err := e.pool.QueryRow(context.Background(), `INSERT INTO players (username) VALUES ($1) RETURNING id::TEXT`, name).Scan(&id); err != nil {
-		t.Fatal(err)
-	}
-	return id
+	return testenv.NewPlayer(t, e.pool, name)
 }
 
 func (e *env) submit(t *testing.T, scores ...leaderboard.Score) {
@@ -165,11 +161,7 @@ func TestPagingAroundAndHTTP(t *testing.T) {
 	e.submit(t, batch...)
 	mux := http.NewServeMux()
 	me := ids[3] // score 30, rank 22 of 25
-	e.lb.Register(mux, func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			h.ServeHTTP(w, r.WithContext(accesstoken.WithClaims(r.Context(), accesstoken.Claims{PlayerID: me})))
-		})
-	})
+	e.lb.Register(mux, testenv.AuthAs(me))
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	get := func(q string) (int, leaderboard.Page) {

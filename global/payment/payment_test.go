@@ -12,9 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/cellgrid/cellgrid/global/payment"
 	"github.com/cellgrid/cellgrid/internal/testenv"
-	"github.com/google/uuid"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
@@ -45,10 +46,7 @@ func TestStripeWebhook(t *testing.T) {
 	p.Register(mux, nil)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	var player string
-	if err := d.Pool.QueryRow(ctx, `INSERT INTO players (username) VALUES ('payer') RETURNING id::TEXT`).Scan(&player); err != nil {
-		t.Fatal(err)
-	}
+	player := testenv.NewPlayer(t, d.Pool, "payer")
 	send := func(body []byte, sig string) int {
 		req, _ := http.NewRequest("POST", srv.URL+"/payments/stripe/webhook", bytes.NewReader(body))
 		if sig != "" {

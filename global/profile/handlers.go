@@ -1,7 +1,6 @@
 package profile
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 
@@ -45,21 +44,20 @@ func (p *Profiles) handle(op string, h httpapi.Handler) http.Handler {
 	})
 }
 
-// httpError maps the package's errors to the wire, once.
+// wireErrors maps the package's sentinel errors to the wire, once.
+var wireErrors = httpapi.ErrorTable{
+	{Err: ErrNotFound, Status: 404, Code: "not_found", Message: "player not found"},
+	{Err: ErrUsernameTaken, Status: 409, Code: "username_taken", Message: "username is taken"},
+	{Err: auth.ErrInvalidUsername, Status: 400, Code: "invalid_username", Message: "username must be 3-20 characters of A-Z, a-z, 0-9 and _"},
+}
+
+// httpError maps err through wireErrors and logs what is not a client
+// error.
 func (p *Profiles) httpError(r *http.Request, err error) error {
-	var he *httpapi.Error
-	switch {
-	case errors.As(err, &he):
-		return he
-	case errors.Is(err, ErrNotFound):
-		return httpapi.NotFound("player not found")
-	case errors.Is(err, ErrUsernameTaken):
-		return httpapi.Conflict("username_taken", "username is taken")
-	case errors.Is(err, auth.ErrInvalidUsername):
-		return httpapi.BadRequest("invalid_username", "username must be 3-20 characters of A-Z, a-z, 0-9 and _")
+	if !wireErrors.Known(err) {
+		p.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	p.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	return err
+	return wireErrors.Wire(err)
 }
 
 func (p *Profiles) handleGet(w http.ResponseWriter, r *http.Request) error {

@@ -106,8 +106,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 	for {
 		msg, err := it.Next()
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			if ctx.Err() != nil {
 				return nil
+			}
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+				// Nothing would apply results any more: fail, so the
+				// process turns unready and exits (and is restarted).
+				return fmt.Errorf("results: consumer: %w", err)
 			}
 			c.log.Warn("results: next message", "err", err)
 			continue

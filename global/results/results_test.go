@@ -89,10 +89,7 @@ func TestScoreFromCellReachesGlobalBoard(t *testing.T) {
 	}
 	var ann, bob string
 	for _, n := range []string{"ann", "bob"} {
-		var id string
-		if err := d.Pool.QueryRow(ctx, `INSERT INTO players (username) VALUES ($1) RETURNING id::TEXT`, n).Scan(&id); err != nil {
-			t.Fatal(err)
-		}
+		id := testenv.NewPlayer(t, d.Pool, n)
 		if n == "ann" {
 			ann = id
 		} else {

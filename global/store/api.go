@@ -1,7 +1,6 @@
 package store
 
 import (
-	"errors"
 	"net/http"
 	"strings"
 
@@ -70,7 +69,7 @@ func (s *Store) handlePurchase(w http.ResponseWriter, r *http.Request) error {
 	}
 	res, err := s.Purchase(r.Context(), player, req)
 	if err != nil {
-		return toHTTP(err)
+		return wireErrors.Wire(err)
 	}
 	status := http.StatusCreated
 	if res.Replayed {
@@ -105,7 +104,7 @@ func (s *Store) handleInventory(w http.ResponseWriter, r *http.Request) error {
 	}
 	items, err := s.Inventory(r.Context(), caller, owner)
 	if err != nil {
-		return toHTTP(err)
+		return wireErrors.Wire(err)
 	}
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"player_id": owner, "items": items})
 	return nil
@@ -131,28 +130,20 @@ func (s *Store) itemActionHandler(action string) httpapi.Handler {
 		}
 		it, err := s.ItemAction(r.Context(), caller, itemID, action, body.Quantity)
 		if err != nil {
-			return toHTTP(err)
+			return wireErrors.Wire(err)
 		}
 		httpapi.WriteJSON(w, http.StatusOK, it)
 		return nil
 	}
 }
 
-// toHTTP maps the package's sentinels to wire errors, once, at the edge.
-func toHTTP(err error) error {
-	switch {
-	case errors.Is(err, ErrInsufficientFunds):
-		return &httpapi.Error{Status: http.StatusConflict, Code: "insufficient_funds", Message: "insufficient funds", Err: err}
-	case errors.Is(err, ErrIdempotencyMismatch):
-		return &httpapi.Error{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused", Message: "idempotency key was used for a different request", Err: err}
-	case errors.Is(err, ErrUnknownItem):
-		return &httpapi.Error{Status: http.StatusNotFound, Code: "unknown_item", Message: "no such item for sale in that currency", Err: err}
-	case errors.Is(err, ErrMaxStack):
-		return &httpapi.Error{Status: http.StatusConflict, Code: "max_stack_exceeded", Message: "purchase would exceed the item's max stack", Err: err}
-	case errors.Is(err, ErrNotFound):
-		return &httpapi.Error{Status: http.StatusNotFound, Code: "not_found", Message: "not found", Err: err}
-	case errors.Is(err, ErrNotAllowed):
-		return &httpapi.Error{Status: http.StatusConflict, Code: "action_not_allowed", Message: "action not allowed for this item", Err: err}
-	}
-	return err
+// wireErrors maps the package's sentinel errors to the wire, once, at
+// the edge.
+var wireErrors = httpapi.ErrorTable{
+	{Err: ErrInsufficientFunds, Status: http.StatusConflict, Code: "insufficient_funds", Message: "insufficient funds"},
+	{Err: ErrIdempotencyMismatch, Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused", Message: "idempotency key was used for a different request"},
+	{Err: ErrUnknownItem, Status: http.StatusNotFound, Code: "unknown_item", Message: "no such item for sale in that currency"},
+	{Err: ErrMaxStack, Status: http.StatusConflict, Code: "max_stack_exceeded", Message: "purchase would exceed the item's max stack"},
+	{Err: ErrNotFound, Status: http.StatusNotFound, Code: "not_found", Message: "not found"},
+	{Err: ErrNotAllowed, Status: http.StatusConflict, Code: "action_not_allowed", Message: "action not allowed for this item"},
 }

@@ -11,13 +11,14 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/cellgrid/cellgrid/global/store"
-	"github.com/cellgrid/cellgrid/internal/db"
-	"github.com/cellgrid/cellgrid/internal/testenv"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cellgrid/cellgrid/global/store"
+	"github.com/cellgrid/cellgrid/internal/db"
+	"github.com/cellgrid/cellgrid/internal/testenv"
 )
 
 func testConfig() store.Config {
@@ -46,9 +47,11 @@ func grantedPlayer(t testing.TB, s *store.Store, pool *pgxpool.Pool, name string
 	t.Helper()
 	var id uuid.UUID
 	err := db.RunTx(context.Background(), pool, func(ctx context.Context, tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `INSERT INTO players (username) VALUES ($1) RETURNING id`, name).Scan(&id); err != nil {
+		p, err := testenv.InsertPlayer(ctx, tx, testenv.Player{Username: name})
+		if err != nil {
 			return err
 		}
+		id = uuid.MustParse(p)
 		return s.GrantStarting(ctx, tx, id)
 	})
 	if err != nil {
@@ -189,7 +192,7 @@ func (c client) do(method, path, player string, body any) (int, map[string]any) 
 	}
 	req, _ := http.NewRequest(method, c.url+path, rd)
 	if player != "" {
-		req.Header.Set("X-Player", player)
+		req.Header.Set(testenv.PlayerHeader, player)
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -209,7 +212,7 @@ func TestHTTP(t *testing.T) {
 	alice := grantedPlayer(t, s, pool, "alice")
 	bob := grantedPlayer(t, s, pool, "bob")
 	mux := http.NewServeMux()
-	s.Register(mux, fakeAuth)
+	s.Register(mux, testenv.TrustPlayerHeader)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	c := client{t, srv.URL}

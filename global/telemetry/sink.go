@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -170,6 +171,11 @@ func (t *Telemetry) Run(ctx context.Context) error {
 	}
 	for ctx.Err() == nil {
 		if err := t.sinkOnce(ctx, cons); err != nil && ctx.Err() == nil {
+			if gone(ctx, cons, err) {
+				// Nothing would be sunk any more: fail, so the process
+				// turns unready and exits (and is restarted).
+				return fmt.Errorf("telemetry: consumer: %w", err)
+			}
 			t.log.Warn("telemetry sink batch failed, will retry", "err", err)
 			select {
 			case <-ctx.Done():
@@ -178,6 +184,21 @@ func (t *Telemetry) Run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// gone reports whether err means the sink's consumer no longer exists
+// (deleted, or its stream deleted), as opposed to a passing failure.
+func gone(ctx context.Context, cons jetstream.Consumer, err error) bool {
+	if errors.Is(err, jetstream.ErrConsumerDeleted) {
+		return true
+	}
+	if !errors.Is(err, nats.ErrNoResponders) {
+		return false
+	}
+	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, ierr := cons.Info(ictx)
+	return errors.Is(ierr, jetstream.ErrConsumerNotFound) || errors.Is(ierr, jetstream.ErrStreamNotFound)
 }
 
 func (t *Telemetry) sinkOnce(ctx context.Context, cons jetstream.Consumer) error {
@@ -201,6 +222,9 @@ func (t *Telemetry) sinkOnce(ctx context.Context, cons jetstream.Consumer) error
 		evs = append(evs, b.Events...)
 	}
 	if len(msgs) == 0 {
+		if err := batch.Error(); err != nil && ctx.Err() == nil {
+			return fmt.Errorf("fetch: %w", err)
+		}
 		return nil
 	}
 	start := time.Now()

@@ -12,13 +12,13 @@ import (
 	"testing"
 	"time"
 
-	celltelemetry "github.com/cellgrid/cellgrid/cell/telemetry"
-	"github.com/cellgrid/cellgrid/global/telemetry"
-	"github.com/cellgrid/cellgrid/internal/accesstoken"
-	"github.com/cellgrid/cellgrid/internal/testenv"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+
+	celltelemetry "github.com/cellgrid/cellgrid/cell/telemetry"
+	"github.com/cellgrid/cellgrid/global/telemetry"
+	"github.com/cellgrid/cellgrid/internal/testenv"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
@@ -28,7 +28,7 @@ func post(h http.Handler, player string, body any) *httptest.ResponseRecorder {
 	req := httptest.NewRequest("POST", "/game/telemetry", bytes.NewReader(b))
 	req.Header.Set("Content-Type", "application/json")
 	if player != "" {
-		req = req.WithContext(accesstoken.WithClaims(req.Context(), accesstoken.Claims{PlayerID: player}))
+		req = testenv.AsPlayer(req, player)
 	}
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, req)
@@ -45,7 +45,7 @@ func evs(n int, typ string, at time.Time) map[string]any {
 
 type rig struct {
 	sc     *testenv.Database
-	intake *celltelemetry.IntakeHandler
+	intake *celltelemetry.Intake
 	jsG    jetstream.JetStream
 	jsEU   jetstream.JetStream
 }
@@ -58,8 +58,8 @@ func newRigB(t testing.TB) *rig {
 	sc := testenv.NewSuperCluster(t, "global", "eu-west-1")
 	jsEU, _ := jetstream.New(testenv.Connect(t, sc.Server("eu-west-1")))
 	jsG, _ := jetstream.New(testenv.Connect(t, sc.Server("global")))
-	h, err := celltelemetry.NewIntakeHandler(celltelemetry.IntakeConfig{Cell: "eu-west-1", EventsPerSecond: 1e6, Burst: 1e6},
-		celltelemetry.IntakeDeps{JS: jsEU})
+	h, err := celltelemetry.New(celltelemetry.Config{Cell: "eu-west-1", EventsPerSecond: 1e6, Burst: 1e6},
+		celltelemetry.Deps{JS: jsEU})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,14 +182,10 @@ func TestScoreRateRuleAndAdmin(t *testing.T) {
 		t.Fatal(w.Code)
 	}
 	mux := http.NewServeMux()
-	s.Register(mux, func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-			h.ServeHTTP(w, req.WithContext(accesstoken.WithClaims(req.Context(), accesstoken.Claims{PlayerID: req.Header.Get("X-Player")})))
-		})
-	})
+	s.Register(mux, testenv.TrustPlayerHeader)
 	get := func(player string) (int, []telemetry.Flag) {
 		req := httptest.NewRequest("GET", "/admin/flags", nil)
-		req.Header.Set("X-Player", player)
+		req.Header.Set(testenv.PlayerHeader, player)
 		w := httptest.NewRecorder()
 		mux.ServeHTTP(w, req)
 		var out struct{ Flags []telemetry.Flag }

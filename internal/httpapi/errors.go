@@ -71,3 +71,46 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }
+
+// ErrorCode is one row of a package's error table: a sentinel error and
+// the wire error it becomes.
+type ErrorCode struct {
+	Err        error
+	Status     int
+	Code       string
+	Message    string
+	RetryAfter time.Duration
+}
+
+// ErrorTable is a package's one mapping from its sentinel errors to wire
+// errors, declared once beside its errors (as nats-server generates its
+// API errors from one table). Handlers return domain errors; the package
+// passes them through Wire at its edge.
+type ErrorTable []ErrorCode
+
+// Wire returns err as the client should see it: an *Error already in the
+// chain as is; otherwise the first row whose Err matches (errors.Is), as
+// an *Error wrapping err; otherwise err unchanged (WriteError turns it
+// into a 500 whose cause is not shown). nil stays nil.
+func (t ErrorTable) Wire(err error) error {
+	if err == nil {
+		return nil
+	}
+	var he *Error
+	if errors.As(err, &he) {
+		return he
+	}
+	for _, c := range t {
+		if errors.Is(err, c.Err) {
+			return &Error{Status: c.Status, Code: c.Code, Message: c.Message, RetryAfter: c.RetryAfter, Err: err}
+		}
+	}
+	return err
+}
+
+// Known reports whether Wire maps err to a client error (an *Error), as
+// opposed to an internal failure worth logging.
+func (t ErrorTable) Known(err error) bool {
+	var he *Error
+	return errors.As(t.Wire(err), &he)
+}

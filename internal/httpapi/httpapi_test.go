@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -72,12 +73,12 @@ func TestDecodeJSONAndErrors(t *testing.T) {
 func TestServerHealthReadyMetrics(t *testing.T) {
 	var down atomic.Bool
 	down.Store(true)
-	s, err := NewServer("127.0.0.1:0", nil, nil, []Check{{Name: "db", Fn: func(context.Context) error {
+	s, err := New(Config{}, Deps{Checks: []Check{{Name: "db", Fn: func(context.Context) error {
 		if down.Load() {
 			return errors.New("db down")
 		}
 		return nil
-	}}}, nil)
+	}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,5 +111,44 @@ func TestServerHealthReadyMetrics(t *testing.T) {
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestErrorTable(t *testing.T) {
+	errGone := errors.New("gone")
+	errBusy := errors.New("busy")
+	table := ErrorTable{
+		{Err: errGone, Status: 404, Code: "gone", Message: "it is gone"},
+		{Err: errBusy, Status: 503, Code: "busy", Message: "try later", RetryAfter: time.Second},
+	}
+	explicit := Conflict("taken", "name taken")
+	cases := []struct {
+		err    error
+		status int
+		code   string
+	}{
+		{fmt.Errorf("lookup x: %w", errGone), 404, "gone"},
+		{errBusy, 503, "busy"},
+		{fmt.Errorf("wrapped: %w", explicit), 409, "taken"},
+		{errors.New("db down"), 500, "internal"},
+	}
+	for _, c := range cases {
+		rec := httptest.NewRecorder()
+		WriteError(rec, table.Wire(c.err))
+		var env struct {
+			Error struct{ Code, Message string }
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &env); err != nil || rec.Code != c.status || env.Error.Code != c.code {
+			t.Errorf("%v: %d %s, want %d %s", c.err, rec.Code, rec.Body, c.status, c.code)
+		}
+		if known := table.Known(c.err); known != (c.status != 500) {
+			t.Errorf("%v: Known = %v", c.err, known)
+		}
+	}
+	if !errors.Is(table.Wire(fmt.Errorf("x: %w", errGone)), errGone) {
+		t.Error("Wire lost the cause")
+	}
+	if table.Wire(nil) != nil {
+		t.Error("Wire(nil) != nil")
 	}
 }

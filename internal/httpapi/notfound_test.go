@@ -49,7 +49,7 @@ func TestServerAnswersUnknownRoutesWithEnvelope(t *testing.T) {
 		app  http.Handler
 	}{{"with app", app}, {"without app", nil}} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := NewServer("127.0.0.1:0", tc.app, nil, nil, nil)
+			s, err := New(Config{}, Deps{Handler: tc.app})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -12,7 +12,7 @@ func TestRouterRecordsRoutes(t *testing.T) {
 	app.Handle("POST /things", http.NotFoundHandler())
 	app.HandleFunc("GET /things/{id}", http.NotFound)
 	app.Handle("GET /openapi.json", ServeDocument([]byte(`{"openapi":"3.1.0"}`)))
-	s, err := NewServer("127.0.0.1:0", app, nil, nil, nil)
+	s, err := New(Config{}, Deps{Handler: app})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func TestRouterRecordsRoutes(t *testing.T) {
 
 	// An app that is not a Router hides its routes behind "/": Routes
 	// says so instead of pretending the server has none.
-	plain, err := NewServer("127.0.0.1:0", http.NotFoundHandler(), nil, nil, nil)
+	plain, err := New(Config{}, Deps{Handler: http.NotFoundHandler()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,16 +21,62 @@ type Check struct {
 	Fn   func(ctx context.Context) error
 }
 
+// Config configures a Server. DefaultConfig sets every default; a zero
+// field of a Config passed to New takes the default.
+type Config struct {
+	// Addr is the listen address; port 0 picks a free one (read it back
+	// with Addr or URL). Default 127.0.0.1:0.
+	Addr string
+	// ReadyTimeout bounds one /readyz answer (all checks). Default 2s.
+	ReadyTimeout time.Duration
+	// ShutdownTimeout bounds the graceful shutdown in Close. Default 5s.
+	ShutdownTimeout time.Duration
+}
+
+// DefaultConfig returns every default in one place.
+func DefaultConfig() Config {
+	return Config{Addr: "127.0.0.1:0", ReadyTimeout: 2 * time.Second, ShutdownTimeout: 5 * time.Second}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Addr == "" {
+		c.Addr = d.Addr
+	}
+	if c.ReadyTimeout <= 0 {
+		c.ReadyTimeout = d.ReadyTimeout
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = d.ShutdownTimeout
+	}
+	return c
+}
+
+// Deps are what a Server serves. All are optional.
+type Deps struct {
+	// Handler serves every path but /healthz, /readyz and /metrics.
+	Handler http.Handler
+	// Registry is served at /metrics; nil makes NewRegistry's.
+	Registry *prometheus.Registry
+	// Checks run on every /readyz.
+	Checks []Check
+	// Log defaults to slog.Default().
+	Log *slog.Logger
+}
+
 // Server serves a mux plus /healthz, /readyz and /metrics.
 type Server struct {
-	Registry *prometheus.Registry
-	routes   *Router // every pattern served, for Routes
-	srv      *http.Server
-	ln       net.Listener
-	log      *slog.Logger
-	done     chan struct{}
-	err      error
-	once     sync.Once
+	Registry  *prometheus.Registry
+	routes    *Router // every pattern served, for Routes
+	cfg       Config
+	srv       *http.Server
+	ln        net.Listener
+	log       *slog.Logger
+	done      chan struct{} // closed when Serve has returned
+	err       error         // Serve's failure; written before done closes
+	startOnce sync.Once
+	started   bool // set inside startOnce
+	once      sync.Once
 }
 
 // NewRegistry returns a registry with the Go and process collectors.
@@ -40,26 +86,32 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
-// NewServer listens on addr (":0" or "127.0.0.1:0" picks a free port) and
-// prepares to serve app. /healthz answers 200 while the process runs;
-// /readyz runs checks with a 2 s budget and answers 503 on the first failure.
-func NewServer(addr string, app http.Handler, reg *prometheus.Registry, checks []Check, log *slog.Logger) (*Server, error) {
-	ln, err := net.Listen("tcp", addr)
+// New listens on cfg.Addr and prepares to serve deps.Handler. /healthz
+// answers 200 while the process runs; /readyz runs deps.Checks within
+// cfg.ReadyTimeout and answers 503 when any fails, naming each check with
+// "ok" or its error. Nothing is served until Run (or Start); a Server
+// that is never run must be closed with Close.
+func New(cfg Config, deps Deps) (*Server, error) {
+	cfg = cfg.withDefaults()
+	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen %s: %w", addr, err)
+		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
 	}
+	reg := deps.Registry
 	if reg == nil {
 		reg = NewRegistry()
 	}
+	log := deps.Log
 	if log == nil {
 		log = slog.Default()
 	}
+	checks := deps.Checks
 	mux := NewRouter()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(r.Context(), cfg.ReadyTimeout)
 		defer cancel()
 		status := map[string]string{}
 		code := http.StatusOK
@@ -74,11 +126,12 @@ func NewServer(addr string, app http.Handler, reg *prometheus.Registry, checks [
 		WriteJSON(w, code, status)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	if app != nil {
-		mux.Handle("/", app)
+	if deps.Handler != nil {
+		mux.Handle("/", deps.Handler)
 	}
 	s := &Server{
 		Registry: reg,
+		cfg:      cfg,
 		routes:   mux,
 		ln:       ln,
 		log:      log,
@@ -99,30 +152,52 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // URL is http://Addr.
 func (s *Server) URL() string { return "http://" + s.Addr() }
 
-// Start serves in the background.
+// Start serves in the background; a second call does nothing. Most
+// callers use Run instead.
 func (s *Server) Start() {
-	go func() {
-		defer close(s.done)
-		if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.err = err
-			s.log.Error("http server stopped", "addr", s.Addr(), "err", err)
-		}
-	}()
+	s.startOnce.Do(func() {
+		s.started = true
+		go func() {
+			defer close(s.done)
+			if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.err = fmt.Errorf("http serve %s: %w", s.Addr(), err)
+				s.log.Error("http server stopped", "addr", s.Addr(), "err", err)
+			}
+		}()
+	})
 }
 
-// Close shuts the server down gracefully (5 s), then waits for Serve to
-// return. Safe to call twice.
+// Run serves until ctx ends or serving fails, then shuts down gracefully
+// (Close) and returns Serve's failure, or nil on a clean stop.
+func (s *Server) Run(ctx context.Context) error {
+	s.Start()
+	select {
+	case <-ctx.Done():
+	case <-s.done:
+	}
+	return s.Close()
+}
+
+// Close shuts the server down gracefully (Config.ShutdownTimeout), then
+// waits for Serve to return; a server never started just closes its
+// listener. It returns Serve's failure, if any. Safe to call twice.
 func (s *Server) Close() error {
 	s.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s.startOnce.Do(func() {}) // no Start after Close
+		if !s.started {
+			_ = s.ln.Close()
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 		defer cancel()
 		if err := s.srv.Shutdown(ctx); err != nil {
 			_ = s.srv.Close()
 		}
-		select {
-		case <-s.done:
-		case <-ctx.Done():
-		}
+		<-s.done
 	})
+	if !s.started {
+		return nil
+	}
+	<-s.done
 	return s.err
 }

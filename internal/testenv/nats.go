@@ -23,8 +23,9 @@ func NewSuperCluster(t testing.TB, clusters ...string) *natsembed.SuperCluster {
 	return sc
 }
 
-// NewNATS starts a single JetStream-enabled server (a one-cluster
-// supercluster) and returns a connection to it.
+// NewNATS starts a single JetStream-enabled server whose cluster is named
+// cluster (streams placed in it work) and returns a connection to it; it
+// returns once the JetStream API answers.
 func NewNATS(t testing.TB, cluster string) (*natsembed.Server, *nats.Conn) {
 	t.Helper()
 	sc := NewSuperCluster(t, cluster)

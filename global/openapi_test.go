@@ -311,6 +311,14 @@ func TestOpenAPIDocument(t *testing.T) {
 	want(req{method: "POST", path: wallet, token: admin.AccessToken, body: grant("beans", 5, "t44")}, 400, nil)
 	want(req{method: "POST", path: wallet, token: p2.AccessToken, body: grant("gems", 5, "t45")}, 403, nil)
 	want(req{method: "POST", path: "/ops/players/" + uuid.NewString() + "/wallet", token: admin.AccessToken, body: grant("gems", 5, "t46")}, 404, nil)
+	items := "/ops/players/" + p2.PlayerID + "/items"
+	itemBody := func(item string, q int64, key string) string {
+		return fmt.Sprintf(`{"item_template_id":%q,"quantity":%d,"reason":"event reward","idempotency_key":%q}`, item, q, key)
+	}
+	want(req{method: "POST", path: items, token: admin.AccessToken, body: itemBody("potion", 2, "i1")}, 200, nil)
+	want(req{method: "POST", path: items, token: admin.AccessToken, body: itemBody("potion", -5, "i2")}, 409, nil)
+	want(req{method: "POST", path: items, token: admin.AccessToken, body: itemBody("shield", 1, "i3")}, 400, nil)
+	want(req{method: "POST", path: items, token: p2.AccessToken, body: itemBody("potion", 1, "i4")}, 403, nil)
 	want(req{method: "GET", path: "/ops/audit?limit=2", token: admin.AccessToken}, 200, nil)
 	want(req{method: "GET", path: "/ops/audit?cursor=nope", token: admin.AccessToken}, 400, nil)
 	want(req{method: "GET", path: "/ops/audit", token: p2.AccessToken}, 403, nil)
@@ -357,9 +365,9 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"Flag":  telemetry.Flag{},
 		"OpsMe": ops.Me{}, "OpsSnapshot": ops.Snapshot{}, "RegionView": ops.RegionView{}, "CellView": ops.CellView{},
 		"CellLoad": ops.CellLoad{}, "OpsTotals": ops.Totals{}, "CellAction": ops.CellAction{},
-		"AuditPage": audit.Page{}, "AuditEntry": audit.Entry{}, "WalletResult": ops.WalletResult{},
+		"AuditPage": audit.Page{}, "AuditEntry": audit.Entry{}, "WalletResult": ops.WalletResult{}, "ItemsResult": ops.ItemsResult{},
 	}, map[string]any{
 		"PurchaseRequest": store.PurchaseRequest{},
-		"WalletRequest":   ops.WalletRequest{}, "CellActionRequest": ops.ActionRequest{},
+		"WalletRequest":   ops.WalletRequest{}, "CellActionRequest": ops.ActionRequest{}, "ItemsRequest": ops.ItemsRequest{},
 	})
 }

@@ -122,6 +122,7 @@ func (o *Ops) Register(mux httpapi.Mux, requireAuth func(http.Handler) http.Hand
 	mux.Handle("GET /ops/audit", o.require(RoleAdmin, o.handleAudit))
 	if o.deps.Store != nil {
 		mux.Handle("POST /ops/players/{playerId}/wallet", o.require(RoleAdmin, o.handleWallet))
+		mux.Handle("POST /ops/players/{playerId}/items", o.require(RoleAdmin, o.handleItems))
 	}
 }
 

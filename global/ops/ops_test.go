@@ -51,7 +51,9 @@ func newEnv(t *testing.T, cfg Config) *env {
 		topology.Cell{ID: "us-1", Region: "us", API: "http://127.0.0.1:3", Relay: "127.0.0.1:4"},
 	)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := store.New(store.Config{Currencies: []string{"gold"}}, store.Deps{DB: d.Pool, Log: log})
+	st, err := store.New(store.Config{Currencies: []string{"gold"}, Items: []store.ItemTemplate{
+		{ID: "potion", Name: "Potion", Prices: map[string]int64{"gold": 10}, MaxStack: 5, Consumable: true},
+	}}, store.Deps{DB: d.Pool, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -502,5 +504,53 @@ func TestEventsStreamFollowsTheFleet(t *testing.T) {
 	}
 	if code, ecode := e.call("GET", "/ops/events?count=x", admin, "", nil); code != 400 || ecode != "invalid_count" {
 		t.Fatalf("bad count: %d %s", code, ecode)
+	}
+}
+
+func TestItemGrantAndRevokeThroughTheLedger(t *testing.T) {
+	admin := uuid.New()
+	e := newEnv(t, Config{Admins: Holders{PlayerIDs: []string{admin.String()}}})
+	p := e.player("")
+	path := "/ops/players/" + p.String() + "/items"
+	body := func(item string, q int64, key string) string {
+		return fmt.Sprintf(`{"item_template_id":%q,"quantity":%d,"reason":"ticket 9","idempotency_key":%q}`, item, q, key)
+	}
+	held := func() int64 {
+		var n int64
+		_ = e.db.Pool.QueryRow(context.Background(), `SELECT COALESCE((SELECT quantity FROM inventory_items WHERE player_id = $1 AND item_template_id = 'potion'), 0)`, p).Scan(&n)
+		return n
+	}
+	var res ItemsResult
+	if code, ecode := e.call("POST", path, admin, body("potion", 3, "i1"), &res); code != 200 || res.Before != 0 || res.Quantity != 3 || res.Replayed {
+		t.Fatalf("grant: %d %s %+v", code, ecode, res)
+	}
+	if code, _ := e.call("POST", path, admin, body("potion", 3, "i1"), &res); code != 200 || !res.Replayed || held() != 3 {
+		t.Fatalf("replay: %d %+v held %d", code, res, held())
+	}
+	if code, ecode := e.call("POST", path, admin, body("potion", 3, "i2"), nil); code != 409 || ecode != "max_stack" || held() != 3 {
+		t.Fatalf("over the max stack: %d %s held %d", code, ecode, held())
+	}
+	if code, ecode := e.call("POST", path, admin, body("potion", -4, "i3"), nil); code != 409 || ecode != "not_enough_items" || held() != 3 {
+		t.Fatalf("revoking more than held: %d %s held %d", code, ecode, held())
+	}
+	if code, ecode := e.call("POST", path, admin, body("potion", -2, "i4"), &res); code != 200 || res.Quantity != 1 || held() != 1 {
+		t.Fatalf("revoke: %d %s %+v held %d", code, ecode, res, held())
+	}
+	if code, ecode := e.call("POST", path, admin, body("shield", 1, "i5"), nil); code != 400 || ecode != "unknown_item" {
+		t.Fatalf("unknown item: %d %s", code, ecode)
+	}
+	grants, revokes := e.auditRows("items.grant"), e.auditRows("items.revoke")
+	if len(grants) != 1 || len(revokes) != 1 {
+		t.Fatalf("audit: %d grants %d revokes, want 1 and 1", len(grants), len(revokes))
+	}
+	if r := revokes[0]; !strings.Contains(string(r.Before), `"quantity": 3`) || !strings.Contains(string(r.After), `"quantity": 1`) || r.Reason != "ticket 9" {
+		t.Fatalf("revoke audit %s -> %s (%s)", r.Before, r.After, r.Reason)
+	}
+	var ledger int64
+	if err := e.db.Pool.QueryRow(context.Background(), `SELECT COALESCE(sum(quantity), 0) FROM transactions WHERE player_id = $1 AND kind IN ('ops_item_grant', 'ops_item_revoke')`, p).Scan(&ledger); err != nil || ledger != 1 {
+		t.Fatalf("ledger quantities sum to %d (%v), want 1 (the inventory)", ledger, err)
+	}
+	if code, _ := e.call("POST", path, uuid.New(), body("potion", 1, "i6"), nil); code != 403 {
+		t.Fatalf("a player granting items: %d", code)
 	}
 }

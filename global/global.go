@@ -220,7 +220,7 @@ func (s *Server) build(mux *httpapi.Router) error {
 	}
 
 	if opsLayer, err = ops.New(cfg.Ops, ops.Deps{DB: deps.DB, NATS: deps.NATS, Topology: deps.Topology,
-		Telemetry: tel, Leaderboards: lb, Store: st, Log: logFor("ops"), Metrics: deps.Registry}); err != nil {
+		Leaderboards: lb, Store: st, Log: logFor("ops"), Metrics: deps.Registry}); err != nil {
 		return fmt.Errorf("global: %w", err)
 	}
 

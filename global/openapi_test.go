@@ -319,6 +319,20 @@ func TestOpenAPIDocument(t *testing.T) {
 	want(req{method: "POST", path: items, token: admin.AccessToken, body: itemBody("potion", -5, "i2")}, 409, nil)
 	want(req{method: "POST", path: items, token: admin.AccessToken, body: itemBody("shield", 1, "i3")}, 400, nil)
 	want(req{method: "POST", path: items, token: p2.AccessToken, body: itemBody("potion", 1, "i4")}, 403, nil)
+	var flag struct {
+		ID uuid.UUID
+	}
+	if err := s.deps.DB.QueryRow(context.Background(), `INSERT INTO player_flags (player_id, rule, window_start, observed, threshold)
+		VALUES ($1, 'score_event_rate', now(), 500, 120) RETURNING id`, p2.PlayerID).Scan(&flag.ID); err != nil {
+		t.Fatal(err)
+	}
+	want(req{method: "GET", path: "/ops/flags", token: admin.AccessToken}, 200, nil)
+	want(req{method: "GET", path: "/ops/flags?status=closed", token: admin.AccessToken}, 400, nil)
+	want(req{method: "GET", path: "/ops/flags", token: p2.AccessToken}, 403, nil)
+	want(req{method: "POST", path: "/ops/flags/" + flag.ID.String() + "/review", token: admin.AccessToken, body: `{"verdict":"confirmed","note":"replay"}`}, 200, nil)
+	want(req{method: "GET", path: "/ops/flags?status=reviewed", token: admin.AccessToken}, 200, nil)
+	want(req{method: "POST", path: "/ops/flags/" + uuid.NewString() + "/review", token: admin.AccessToken, body: `{"verdict":"cleared"}`}, 404, nil)
+	want(req{method: "POST", path: "/ops/flags/" + flag.ID.String() + "/review", token: admin.AccessToken, body: `{"verdict":"maybe"}`}, 400, nil)
 	want(req{method: "GET", path: "/ops/audit?limit=2", token: admin.AccessToken}, 200, nil)
 	want(req{method: "GET", path: "/ops/audit?cursor=nope", token: admin.AccessToken}, 400, nil)
 	want(req{method: "GET", path: "/ops/audit", token: p2.AccessToken}, 403, nil)
@@ -366,8 +380,10 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"OpsMe": ops.Me{}, "OpsSnapshot": ops.Snapshot{}, "RegionView": ops.RegionView{}, "CellView": ops.CellView{},
 		"CellLoad": ops.CellLoad{}, "OpsTotals": ops.Totals{}, "CellAction": ops.CellAction{},
 		"AuditPage": audit.Page{}, "AuditEntry": audit.Entry{}, "WalletResult": ops.WalletResult{}, "ItemsResult": ops.ItemsResult{},
+		"ReviewedFlag": ops.ReviewedFlag{}, "Review": ops.Review{}, "ReviewedFlags": ops.FlagList{},
 	}, map[string]any{
 		"PurchaseRequest": store.PurchaseRequest{},
 		"WalletRequest":   ops.WalletRequest{}, "CellActionRequest": ops.ActionRequest{}, "ItemsRequest": ops.ItemsRequest{},
+		"ReviewRequest": ops.ReviewRequest{},
 	})
 }

@@ -15,7 +15,6 @@ import (
 
 	"github.com/cellgrid/cellgrid/global/leaderboard"
 	"github.com/cellgrid/cellgrid/global/store"
-	"github.com/cellgrid/cellgrid/global/telemetry"
 	"github.com/cellgrid/cellgrid/internal/httpapi"
 	"github.com/cellgrid/cellgrid/topology"
 )
@@ -65,7 +64,6 @@ type Deps struct {
 	DB           *pgxpool.Pool
 	NATS         *nats.Conn
 	Topology     *topology.Registry
-	Telemetry    *telemetry.Telemetry
 	Leaderboards *leaderboard.Leaderboards
 	Store        *store.Store
 	Log          *slog.Logger
@@ -120,6 +118,8 @@ func (o *Ops) Register(mux httpapi.Mux, requireAuth func(http.Handler) http.Hand
 	mux.Handle("POST /ops/cells/{cellId}/drain", o.require(RoleAdmin, o.drainHandler("drain")))
 	mux.Handle("POST /ops/cells/{cellId}/undrain", o.require(RoleAdmin, o.drainHandler("undrain")))
 	mux.Handle("GET /ops/audit", o.require(RoleAdmin, o.handleAudit))
+	mux.Handle("GET /ops/flags", o.require(RoleSupport, o.handleFlags))
+	mux.Handle("POST /ops/flags/{flagId}/review", o.require(RoleSupport, o.handleReview))
 	if o.deps.Store != nil {
 		mux.Handle("POST /ops/players/{playerId}/wallet", o.require(RoleAdmin, o.handleWallet))
 		mux.Handle("POST /ops/players/{playerId}/items", o.require(RoleAdmin, o.handleItems))

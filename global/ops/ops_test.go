@@ -554,3 +554,76 @@ func TestItemGrantAndRevokeThroughTheLedger(t *testing.T) {
 		t.Fatalf("a player granting items: %d", code)
 	}
 }
+
+func TestFlagReview(t *testing.T) {
+	admin := uuid.New()
+	e := newEnv(t, Config{Admins: Holders{PlayerIDs: []string{admin.String()}},
+		Support: Holders{Identities: []Identity{{Issuer: "device", Subject: "support-device-02"}}}})
+	support := e.player("support-device-02")
+	cheater, player := e.player(""), e.player("")
+	var flagIDs []uuid.UUID
+	for i, rule := range []string{"score_event_rate", "flagged_inputs"} {
+		var id uuid.UUID
+		if err := e.db.Pool.QueryRow(context.Background(), `INSERT INTO player_flags (player_id, rule, window_start, observed, threshold, created_at)
+			VALUES ($1, $2, now(), 500, 120, now() + make_interval(secs => $3)) RETURNING id`, cheater, rule, i).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		flagIDs = append(flagIDs, id)
+	}
+	list := func(who uuid.UUID, status string) []ReviewedFlag {
+		t.Helper()
+		var l FlagList
+		if code, ecode := e.call("GET", "/ops/flags?status="+status, who, "", &l); code != 200 {
+			t.Fatalf("GET /ops/flags?status=%s: %d %s", status, code, ecode)
+		}
+		return l.Flags
+	}
+	if open := list(support, "open"); len(open) != 2 || open[0].ID != flagIDs[1] || open[0].Review != nil {
+		t.Fatalf("open flags %+v", open)
+	}
+	var rf ReviewedFlag
+	review := "/ops/flags/" + flagIDs[0].String() + "/review"
+	if code, ecode := e.call("POST", review, support, `{"verdict":"confirmed","note":"speed hack in replay"}`, &rf); code != 200 ||
+		rf.Review == nil || rf.Review.Verdict != "confirmed" || rf.Review.ReviewerID != support || rf.PlayerID != cheater {
+		t.Fatalf("review: %d %s %+v", code, ecode, rf)
+	}
+	if open := list(support, "open"); len(open) != 1 || open[0].ID != flagIDs[1] {
+		t.Fatalf("open flags after one review %+v", open)
+	}
+	if done := list(admin, "reviewed"); len(done) != 1 || done[0].Review == nil || done[0].Review.Note != "speed hack in replay" {
+		t.Fatalf("reviewed flags %+v", done)
+	}
+	// An admin overturns it: the audit keeps both verdicts.
+	if code, _ := e.call("POST", review, admin, `{"verdict":"cleared","note":"lag spike"}`, &rf); code != 200 || rf.Review.Verdict != "cleared" {
+		t.Fatalf("second review: %d %+v", code, rf)
+	}
+	rows := e.auditRows("flag.review")
+	if len(rows) != 2 || string(rows[1].Before) != "null" || !strings.Contains(string(rows[0].Before), `"verdict": "confirmed"`) ||
+		!strings.Contains(string(rows[0].After), `"verdict": "cleared"`) || rows[0].ActorID != admin || rows[1].ActorID != support {
+		t.Fatalf("audit rows %+v", rows)
+	}
+	for _, c := range []struct {
+		who        uuid.UUID
+		path, body string
+		status     int
+		code       string
+	}{
+		{player, review, `{"verdict":"cleared"}`, 403, "forbidden"},
+		{player, "/ops/flags", "", 403, "forbidden"},
+		{support, review, `{"verdict":"maybe"}`, 400, "invalid_verdict"},
+		{support, "/ops/flags/" + uuid.NewString() + "/review", `{"verdict":"cleared"}`, 404, "not_found"},
+		{support, "/ops/flags/nope/review", `{"verdict":"cleared"}`, 400, "invalid_flag_id"},
+		{support, "/ops/flags?status=closed", "", 400, "invalid_status"},
+	} {
+		method := "POST"
+		if c.body == "" {
+			method = "GET"
+		}
+		if code, ecode := e.call(method, c.path, c.who, c.body, nil); code != c.status || ecode != c.code {
+			t.Errorf("%s %s %s: %d %s, want %d %s", method, c.path, c.body, code, ecode, c.status, c.code)
+		}
+	}
+	if n := len(e.auditRows("")); n != 2 {
+		t.Fatalf("%d audit rows, want 2 (refusals are not actions)", n)
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/cellgrid/cellgrid/global/leaderboard"
-	"github.com/cellgrid/cellgrid/global/telemetry"
 	"github.com/cellgrid/cellgrid/internal/httpapi"
 )
 
@@ -47,15 +46,16 @@ type Totals struct {
 // time it changes. A player sees the public part (regions, cells and their
 // states, the leaderboard top), support and admin the load and the flags.
 type Snapshot struct {
-	Role        Role              `json:"role"`
-	Regions     []RegionView      `json:"regions"`
-	Totals      *Totals           `json:"totals,omitempty"`
-	Flags       []telemetry.Flag  `json:"flags,omitempty"`
+	Role    Role         `json:"role"`
+	Regions []RegionView `json:"regions"`
+	Totals  *Totals      `json:"totals,omitempty"`
+	// Flags are the newest anti-cheat flags nobody has reviewed yet.
+	Flags       []ReviewedFlag    `json:"flags,omitempty"`
 	Leaderboard *leaderboard.Page `json:"leaderboard,omitempty"`
 }
 
 type slowParts struct {
-	flags []telemetry.Flag
+	flags []ReviewedFlag
 	board *leaderboard.Page
 }
 
@@ -95,7 +95,7 @@ func (o *Ops) snapshot(ctx context.Context, role Role) Snapshot {
 		s.Totals = &tot
 		s.Flags = slow.flags
 		if s.Flags == nil {
-			s.Flags = []telemetry.Flag{}
+			s.Flags = []ReviewedFlag{}
 		}
 	}
 	return s
@@ -110,13 +110,11 @@ func (o *Ops) slowParts(ctx context.Context) slowParts {
 		return o.slow
 	}
 	var p slowParts
-	if o.deps.Telemetry != nil {
-		flags, err := o.deps.Telemetry.Flags(ctx, nil, 10)
-		if err != nil {
-			o.log.Warn("console: recent flags", "err", err)
-		}
-		p.flags = flags
+	flags, err := o.listFlags(ctx, "open", 10)
+	if err != nil {
+		o.log.Warn("console: recent flags", "err", err)
 	}
+	p.flags = flags
 	if o.deps.Leaderboards != nil && o.cfg.Leaderboard != "" {
 		page, err := o.deps.Leaderboards.Read(ctx, leaderboard.Query{Board: o.cfg.Leaderboard, Limit: 10})
 		if err != nil {

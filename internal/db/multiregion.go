@@ -32,7 +32,7 @@ var PlayerHomedTables = []string{
 	// Operator tables: a role row lives with its player; an audit row in
 	// the region of the operator who acted, so the log stays writable
 	// while another region is down (the time a failover is audited).
-	"player_roles", "ops_audit",
+	"player_roles", "ops_audit", "flag_reviews",
 }
 
 // GlobalTables are read everywhere and written rarely: GLOBAL locality.

@@ -56,7 +56,11 @@
 
   function renderFlags(flags) {
     $("flags-box").hidden = role === "player";
-    $("flags").replaceChildren(...(flags || []).map((f) => el("tr", {}, el("td", {}, f.created_at), el("td", {}, f.player_id), el("td", {}, f.rule), el("td", {}, f.observed), el("td", {}, f.threshold))));
+    $("flags").replaceChildren(...(flags || []).map((f) => el("tr", { "data-flag": f.id },
+      el("td", {}, f.created_at), el("td", {}, f.player_id), el("td", {}, f.rule), el("td", {}, f.observed), el("td", {}, f.threshold),
+      el("td", {},
+        el("button", { class: "clear", type: "button", onclick: () => review(f.id, "cleared") }, "clear"), " ",
+        el("button", { class: "confirm", type: "button", onclick: () => review(f.id, "confirmed") }, "confirm")))));
   }
 
   function renderBoard(page) {
@@ -68,7 +72,7 @@
   function render(snap) {
     role = snap.role;
     $("role").textContent = role;
-    $("actions").hidden = role !== "admin";
+    $("actions").hidden = role === "player";
     renderCells(snap);
     renderFlags(snap.flags);
     renderBoard(snap.leaderboard);
@@ -81,6 +85,14 @@
       showError("");
       loadAudit(true);
     } catch (e) { showError(`${verb} ${cell}: ${e.message}`); }
+  }
+
+  async function review(id, verdict) {
+    try {
+      await api("POST", `/ops/flags/${id}/review`, { verdict, note: $("reason").value });
+      showError("");
+      loadAudit(true);
+    } catch (e) { showError(`review: ${e.message}`); }
   }
 
   async function loadAudit(fresh) {

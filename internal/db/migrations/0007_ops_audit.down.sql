@@ -1,3 +1,4 @@
+DROP TABLE IF EXISTS flag_reviews;
 DROP INDEX IF EXISTS ops_audit_at_idx;
 DROP TABLE IF EXISTS ops_audit;
 DROP TABLE IF EXISTS player_roles;

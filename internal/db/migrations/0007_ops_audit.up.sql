@@ -28,3 +28,15 @@ CREATE TABLE IF NOT EXISTS ops_audit (
     outcome    TEXT NOT NULL DEFAULT 'ok'
 );
 CREATE INDEX IF NOT EXISTS ops_audit_at_idx ON ops_audit (at, id);
+
+-- An operator's verdict on an anomaly flag (player_flags): cleared (a
+-- false positive) or confirmed (cheating). One current verdict per flag;
+-- every change is also in ops_audit with the verdict before it.
+CREATE TABLE IF NOT EXISTS flag_reviews (
+    flag_id     UUID PRIMARY KEY,
+    player_id   UUID NOT NULL,
+    verdict     TEXT NOT NULL CHECK (verdict IN ('cleared', 'confirmed')),
+    note        TEXT NOT NULL DEFAULT '',
+    reviewer_id UUID NOT NULL,
+    reviewed_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);

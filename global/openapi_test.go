@@ -333,6 +333,15 @@ func TestOpenAPIDocument(t *testing.T) {
 	want(req{method: "GET", path: "/ops/flags?status=reviewed", token: admin.AccessToken}, 200, nil)
 	want(req{method: "POST", path: "/ops/flags/" + uuid.NewString() + "/review", token: admin.AccessToken, body: `{"verdict":"cleared"}`}, 404, nil)
 	want(req{method: "POST", path: "/ops/flags/" + flag.ID.String() + "/review", token: admin.AccessToken, body: `{"verdict":"maybe"}`}, 400, nil)
+	if _, err := s.deps.DB.Exec(context.Background(), `INSERT INTO leaderboard_records (leaderboard_id, season, player_id, region, score)
+		VALUES ('score', 0, $1, 'eu', 5000)`, p2.PlayerID); err != nil {
+		t.Fatal(err)
+	}
+	record := "/ops/leaderboards/score/records/" + p2.PlayerID
+	want(req{method: "POST", path: record, token: admin.AccessToken, body: `{"score":50,"reason":"replay showed a bug"}`}, 200, nil)
+	want(req{method: "POST", path: record, token: admin.AccessToken, body: `{"reason":"neither"}`}, 400, nil)
+	want(req{method: "POST", path: "/ops/leaderboards/score/records/" + p1.PlayerID, token: admin.AccessToken, body: `{"remove":true,"reason":"x"}`}, 404, nil)
+	want(req{method: "POST", path: record, token: p2.AccessToken, body: `{"score":9,"reason":"x"}`}, 403, nil)
 	want(req{method: "GET", path: "/ops/audit?limit=2", token: admin.AccessToken}, 200, nil)
 	want(req{method: "GET", path: "/ops/audit?cursor=nope", token: admin.AccessToken}, 400, nil)
 	want(req{method: "GET", path: "/ops/audit", token: p2.AccessToken}, 403, nil)
@@ -380,10 +389,11 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"OpsMe": ops.Me{}, "OpsSnapshot": ops.Snapshot{}, "RegionView": ops.RegionView{}, "CellView": ops.CellView{},
 		"CellLoad": ops.CellLoad{}, "OpsTotals": ops.Totals{}, "CellAction": ops.CellAction{},
 		"AuditPage": audit.Page{}, "AuditEntry": audit.Entry{}, "WalletResult": ops.WalletResult{}, "ItemsResult": ops.ItemsResult{},
-		"ReviewedFlag": ops.ReviewedFlag{}, "Review": ops.Review{}, "ReviewedFlags": ops.FlagList{},
+		"CorrectionResult": ops.CorrectionResult{},
+		"ReviewedFlag":     ops.ReviewedFlag{}, "Review": ops.Review{}, "ReviewedFlags": ops.FlagList{},
 	}, map[string]any{
 		"PurchaseRequest": store.PurchaseRequest{},
 		"WalletRequest":   ops.WalletRequest{}, "CellActionRequest": ops.ActionRequest{}, "ItemsRequest": ops.ItemsRequest{},
-		"ReviewRequest": ops.ReviewRequest{},
+		"ReviewRequest": ops.ReviewRequest{}, "CorrectionRequest": ops.CorrectionRequest{},
 	})
 }

@@ -120,6 +120,9 @@ func (o *Ops) Register(mux httpapi.Mux, requireAuth func(http.Handler) http.Hand
 	mux.Handle("GET /ops/audit", o.require(RoleAdmin, o.handleAudit))
 	mux.Handle("GET /ops/flags", o.require(RoleSupport, o.handleFlags))
 	mux.Handle("POST /ops/flags/{flagId}/review", o.require(RoleSupport, o.handleReview))
+	if o.deps.Leaderboards != nil {
+		mux.Handle("POST /ops/leaderboards/{boardId}/records/{playerId}", o.require(RoleAdmin, o.handleCorrection))
+	}
 	if o.deps.Store != nil {
 		mux.Handle("POST /ops/players/{playerId}/wallet", o.require(RoleAdmin, o.handleWallet))
 		mux.Handle("POST /ops/players/{playerId}/items", o.require(RoleAdmin, o.handleItems))

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/cellgrid/cellgrid/global/audit"
+	"github.com/cellgrid/cellgrid/global/leaderboard"
 	"github.com/cellgrid/cellgrid/global/store"
 	"github.com/cellgrid/cellgrid/internal/accesstoken"
 	"github.com/cellgrid/cellgrid/internal/db"
@@ -40,6 +41,7 @@ type env struct {
 	nc   *nats.Conn
 	topo *topology.Registry
 	reg  *prometheus.Registry
+	lb   *leaderboard.Leaderboards
 }
 
 func newEnv(t *testing.T, cfg Config) *env {
@@ -58,7 +60,14 @@ func newEnv(t *testing.T, cfg Config) *env {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewPedanticRegistry()
-	o, err := New(cfg, Deps{DB: d.Pool, NATS: nc, Topology: topo, Store: st, Log: log, Metrics: reg})
+	rd := testenv.NewRedis(t)
+	lb, err := leaderboard.New(leaderboard.Config{Boards: []leaderboard.Definition{
+		{ID: "score", Operator: leaderboard.OpBest, Scope: leaderboard.ScopeRegional},
+	}}, leaderboard.Deps{DB: d.Pool, Redis: rd.Client, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := New(cfg, Deps{DB: d.Pool, NATS: nc, Topology: topo, Store: st, Leaderboards: lb, Log: log, Metrics: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +93,7 @@ func newEnv(t *testing.T, cfg Config) *env {
 			t.Errorf("ops run: %v", err)
 		}
 	})
-	return &env{t: t, ops: o, url: srv.URL, db: d, nc: nc, topo: topo, reg: reg}
+	return &env{t: t, ops: o, url: srv.URL, db: d, nc: nc, topo: topo, reg: reg, lb: lb}
 }
 
 // player creates a player row (and a device identity) and returns its id.
@@ -625,5 +634,95 @@ func TestFlagReview(t *testing.T) {
 	}
 	if n := len(e.auditRows("")); n != 2 {
 		t.Fatalf("%d audit rows, want 2 (refusals are not actions)", n)
+	}
+}
+
+func TestLeaderboardCorrection(t *testing.T) {
+	admin := uuid.New()
+	e := newEnv(t, Config{Admins: Holders{PlayerIDs: []string{admin.String()}}})
+	ctx := context.Background()
+	cheat, honest := e.player(""), e.player("")
+	var recs []leaderboard.Record
+	if err := db.RunTx(ctx, e.db.Pool, func(ctx context.Context, tx pgx.Tx) error {
+		recs = recs[:0]
+		for p, v := range map[uuid.UUID]int64{cheat: 9999, honest: 40} {
+			rec, err := e.lb.Submit(ctx, tx, leaderboard.Score{Board: "score", PlayerID: p.String(), Region: "eu", Value: v})
+			if err != nil {
+				return err
+			}
+			recs = append(recs, rec)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.lb.Publish(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	top := func(region string) string {
+		t.Helper()
+		p, err := e.lb.Read(ctx, leaderboard.Query{Board: "score", Region: region, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, en := range p.Entries {
+			who := "honest"
+			if en.PlayerID == cheat.String() {
+				who = "cheat"
+			}
+			out = append(out, fmt.Sprintf("%s=%d", who, en.Score))
+		}
+		return strings.Join(out, ",")
+	}
+	if got := top(""); got != "cheat=9999,honest=40" {
+		t.Fatalf("before: %s", got)
+	}
+	path := "/ops/leaderboards/score/records/" + cheat.String()
+	var res CorrectionResult
+	// Lowering a best score: Submit could not, a correction can.
+	if code, ecode := e.call("POST", path, admin, `{"score":12,"reason":"speed hack"}`, &res); code != 200 || res.Before != 9999 || res.Score == nil || *res.Score != 12 {
+		t.Fatalf("correct: %d %s %+v", code, ecode, res)
+	}
+	if got, reg := top(""), top("eu"); got != "honest=40,cheat=12" || reg != got {
+		t.Fatalf("after the correction: global %s, eu %s", got, reg)
+	}
+	res = CorrectionResult{}
+	if code, ecode := e.call("POST", path, admin, `{"remove":true,"reason":"banned"}`, &res); code != 200 || res.Score != nil || res.Before != 12 {
+		t.Fatalf("remove: %d %s %+v", code, ecode, res)
+	}
+	if got, reg := top(""), top("eu"); got != "honest=40" || reg != got {
+		t.Fatalf("after the removal: global %s, eu %s", got, reg)
+	}
+	// The database agrees (a rebuilt Redis key would show the same).
+	var n int
+	if err := e.db.Pool.QueryRow(ctx, `SELECT count(*) FROM leaderboard_records WHERE player_id = $1`, cheat).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("records of the removed player: %d %v", n, err)
+	}
+	rows := e.auditRows("leaderboard.correct")
+	if len(rows) != 2 || !strings.Contains(string(rows[1].Before), `"score": 9999`) || !strings.Contains(string(rows[1].After), `"score": 12`) ||
+		!strings.Contains(string(rows[0].After), `"removed": true`) || rows[0].Reason != "banned" {
+		t.Fatalf("audit rows %+v", rows)
+	}
+	for _, c := range []struct {
+		path, body string
+		status     int
+		code       string
+	}{
+		{path, `{"score":1,"reason":"x"}`, 404, "not_ranked"},
+		{"/ops/leaderboards/nope/records/" + honest.String(), `{"score":1,"reason":"x"}`, 404, "unknown_leaderboard"},
+		{"/ops/leaderboards/score/records/" + honest.String(), `{"score":1,"remove":true,"reason":"x"}`, 400, "invalid_correction"},
+		{"/ops/leaderboards/score/records/" + honest.String(), `{"reason":"x"}`, 400, "invalid_correction"},
+		{"/ops/leaderboards/score/records/" + honest.String(), `{"score":1}`, 400, "invalid_reason"},
+	} {
+		if code, ecode := e.call("POST", c.path, admin, c.body, nil); code != c.status || ecode != c.code {
+			t.Errorf("%s %s: %d %s, want %d %s", c.path, c.body, code, ecode, c.status, c.code)
+		}
+	}
+	if code, _ := e.call("POST", "/ops/leaderboards/score/records/"+honest.String(), honest, `{"score":99999,"reason":"me"}`, nil); code != 403 {
+		t.Fatalf("a player correcting a board: %d", code)
+	}
+	if got := top(""); got != "honest=40" {
+		t.Fatalf("refused corrections changed the board: %s", got)
 	}
 }

@@ -342,6 +342,18 @@ func TestOpenAPIDocument(t *testing.T) {
 	want(req{method: "POST", path: record, token: admin.AccessToken, body: `{"reason":"neither"}`}, 400, nil)
 	want(req{method: "POST", path: "/ops/leaderboards/score/records/" + p1.PlayerID, token: admin.AccessToken, body: `{"remove":true,"reason":"x"}`}, 404, nil)
 	want(req{method: "POST", path: record, token: p2.AccessToken, body: `{"score":9,"reason":"x"}`}, 403, nil)
+	h = want(req{method: "GET", path: "/store/items", token: p1.AccessToken}, 200, nil)
+	want(req{method: "GET", path: "/store/items", token: p1.AccessToken, header: map[string]string{"If-None-Match": h.Get("ETag")}}, 304, nil)
+	var edited struct {
+		CatalogVersion int64 `json:"catalog_version"`
+	}
+	want(req{method: "PUT", path: "/ops/catalog/items/potion", token: admin.AccessToken,
+		body: `{"name":"Health potion","prices":{"gold":40},"max_stack":20,"consumable":true,"reason":"sale"}`}, 200, &edited)
+	want(req{method: "PUT", path: "/ops/catalog/items/potion", token: admin.AccessToken,
+		body: fmt.Sprintf(`{"name":"Health potion","prices":{"gold":45},"max_stack":20,"reason":"late","catalog_version":%d}`, edited.CatalogVersion-1)}, 409, nil)
+	want(req{method: "PUT", path: "/ops/catalog/items/potion", token: admin.AccessToken, body: `{"name":"x","prices":{"beans":1},"max_stack":1,"reason":"x"}`}, 400, nil)
+	want(req{method: "PUT", path: "/ops/catalog/items/potion", token: p2.AccessToken, body: `{"name":"x","prices":{},"max_stack":1,"reason":"x"}`}, 403, nil)
+	want(req{method: "GET", path: "/store/items", token: p1.AccessToken, header: map[string]string{"If-None-Match": h.Get("ETag")}}, 200, nil)
 	want(req{method: "GET", path: "/ops/audit?limit=2", token: admin.AccessToken}, 200, nil)
 	want(req{method: "GET", path: "/ops/audit?cursor=nope", token: admin.AccessToken}, 400, nil)
 	want(req{method: "GET", path: "/ops/audit", token: p2.AccessToken}, 403, nil)
@@ -389,11 +401,12 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"OpsMe": ops.Me{}, "OpsSnapshot": ops.Snapshot{}, "RegionView": ops.RegionView{}, "CellView": ops.CellView{},
 		"CellLoad": ops.CellLoad{}, "OpsTotals": ops.Totals{}, "CellAction": ops.CellAction{},
 		"AuditPage": audit.Page{}, "AuditEntry": audit.Entry{}, "WalletResult": ops.WalletResult{}, "ItemsResult": ops.ItemsResult{},
-		"CorrectionResult": ops.CorrectionResult{},
-		"ReviewedFlag":     ops.ReviewedFlag{}, "Review": ops.Review{}, "ReviewedFlags": ops.FlagList{},
+		"CorrectionResult": ops.CorrectionResult{}, "ItemEditResult": ops.ItemEditResult{},
+		"ReviewedFlag": ops.ReviewedFlag{}, "Review": ops.Review{}, "ReviewedFlags": ops.FlagList{},
 	}, map[string]any{
 		"PurchaseRequest": store.PurchaseRequest{},
 		"WalletRequest":   ops.WalletRequest{}, "CellActionRequest": ops.ActionRequest{}, "ItemsRequest": ops.ItemsRequest{},
 		"ReviewRequest": ops.ReviewRequest{}, "CorrectionRequest": ops.CorrectionRequest{},
+		"ItemEditRequest": ops.ItemEditRequest{},
 	})
 }

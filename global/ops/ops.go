@@ -126,6 +126,7 @@ func (o *Ops) Register(mux httpapi.Mux, requireAuth func(http.Handler) http.Hand
 	if o.deps.Store != nil {
 		mux.Handle("POST /ops/players/{playerId}/wallet", o.require(RoleAdmin, o.handleWallet))
 		mux.Handle("POST /ops/players/{playerId}/items", o.require(RoleAdmin, o.handleItems))
+		mux.Handle("PUT /ops/catalog/items/{itemId}", o.require(RoleAdmin, o.handleItemEdit))
 	}
 }
 

@@ -726,3 +726,71 @@ func TestLeaderboardCorrection(t *testing.T) {
 		t.Fatalf("refused corrections changed the board: %s", got)
 	}
 }
+
+func TestCatalogEditKeepsAVersionAndOutlivesRestarts(t *testing.T) {
+	admin := uuid.New()
+	e := newEnv(t, Config{Admins: Holders{PlayerIDs: []string{admin.String()}}})
+	ctx := context.Background()
+	st := e.ops.deps.Store
+	v0, err := st.CatalogVersion(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res ItemEditResult
+	edit := `{"name":"Big potion","prices":{"gold":7},"max_stack":9,"consumable":true,"reason":"weekend sale","catalog_version":%d}`
+	if code, ecode := e.call("PUT", "/ops/catalog/items/potion", admin, fmt.Sprintf(edit, v0), &res); code != 200 || res.CatalogVersion != v0+1 {
+		t.Fatalf("edit: %d %s %+v (version was %d)", code, ecode, res, v0)
+	}
+	// Based on the old version: refused, nothing changes.
+	if code, ecode := e.call("PUT", "/ops/catalog/items/potion", admin, fmt.Sprintf(edit, v0), nil); code != 409 || ecode != "catalog_version_conflict" {
+		t.Fatalf("stale edit: %d %s", code, ecode)
+	}
+	price := func() (int64, string) {
+		t.Helper()
+		cat, err := st.Catalog(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range cat {
+			if it.ID == "potion" {
+				return it.Prices["gold"], it.Name
+			}
+		}
+		return -1, ""
+	}
+	if p, name := price(); p != 7 || name != "Big potion" {
+		t.Fatalf("catalog after the edit: %d %q", p, name)
+	}
+	// A restart seeds the catalog from configuration (potion at 10): the
+	// operator's edit stays, the version moves on.
+	if _, err := store.New(store.Config{Currencies: []string{"gold"}, Items: []store.ItemTemplate{
+		{ID: "potion", Name: "Potion", Prices: map[string]int64{"gold": 10}, MaxStack: 5, Consumable: true},
+		{ID: "elixir", Name: "Elixir", Prices: map[string]int64{"gold": 80}, MaxStack: 1},
+	}}, store.Deps{DB: e.db.Pool}); err != nil {
+		t.Fatal(err)
+	}
+	if p, name := price(); p != 7 || name != "Big potion" {
+		t.Fatalf("catalog after a restart: %d %q, want the edit kept", p, name)
+	}
+	if v, _ := st.CatalogVersion(ctx); v <= res.CatalogVersion {
+		t.Fatalf("version %d after seeding, want > %d", v, res.CatalogVersion)
+	}
+	rows := e.auditRows("catalog.edit")
+	if len(rows) != 1 || !strings.Contains(string(rows[0].Before), `"prices": {"gold": 10}`) || !strings.Contains(string(rows[0].After), `"gold": 7`) {
+		t.Fatalf("audit rows %+v %s %s", rows, rows[0].Before, rows[0].After)
+	}
+	for _, c := range []struct{ body, code string }{
+		{`{"name":"","prices":{},"max_stack":1,"reason":"x"}`, "invalid_item"},
+		{`{"name":"x","prices":{"gold":1},"max_stack":0,"reason":"x"}`, "invalid_item"},
+		{`{"name":"x","prices":{"beans":1},"max_stack":1,"reason":"x"}`, "unknown_currency"},
+		{`{"name":"x","prices":{"gold":-1},"max_stack":1,"reason":"x"}`, "invalid_item"},
+		{`{"name":"x","prices":{"gold":1},"max_stack":1}`, "invalid_reason"},
+	} {
+		if code, ecode := e.call("PUT", "/ops/catalog/items/thing", admin, c.body, nil); code != 400 || ecode != c.code {
+			t.Errorf("%s: %d %s, want 400 %s", c.body, code, ecode, c.code)
+		}
+	}
+	if code, _ := e.call("PUT", "/ops/catalog/items/potion", e.player(""), `{"name":"Free","prices":{"gold":0},"max_stack":1,"reason":"x"}`, nil); code != 403 {
+		t.Fatalf("a player editing the catalog: %d", code)
+	}
+}

@@ -36,7 +36,7 @@ var PlayerHomedTables = []string{
 }
 
 // GlobalTables are read everywhere and written rarely: GLOBAL locality.
-var GlobalTables = []string{"item_templates", "item_prices", "signing_keys", "leaderboard_seasons"}
+var GlobalTables = []string{"item_templates", "item_prices", "signing_keys", "leaderboard_seasons", "catalog_version"}
 
 // DDL returns the statements that make the database multi-region, in order.
 func (m MultiRegion) DDL() ([]string, error) {

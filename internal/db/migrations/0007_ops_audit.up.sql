@@ -40,3 +40,17 @@ CREATE TABLE IF NOT EXISTS flag_reviews (
     reviewer_id UUID NOT NULL,
     reviewed_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
+
+-- The catalog's version: bumped by every operator edit (and by a start
+-- that seeds the catalog from configuration), so clients cache GET
+-- /store/items by it. One row.
+CREATE TABLE IF NOT EXISTS catalog_version (
+    id         INT PRIMARY KEY CHECK (id = 1),
+    version    BIGINT NOT NULL CHECK (version >= 1),
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+INSERT INTO catalog_version (id, version) VALUES (1, 1) ON CONFLICT (id) DO NOTHING;
+
+-- An item an operator edited keeps the edit when the global layer
+-- restarts: seeding from configuration no longer overwrites it.
+ALTER TABLE item_templates ADD COLUMN IF NOT EXISTS ops_edited BOOLEAN NOT NULL DEFAULT false;

@@ -12,6 +12,7 @@ func globalCmd(rf *rootFlags) *cobra.Command {
 	var cfg global.Config
 	var inf infraFlags
 	var af authFlags
+	var of opsFlags
 	cmd := &cobra.Command{
 		Use:   "global",
 		Short: "Run the global layer (auth, profiles, store, leaderboards, topology)",
@@ -21,6 +22,9 @@ func globalCmd(rf *rootFlags) *cobra.Command {
 				return err
 			}
 			if cfg.Auth, err = af.config(); err != nil {
+				return err
+			}
+			if cfg.Ops, err = of.config(); err != nil {
 				return err
 			}
 			if cfg.Auth.EncryptionKey == nil {
@@ -43,6 +47,7 @@ func globalCmd(rf *rootFlags) *cobra.Command {
 	f.StringVar(&cfg.Addr, "addr", "0.0.0.0:8080", "HTTP listen address")
 	f.StringVar(&cfg.PublicURL, "public-url", "", "URL clients and cells use for this layer (the token issuer); default the listen URL")
 	af.register(f, false)
+	of.register(f)
 	f.StringSliceVar(&cfg.Cells, "cells", nil, "cell ids whose streams to source")
 	inf.register(f, "")
 	return cmd

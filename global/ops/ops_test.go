@@ -794,3 +794,22 @@ func TestCatalogEditKeepsAVersionAndOutlivesRestarts(t *testing.T) {
 		t.Fatalf("a player editing the catalog: %d", code)
 	}
 }
+
+func TestHoldersAdd(t *testing.T) {
+	var h Holders
+	id := uuid.New()
+	for _, s := range []string{id.String(), "device|my-device-0001", "https://idp.example|sub|with|bars"} {
+		if err := h.Add(s); err != nil {
+			t.Fatalf("Add(%q): %v", s, err)
+		}
+	}
+	if len(h.PlayerIDs) != 1 || h.PlayerIDs[0] != id.String() || len(h.Identities) != 2 ||
+		h.Identities[0] != (Identity{"device", "my-device-0001"}) || h.Identities[1] != (Identity{"https://idp.example", "sub|with|bars"}) {
+		t.Fatalf("holders %+v", h)
+	}
+	for _, bad := range []string{"", "nobody", "|sub", "iss|"} {
+		if err := h.Add(bad); err == nil {
+			t.Errorf("Add(%q) accepted", bad)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -178,4 +179,20 @@ func (o *Ops) require(min Role, h httpapi.Handler) http.Handler {
 func callerOf(r *http.Request) caller {
 	c, _ := r.Context().Value(callerKey{}).(caller)
 	return c
+}
+
+// Add adds one holder written as a player id (a UUID) or as an identity
+// "ISSUER|SUBJECT" (e.g. "https://idp.example|2a7f", or "device|DEVICE-ID"
+// for a guest login): the form flags and configuration files use.
+func (h *Holders) Add(s string) error {
+	if id, err := uuid.Parse(s); err == nil {
+		h.PlayerIDs = append(h.PlayerIDs, id.String())
+		return nil
+	}
+	iss, sub, ok := strings.Cut(s, "|")
+	if !ok || iss == "" || sub == "" {
+		return fmt.Errorf("role holder %q: want a player id (UUID) or ISSUER|SUBJECT", s)
+	}
+	h.Identities = append(h.Identities, Identity{Issuer: iss, Subject: sub})
+	return nil
 }

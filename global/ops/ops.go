@@ -80,6 +80,10 @@ type Ops struct {
 	requireAuth func(http.Handler) http.Handler
 	fleet       *fleetView
 	actions     *prometheus.CounterVec // action, outcome
+	// stopped is closed when Run returns: open event streams end then,
+	// instead of holding the HTTP server's graceful shutdown.
+	stopped  chan struct{}
+	stopOnce sync.Once
 
 	mu sync.Mutex
 	// mu guards the cached slow parts of a snapshot.
@@ -101,7 +105,7 @@ func New(cfg Config, deps Deps) (*Ops, error) {
 			cfg.Leaderboard = b[0].ID
 		}
 	}
-	o := &Ops{cfg: cfg, deps: deps, log: deps.Log.With("component", "ops"), fleet: newFleetView()}
+	o := &Ops{cfg: cfg, deps: deps, log: deps.Log.With("component", "ops"), fleet: newFleetView(), stopped: make(chan struct{})}
 	o.registerMetrics(deps.Metrics)
 	return o, nil
 }
@@ -131,8 +135,9 @@ func (o *Ops) Register(mux httpapi.Mux, requireAuth func(http.Handler) http.Hand
 }
 
 // Run follows the fleet on NATS (DGS heartbeats, session events) until
-// ctx ends.
+// ctx ends; the console's event streams end with it.
 func (o *Ops) Run(ctx context.Context) error {
+	defer o.stopOnce.Do(func() { close(o.stopped) })
 	if err := o.fleet.run(ctx, o.deps.NATS); err != nil {
 		return fmt.Errorf("ops: %w", err)
 	}

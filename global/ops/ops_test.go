@@ -813,3 +813,39 @@ func TestHoldersAdd(t *testing.T) {
 		}
 	}
 }
+
+// TestEventsStreamEndsWithRun: an open console stream ends when the ops
+// layer stops, so it never holds the HTTP server's graceful shutdown.
+func TestEventsStreamEndsWithRun(t *testing.T) {
+	admin := uuid.New()
+	d := testenv.NewDatabase(t)
+	_, nc := testenv.NewNATS(t, "global")
+	o, err := New(Config{Admins: Holders{PlayerIDs: []string{admin.String()}}, StreamInterval: 20 * time.Millisecond},
+		Deps{DB: d.Pool, NATS: nc, Topology: topology.NewRegistry(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- o.Run(ctx) }()
+	req := httptest.NewRequest("GET", "/ops/events", nil).WithContext(context.WithValue(context.Background(), callerKey{}, caller{ID: admin, Role: RoleAdmin}))
+	rec := httptest.NewRecorder()
+	ended := make(chan error, 1)
+	go func() { ended <- o.handleEvents(rec, req) }()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-ended:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the event stream outlived Run")
+	}
+	if !strings.Contains(rec.Body.String(), "event: snapshot") {
+		t.Fatalf("no snapshot was sent: %q", rec.Body.String())
+	}
+}

@@ -208,6 +208,8 @@ func (o *Ops) handleEvents(w http.ResponseWriter, r *http.Request) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-o.stopped:
+			return nil
 		case <-tick.C:
 		}
 	}

@@ -218,6 +218,35 @@ func TestOpsConsoleInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A flag on the player shows up on the admin's page; confirming it
+	// with the button takes it off the open list and into the audit log.
+	var flagID string
+	if err := st.DB().QueryRow(ctx, `INSERT INTO player_flags (player_id, rule, window_start, observed, threshold)
+		SELECT player_id, 'score_event_rate', now(), 500, 120 FROM auth_identities WHERE subject = 'console-player-device-1'
+		RETURNING id::text`).Scan(&flagID); err != nil {
+		t.Fatal(err)
+	}
+	flagRow := fmt.Sprintf(`#flags tr[data-flag=%q]`, flagID)
+	if err := chromedp.Do(admin, chromedp.WaitVisible(chromedp.CSS(flagRow+" button.confirm"))); err != nil {
+		t.Fatalf("the flag never appeared on the admin's page: %v", err)
+	}
+	if n := count(player, "#flags tr"); n != 0 {
+		t.Fatalf("the player's page lists %d flags, want none", n)
+	}
+	if err := chromedp.Do(admin, chromedp.Click(chromedp.CSS(flagRow+" button.confirm"))); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 20*time.Second, func() error {
+		if n := count(admin, flagRow); n != 0 {
+			return fmt.Errorf("the reviewed flag is still listed")
+		}
+		return nil
+	})
+	var verdict string
+	if err := st.DB().QueryRow(ctx, `SELECT verdict FROM flag_reviews WHERE flag_id = $1`, flagID).Scan(&verdict); err != nil || verdict != "confirmed" {
+		t.Fatalf("flag review: %q %v", verdict, err)
+	}
+
 	// Undrain from the admin's page; both pages follow.
 	if err := chromedp.Do(admin, chromedp.Click(chromedp.CSS(`button.undrain[data-cell="eu-west-1"]`))); err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -28,6 +29,7 @@ func (c *Cell) routes() http.Handler {
 	mux.Handle("POST /matchmaking/join", requireAuth(httpapi.Handle(c.join)))
 	mux.Handle("GET /matchmaking/status", requireAuth(httpapi.Handle(c.status)))
 	mux.Handle("DELETE /matchmaking/tickets/{id}", requireAuth(httpapi.Handle(c.cancel)))
+	c.partyRoutes(mux, requireAuth)
 	c.intake.Register(mux, requireAuth)
 	return mux
 }
@@ -80,38 +82,23 @@ func (c *Cell) join(w http.ResponseWriter, r *http.Request) error {
 		return &httpapi.Error{Status: http.StatusServiceUnavailable, Code: "cell_draining",
 			Message: "this cell is draining: join another cell from the topology", RetryAfter: c.cfg.RetryAfter}
 	}
-	players := []string{me}
-	seen := map[string]bool{me: true}
-	for _, p := range req.Party {
-		id, err := uuid.Parse(p)
-		if err != nil {
-			return httpapi.BadRequest("invalid_party", "party members must be player ids")
-		}
-		if s := id.String(); !seen[s] {
-			seen[s] = true
-			players = append(players, s)
-		}
-	}
-	lat := 0
-	if ms, ok := req.LatenciesMS[c.cfg.ID]; ok {
-		if ms < 0 {
-			return httpapi.BadRequest("invalid_latency", "latency must not be negative")
-		}
-		lat = max(ms, 1)
+	players, lat, err := parseJoin(req, me, c.cfg.ID)
+	if err != nil {
+		return err
 	}
 	if _, ok := c.tickets.Mode(req.GameMode); !ok {
 		return httpapi.BadRequest("unknown_game_mode", "unknown game mode")
+	}
+	// Only players who accepted the caller's party may be on the ticket.
+	if err := c.partyConsents(r.Context(), players); err != nil {
+		return err
 	}
 	ratings, err := c.ratings(r.Context(), players)
 	if err != nil {
 		return err
 	}
-	sum := 0
-	for _, p := range players {
-		sum += ratings[p]
-	}
 	t, err := c.tickets.Join(r.Context(), matchmaker.JoinRequest{
-		Owner: me, Mode: req.GameMode, Players: players, Rating: sum / len(players), LatencyMS: lat,
+		Owner: me, Mode: req.GameMode, Players: players, Rating: partyRating(players, ratings), LatencyMS: lat,
 	})
 	var full *matchmaker.PoolFullError
 	switch {
@@ -120,8 +107,45 @@ func (c *Cell) join(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return wireErrors.Wire(err)
 	}
+	// A member who left between the check and the ticket: their leave did
+	// not see the ticket, so this side sees the leave, and cancels.
+	if err := c.partyConsents(r.Context(), players); err != nil {
+		if cerr := c.tickets.Cancel(r.Context(), t); cerr != nil && !errors.Is(cerr, matchmaker.ErrNotCancellable) {
+			return cerr
+		}
+		return err
+	}
 	httpapi.WriteJSON(w, http.StatusAccepted, map[string]string{"ticket_id": t.ID})
 	return nil
+}
+
+// parseJoin checks a join request's party and latency: the ticket's
+// players (me first, then each distinct party member, canonical UUIDs) and
+// the latency to cell (0 when not reported).
+func parseJoin(req joinRequest, me, cell string) ([]string, int, error) {
+	if len(req.Party) >= matchmaker.MaxPartySize {
+		return nil, 0, httpapi.BadRequest("invalid_party", fmt.Sprintf("a party has at most %d players", matchmaker.MaxPartySize))
+	}
+	players := []string{me}
+	seen := map[string]bool{me: true}
+	for _, p := range req.Party {
+		id, err := uuid.Parse(p)
+		if err != nil {
+			return nil, 0, httpapi.BadRequest("invalid_party", "party members must be player ids")
+		}
+		if s := id.String(); !seen[s] {
+			seen[s] = true
+			players = append(players, s)
+		}
+	}
+	lat := 0
+	if ms, ok := req.LatenciesMS[cell]; ok {
+		if ms < 0 {
+			return nil, 0, httpapi.BadRequest("invalid_latency", "latency must not be negative")
+		}
+		lat = max(ms, 1)
+	}
+	return players, lat, nil
 }
 
 // ratings returns each player's elo_rating, from the Redis cache or the

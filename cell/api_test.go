@@ -26,6 +26,7 @@ func TestAPIRefusals(t *testing.T) {
 		t.Fatalf("latency above the limit: %d", res.StatusCode)
 	}
 
+	e.formParty(t, ps[0], ps[1])
 	tk := e.join(t, ps[0], "duo", ps[1])
 	// 409: a second active ticket, for the owner or a party member.
 	for _, p := range ps[:2] {

@@ -1,6 +1,7 @@
 // Package cell wires one regional cell: the cell HTTP API (matchmaking
-// join/status/cancel behind the access-token middleware, /healthz, /readyz,
-// /metrics), the matchmaker (cell/matchmaker), the DGS fleet (cell/fleet),
+// join/status/cancel and parties behind the access-token middleware,
+// /healthz, /readyz, /metrics; a party forms by invitation and acceptance,
+// see party.go), the matchmaker (cell/matchmaker), the DGS fleet (cell/fleet),
 // game sessions (cell/session) and the KCP/UDP relay (relay), all on the
 // cell's Redis, NATS and the shared database.
 //

@@ -123,6 +123,7 @@ func TestDuelEndToEnd(t *testing.T) {
 func TestPartyStaysTogether(t *testing.T) {
 	e := newEnv(t, nil)
 	ps := newPlayers(4)
+	e.formParty(t, ps[0], ps[1])
 	owner := e.join(t, ps[0], "duo", ps[1])
 	e.join(t, ps[2], "duo")
 	e.join(t, ps[3], "duo")

@@ -107,6 +107,28 @@ func TestOpenAPIDocument(t *testing.T) {
 	want(call("POST", "/matchmaking/join", ps[0], "text/plain", `{"game_mode":"duel"}`, nil), 415, "text body")
 	want(call("POST", "/matchmaking/join", ps[0], jsonCT, `{"game_mode":"`+strings.Repeat("a", 70<<10)+`"}`, nil), 413, "huge body")
 
+	// Parties: ps[0] leads, ps[1] is invited and accepts.
+	var party partyView
+	want(call("POST", "/parties", ps[0], "", "", &party), 201, "create party")
+	want(call("POST", "/parties", ps[0], "", "", nil), 409, "a second party")
+	pp := "/parties/" + party.PartyID
+	want(call("POST", "/matchmaking/join", ps[0], jsonCT, `{"game_mode":"duo","party":["`+ps[1]+`"]}`, nil), 403, "join with an unconsenting player")
+	want(call("POST", pp+"/invites", ps[1], jsonCT, `{"player_id":"`+ps[2]+`"}`, nil), 403, "invite by a non-leader")
+	want(call("POST", pp+"/invites", ps[0], jsonCT, `{"player_id":"nope"}`, nil), 400, "invite a non-id")
+	want(call("POST", pp+"/invites", ps[0], jsonCT, `{"player_id":"`+ps[1]+`"}`, &party), 200, "invite")
+	want(call("POST", pp+"/invites", ps[0], jsonCT, `{"player_id":"`+ps[2]+`"}`, nil), 200, "invite another")
+	want(call("POST", pp+"/invites", "", jsonCT, `{"player_id":"`+ps[1]+`"}`, nil), 401, "invite without token")
+	want(call("GET", pp, ps[1], "", "", &party), 200, "invitee reads the party")
+	want(call("GET", pp, ps[3], "", "", nil), 404, "outsider reads the party")
+	want(call("GET", "/parties/6f1c3c4e-0000-4000-8000-000000000000", ps[0], "", "", nil), 404, "unknown party")
+	want(call("POST", pp+"/accept", ps[3], "", "", nil), 403, "accept without an invitation")
+	want(call("POST", pp+"/accept", ps[1], "", "", &party), 200, "accept")
+	want(call("POST", pp+"/leave", ps[2], "", "", nil), 200, "decline")
+	want(call("POST", pp+"/leave", ps[3], "", "", nil), 404, "leave a party one is not in")
+	if !slices.Contains(party.Members, ps[1]) {
+		t.Errorf("party = %+v", party)
+	}
+
 	// A queued ticket: status, someone else's, a second ticket, cancel.
 	tk := join(ps[0], "duo", ps[1])
 	var tv ticketView
@@ -124,6 +146,12 @@ func TestOpenAPIDocument(t *testing.T) {
 	want(call("DELETE", "/matchmaking/tickets/"+tk, ps[0], "", "", nil), 409, "cancel twice")
 	want(call("DELETE", "/matchmaking/tickets/6f1c3c4e-0000-4000-8000-000000000000", ps[0], "", "", nil), 404, "cancel unknown")
 	want(call("DELETE", "/matchmaking/tickets/"+tk, "", "", "", nil), 401, "cancel without token")
+	var left partyLeft
+	want(call("POST", pp+"/leave", ps[1], "", "", &left), 200, "member leaves")
+	want(call("POST", pp+"/leave", ps[0], "", "", &left), 200, "leader disbands")
+	if left.State != "disbanded" {
+		t.Errorf("leader left: %+v", left)
+	}
 
 	// The tiny pool holds one ticket: 503 with Retry-After.
 	join(ps[2], "tiny")
@@ -178,8 +206,8 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		t.Fatal(err)
 	}
 	openapitest.CheckSchemas(t, doc, map[string]any{
-		"Ticket": ticketView{}, "Session": sessionView{},
+		"Ticket": ticketView{}, "Session": sessionView{}, "Party": partyView{}, "PartyLeft": partyLeft{},
 	}, map[string]any{
-		"JoinRequest": joinRequest{}, "TelemetryBatch": telemetry.IntakeRequest{}, "TelemetryEvent": telemetry.IntakeEvent{},
+		"JoinRequest": joinRequest{}, "PartyInvite": partyInvite{}, "TelemetryBatch": telemetry.IntakeRequest{}, "TelemetryEvent": telemetry.IntakeEvent{},
 	})
 }

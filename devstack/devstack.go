@@ -175,6 +175,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 		return nil, err
 	}
 	cfg.Auth.AllowDeviceLogin = true
+	if cfg.Auth.RateLimits.PerSource == (auth.RateLimit{}) {
+		// Every dev client (bots, e2e players) comes from loopback: one
+		// source. The per-identity limits stay at their defaults.
+		cfg.Auth.RateLimits.PerSource = auth.RateLimit{Rate: 10000, Burst: 10000}
+	}
 	if cfg.Auth.EncryptionKey == nil {
 		if cfg.Auth.EncryptionKey, err = loadOrCreateKey(filepath.Join(cfg.DataDir, "encryption.key")); err != nil {
 			return nil, err

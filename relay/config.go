@@ -50,6 +50,20 @@ type Config struct {
 	// them. Defaults 2 and 256.
 	HandshakeWorkers int
 	HandshakeQueue   int
+	// HelloPerAddr and HelloPerIP are HELLOs accepted per second from one
+	// ip:port and from one IP (all ports: players behind one NAT share it),
+	// checked in the read loop before any token work; bursts are 2× the
+	// rate. HelloSources bounds the sources tracked by each limiter (the
+	// least useful are forgotten first). Over the limit a HELLO is dropped
+	// unanswered (relay_dropped_total{reason="hello_limited"}). Defaults
+	// 5/s, 50/s, 65536; a negative rate disables that limit.
+	HelloPerAddr float64
+	HelloPerIP   float64
+	HelloSources int
+	// ChallengeTTL is how long a CHALLENGE cookie may be echoed. Moving a
+	// binding to a new address needs the cookie echoed from that address
+	// (return routability). Default 10s.
+	ChallengeTTL time.Duration
 	// HandshakeTimeout bounds SessionChecker and ReplayGuard calls. Default 2s.
 	HandshakeTimeout time.Duration
 	// ReadBatch is how many datagrams one read takes from the public socket
@@ -79,6 +93,10 @@ func DefaultConfig() Config {
 		HandshakeQueue:   256,
 		HandshakeTimeout: 2 * time.Second,
 		ReadBatch:        32,
+		HelloPerAddr:     5,
+		HelloPerIP:       50,
+		HelloSources:     65536,
+		ChallengeTTL:     10 * time.Second,
 	}
 }
 
@@ -130,13 +148,25 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ReadBatch == 0 {
 		c.ReadBatch = d.ReadBatch
 	}
+	if c.HelloPerAddr == 0 {
+		c.HelloPerAddr = d.HelloPerAddr
+	}
+	if c.HelloPerIP == 0 {
+		c.HelloPerIP = d.HelloPerIP
+	}
+	if c.HelloSources == 0 {
+		c.HelloSources = d.HelloSources
+	}
+	if c.ChallengeTTL == 0 {
+		c.ChallengeTTL = d.ChallengeTTL
+	}
 	switch {
-	case c.TokenLeeway < 0, c.IdleTimeout < 0, c.HandshakeTimeout < 0:
+	case c.TokenLeeway < 0, c.IdleTimeout < 0, c.HandshakeTimeout < 0, c.ChallengeTTL < 0:
 		return c, errors.New("relay config: negative duration")
 	case c.PacketsPerSecond < 0 || c.BytesPerSecond < 0 || c.PingPerSource < 0 || c.PingGlobal < 0:
 		return c, errors.New("relay config: negative rate")
 	case c.PacketBurst < 1 || c.MaxBindings < 1 || c.PingBuckets < 1 ||
-		c.HandshakeWorkers < 1 || c.HandshakeQueue < 1 || c.ReadBatch < 1:
+		c.HandshakeWorkers < 1 || c.HandshakeQueue < 1 || c.ReadBatch < 1 || c.HelloSources < 1:
 		return c, errors.New("relay config: count below 1")
 	case c.MaxDatagram < packet.MaxLen || c.MaxDatagram > 65535:
 		return c, fmt.Errorf("relay config: MaxDatagram %d outside [%d, 65535]", c.MaxDatagram, packet.MaxLen)

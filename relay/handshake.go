@@ -16,13 +16,66 @@ import (
 // helloResult is what a HELLO led to: the binding that now carries the
 // sender (nil when rejected), the metric outcome and the reject reason.
 type helloResult struct {
-	b       *binding
-	outcome string
-	reason  packet.RejectReason
+	b         *binding
+	outcome   string
+	reason    packet.RejectReason
+	challenge *packet.Cookie // set when the sender must echo it first
 }
 
 func rejected(reason packet.RejectReason) helloResult {
 	return helloResult{outcome: reason.String(), reason: reason}
+}
+
+// handleHello runs in the read loop: it applies the per-source limits and
+// the cheap token checks (size, version, key id, expiry) before a HELLO may
+// take a slot in the handshake queue, so a flood of forged or stale HELLOs
+// costs neither Ed25519 work nor a store round trip, and a bound client's
+// datagrams (served by this same loop) keep flowing.
+func (r *Relay) handleHello(b, token []byte, from netip.AddrPort, now time.Time) {
+	if !r.helloAddr.Allow(from, now) || !r.helloIP.Allow(from.Addr(), now) {
+		r.drop(dropHelloLimited)
+		return
+	}
+	r.mu.RLock()
+	bnd := r.byAddr[from]
+	r.mu.RUnlock()
+	if bnd != nil && !bnd.allow(now, len(b)) {
+		r.drop(dropRateLimited)
+		return
+	}
+	tok, err := r.verifier.Precheck(token, now.Add(-r.cfg.TokenLeeway))
+	switch {
+	case err == nil:
+	case errors.Is(err, connecttoken.ErrExpired):
+		// Only the token of a live binding may still move it (checked
+		// again, with the signature, by the worker).
+		if !r.boundByToken(bindingKey{tok.SessionID, tok.PlayerID}, tok.Nonce) {
+			r.rejectEarly(from, packet.RejectExpired)
+			return
+		}
+	case errors.Is(err, connecttoken.ErrUnknownKey):
+		r.rejectEarly(from, packet.RejectInvalidToken)
+		return
+	default:
+		r.rejectEarly(from, packet.RejectMalformed)
+		return
+	}
+	req := helloReq{from: from, n: len(b)}
+	copy(req.pkt[:], b)
+	select {
+	case r.hellos <- req:
+	default:
+		r.drop(dropHandshakeQueue)
+	}
+}
+
+// rejectEarly answers a HELLO refused by the read loop. A REJECT is shorter
+// than any HELLO, so it amplifies nothing.
+func (r *Relay) rejectEarly(from netip.AddrPort, reason packet.RejectReason) {
+	r.m.hellos.WithLabelValues(reason.String()).Inc()
+	if err := r.writeTo(packet.AppendReject(nil, reason), from); err != nil {
+		r.drop(dropClientWrite)
+	}
 }
 
 func (r *Relay) handshakeWorker() {
@@ -32,18 +85,33 @@ func (r *Relay) handshakeWorker() {
 		case <-r.done:
 			return
 		case req := <-r.hellos:
-			r.answerHello(req.from, req.pkt[:])
+			r.answerHello(req.from, req.pkt[:req.n])
 		}
 	}
 }
 
-// answerHello runs the handshake for one HELLO and answers the sender. On
-// success the HELLO is forwarded to the DGS through the binding's upstream
-// socket before WELCOME goes out, so the DGS sees it before any KCP from the
-// client.
+// answerHello runs the handshake for one HELLO or HELLO_COOKIE and answers
+// the sender. On success a HELLO carrying the token is forwarded to the DGS
+// through the binding's upstream socket before WELCOME goes out, so the DGS
+// sees it before any KCP from the client.
 func (r *Relay) answerHello(from netip.AddrPort, pkt []byte) {
-	res := r.hello(from, pkt[packet.ControlHeaderLen:])
+	c, err := packet.ParseControl(pkt)
+	if err != nil {
+		return // the read loop parsed it already
+	}
+	var cookie *packet.Cookie
+	if c.Type == packet.TypeHelloCookie {
+		cookie = &c.Cookie
+	}
+	res := r.hello(from, c.Token, cookie)
 	r.m.hellos.WithLabelValues(res.outcome).Inc()
+	if res.challenge != nil {
+		r.log.Debug("hello challenged", "from", from)
+		if err := r.writeTo(packet.AppendChallenge(nil, *res.challenge), from); err != nil {
+			r.drop(dropClientWrite)
+		}
+		return
+	}
 	if res.b == nil {
 		r.log.Debug("hello rejected", "from", from, "reason", res.reason)
 		if err := r.writeTo(packet.AppendReject(nil, res.reason), from); err != nil {
@@ -53,7 +121,7 @@ func (r *Relay) answerHello(from netip.AddrPort, pkt []byte) {
 	}
 	r.log.Debug("hello accepted", "from", from, "outcome", res.outcome,
 		"session", res.b.key.session, "player", res.b.key.player)
-	if _, err := res.b.up.Write(pkt); err != nil {
+	if _, err := res.b.up.Write(packet.AppendHello(nil, c.Token)); err != nil {
 		r.drop(dropUpstreamWrite)
 	}
 	if err := r.writeTo(packet.AppendWelcome(nil, res.b.key.session), from); err != nil {
@@ -61,10 +129,12 @@ func (r *Relay) answerHello(from netip.AddrPort, pkt []byte) {
 	}
 }
 
-// hello decides what a HELLO carrying token does. See the package doc for
-// the replay and rebinding rules.
-func (r *Relay) hello(from netip.AddrPort, token []byte) helloResult {
-	tok, err := r.verifier.Verify(token, time.Now().Add(-r.cfg.TokenLeeway))
+// hello decides what a HELLO carrying token (and the echoed cookie of a
+// HELLO_COOKIE, else nil) does. See the package doc for the replay,
+// rebinding and return-routability rules.
+func (r *Relay) hello(from netip.AddrPort, token []byte, cookie *packet.Cookie) helloResult {
+	now := time.Now()
+	tok, err := r.verifier.Verify(token, now.Add(-r.cfg.TokenLeeway))
 	expired := false
 	switch {
 	case err == nil:
@@ -84,6 +154,15 @@ func (r *Relay) hello(from netip.AddrPort, token []byte) helloResult {
 		return rejected(packet.RejectForbidden)
 	}
 	key := bindingKey{session: tok.SessionID, player: tok.PlayerID}
+
+	// Return routability: a binding moves to a new address only once that
+	// address has echoed a cookie sent to it, so a HELLO replayed from a
+	// spoofed source cannot redirect a player's traffic to a third party.
+	if b := r.bindingFor(key); b != nil && b.dgs == tok.ServerAddr && *b.client.Load() != from &&
+		(cookie == nil || !r.cookieValid(*cookie, from, key, tok.Nonce, now)) {
+		ck := r.makeCookie(from, key, tok.Nonce, now)
+		return helloResult{outcome: helloChallenged, challenge: &ck}
+	}
 
 	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.HandshakeTimeout)
 	defer cancel()
@@ -245,6 +324,15 @@ func (r *Relay) bindingCount() int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return len(r.byKey)
+}
+
+// boundByToken reports whether the token with nonce created or last moved
+// the binding of key.
+func (r *Relay) boundByToken(key bindingKey, nonce [16]byte) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	b := r.byKey[key]
+	return b != nil && b.nonce == nonce
 }
 
 func (r *Relay) bindingFor(key bindingKey) *binding {

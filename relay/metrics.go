@@ -15,20 +15,24 @@ const (
 	dropRateLimited    = "rate_limited"    // binding over its packet or byte budget
 	dropPingLimited    = "ping_limited"    // beacon over per-source or global budget
 	dropHandshakeQueue = "handshake_queue" // HELLO queue full
+	dropHelloLimited   = "hello_limited"   // HELLO over its source's (ip:port or IP) budget
 	dropUpstreamWrite  = "upstream_write"  // write to the DGS failed
 	dropClientWrite    = "client_write"    // write to the client failed
 )
 
 var dropReasons = []string{dropUnbound, dropMalformed, dropUnexpected, dropTooLarge,
-	dropRateLimited, dropPingLimited, dropHandshakeQueue, dropUpstreamWrite, dropClientWrite}
+	dropRateLimited, dropPingLimited, dropHandshakeQueue, dropHelloLimited, dropUpstreamWrite, dropClientWrite}
 
 // HELLO outcomes, the values of relay_hello_total{outcome}: "bound" (new
 // binding), "moved" (binding moved to a new address), "repeat" (HELLO again
-// from the bound address), or a packet.RejectReason's String.
+// from the bound address), "challenged" (a HELLO that would move a binding
+// to a new address was answered with a CHALLENGE), or a
+// packet.RejectReason's String.
 const (
-	helloBound  = "bound"
-	helloMoved  = "moved"
-	helloRepeat = "repeat"
+	helloBound      = "bound"
+	helloMoved      = "moved"
+	helloRepeat     = "repeat"
+	helloChallenged = "challenged"
 )
 
 type metrics struct {

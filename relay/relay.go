@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/net/ipv4"
 	"golang.org/x/time/rate"
 
+	"github.com/cellgrid/cellgrid/internal/sourcelimit"
 	"github.com/cellgrid/cellgrid/proto/connecttoken"
 	"github.com/cellgrid/cellgrid/proto/packet"
 )
@@ -43,6 +45,12 @@ type Relay struct {
 	pingSeed    maphash.Seed
 	pongBuf     []byte
 
+	// HELLO limits per source, touched only by the read loop.
+	helloAddr *sourcelimit.Limiter[netip.AddrPort]
+	helloIP   *sourcelimit.Limiter[netip.Addr]
+
+	cookieKey [32]byte // HMAC key of CHALLENGE cookies, random per Relay
+
 	ctx       context.Context // cancelled by Close; bounds store calls
 	cancel    context.CancelFunc
 	done      chan struct{} // closed by Close
@@ -60,7 +68,8 @@ type Relay struct {
 
 type helloReq struct {
 	from netip.AddrPort
-	pkt  [packet.HelloLen]byte
+	n    int // HelloLen or HelloCookieLen
+	pkt  [packet.MaxLen]byte
 }
 
 type pingBucket struct {
@@ -109,11 +118,16 @@ func New(cfg Config, deps Deps) (*Relay, error) {
 		pingBuckets: make([]pingBucket, cfg.PingBuckets),
 		pingSeed:    maphash.MakeSeed(),
 		pongBuf:     make([]byte, 0, packet.PongSeqLen),
+		helloAddr:   sourcelimit.New[netip.AddrPort](cfg.HelloPerAddr, int(2*cfg.HelloPerAddr), cfg.HelloSources),
+		helloIP:     sourcelimit.New[netip.Addr](cfg.HelloPerIP, int(2*cfg.HelloPerIP), cfg.HelloSources),
 		ctx:         ctx,
 		cancel:      cancel,
 		done:        make(chan struct{}),
 		byAddr:      make(map[netip.AddrPort]*binding),
 		byKey:       make(map[bindingKey]*binding),
+	}
+	if _, err := rand.Read(r.cookieKey[:]); err != nil {
+		return nil, fmt.Errorf("relay: cookie key: %w", err)
 	}
 	if uc, ok := deps.Conn.(*net.UDPConn); ok {
 		r.udp = uc
@@ -327,21 +341,8 @@ func (r *Relay) handleControl(b []byte, from netip.AddrPort, now time.Time) {
 			return
 		}
 		r.m.pongs.Inc()
-	case packet.TypeHello:
-		r.mu.RLock()
-		bnd := r.byAddr[from]
-		r.mu.RUnlock()
-		if bnd != nil && !bnd.allow(now, len(b)) {
-			r.drop(dropRateLimited)
-			return
-		}
-		req := helloReq{from: from}
-		copy(req.pkt[:], b)
-		select {
-		case r.hellos <- req:
-		default:
-			r.drop(dropHandshakeQueue)
-		}
+	case packet.TypeHello, packet.TypeHelloCookie:
+		r.handleHello(b, c.Token, from, now)
 	default:
 		r.drop(dropUnexpected)
 	}

@@ -201,7 +201,7 @@ func BenchmarkMemoryPerBinding(b *testing.B) {
 		runtime.ReadMemStats(&m0)
 		for i, tok := range tokens {
 			from := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(20000+i))
-			if res := tr.Relay.hello(from, tok); res.b == nil {
+			if res := tr.Relay.hello(from, tok, nil); res.b == nil {
 				b.Fatalf("binding %d: %v", i, res.reason)
 			}
 		}

@@ -244,10 +244,25 @@ func (tr *testRelay) hello(t testing.TB, c *net.UDPConn, token []byte) packet.Co
 	return ans
 }
 
-// bind sends a HELLO and fails unless WELCOME comes back.
+// helloEcho sends a HELLO, answers a CHALLENGE as a client does
+// (HELLO_COOKIE echoing the cookie) and returns the final answer.
+func (tr *testRelay) helloEcho(t testing.TB, c *net.UDPConn, token []byte) packet.Control {
+	t.Helper()
+	a := tr.hello(t, c, token)
+	if a.Type == packet.TypeChallenge {
+		send(t, c, tr.addr, packet.AppendHelloCookie(nil, token, a.Cookie))
+		var err error
+		if a, err = packet.ParseControl(recv(t, c)); err != nil {
+			t.Fatalf("answer to HELLO_COOKIE: %v", err)
+		}
+	}
+	return a
+}
+
+// bind is helloEcho failing unless WELCOME comes back.
 func (tr *testRelay) bind(t testing.TB, c *net.UDPConn, token []byte) {
 	t.Helper()
-	if a := tr.hello(t, c, token); a.Type != packet.TypeWelcome {
+	if a := tr.helloEcho(t, c, token); a.Type != packet.TypeWelcome {
 		t.Fatalf("HELLO answered %v %v, want welcome", a.Type, a.Reason)
 	}
 }

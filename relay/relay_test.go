@@ -204,7 +204,7 @@ func TestRebindingWithExpiredToken(t *testing.T) {
 	}
 	// Once the session ends, the token moves nothing.
 	tr.sessions.Remove(session)
-	if a := tr.hello(t, listen(t, n), token); a.Type != packet.TypeReject || a.Reason != packet.RejectSessionNotLive {
+	if a := tr.helloEcho(t, listen(t, n), token); a.Type != packet.TypeReject || a.Reason != packet.RejectSessionNotLive {
 		t.Fatalf("answer %v %v, want reject session_not_live", a.Type, a.Reason)
 	}
 }
@@ -282,8 +282,12 @@ func TestPingBeacon(t *testing.T) {
 			if err != nil || pong.Type != packet.TypePong || pong.Ping != p {
 				t.Fatalf("pong %+v (%v), want echo of %+v", pong, err, p)
 			}
-			if !bytes.Equal(raw[packet.ControlHeaderLen:len(ping)], ping[packet.ControlHeaderLen:]) {
+			body := len(ping) - packet.PingRoom
+			if !bytes.Equal(raw[packet.ControlHeaderLen:body], ping[packet.ControlHeaderLen:body]) {
 				t.Fatal("pong does not echo the ping bytes")
+			}
+			if len(raw) > len(ping) {
+				t.Fatalf("a PING of %d bytes got a PONG of %d bytes: the beacon amplifies", len(ping), len(raw))
 			}
 			if pong.RelayTime < before {
 				t.Fatalf("relay time %d before send time %d", pong.RelayTime, before)

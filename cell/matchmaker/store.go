@@ -61,7 +61,7 @@ type JoinRequest struct {
 	Owner     string
 	Mode      string
 	Players   []string // includes Owner
-	Rating    int      // mean rating of Players
+	Rating    int      // the party's rating: its strongest player's (cell/party.go)
 	LatencyMS int
 }
 

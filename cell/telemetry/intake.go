@@ -32,6 +32,10 @@ type Config struct {
 	MaxBody   int64
 	// EventTypes allowed; empty allows any name matching [a-z][a-z0-9_.]{0,63}.
 	EventTypes []string
+	// MaxPayloadBytes (4 KiB, encoded) and MaxPayloadDepth (8 levels of
+	// objects/arrays) bound one event's payload; beyond them → 400.
+	MaxPayloadBytes int
+	MaxPayloadDepth int
 	// MaxFutureSkew (1m) and MaxAge (24h) bound event timestamps.
 	MaxFutureSkew, MaxAge time.Duration
 	// EventsPerSecond (50) and Burst (200) limit events per player, per
@@ -50,7 +54,8 @@ type Config struct {
 // DefaultConfig returns every default in one place (Cell has none).
 func DefaultConfig() Config {
 	return Config{
-		MaxEvents: 100, MaxBody: 256 << 10, MaxFutureSkew: time.Minute, MaxAge: 24 * time.Hour,
+		MaxEvents: 100, MaxBody: 256 << 10, MaxPayloadBytes: 4 << 10, MaxPayloadDepth: 8,
+		MaxFutureSkew: time.Minute, MaxAge: 24 * time.Hour,
 		EventsPerSecond: 50, Burst: 200, MaxTrackedPlayers: 100000, StreamReplicas: 1, Now: time.Now,
 	}
 }
@@ -65,6 +70,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxBody <= 0 {
 		c.MaxBody = d.MaxBody
+	}
+	if c.MaxPayloadBytes <= 0 {
+		c.MaxPayloadBytes = d.MaxPayloadBytes
+	}
+	if c.MaxPayloadDepth <= 0 {
+		c.MaxPayloadDepth = d.MaxPayloadDepth
 	}
 	if c.MaxFutureSkew <= 0 {
 		c.MaxFutureSkew = d.MaxFutureSkew
@@ -216,28 +227,12 @@ func (h *Intake) serve(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return httpapi.Unauthorized("access token subject is not a player id")
 	}
-	var req IntakeRequest
-	if err := httpapi.DecodeJSON(w, r, &req, h.cfg.MaxBody); err != nil {
-		h.events.WithLabelValues("invalid").Inc()
+	now := h.cfg.Now()
+	batch, err := h.parse(w, r, player, now)
+	if err != nil {
 		return err
 	}
-	n := len(req.Events)
-	if n == 0 || n > h.cfg.MaxEvents {
-		h.events.WithLabelValues("invalid").Add(float64(n))
-		return httpapi.BadRequest("invalid_events", fmt.Sprintf("send 1..%d events", h.cfg.MaxEvents))
-	}
-	now := h.cfg.Now()
-	batch := events.TelemetryBatch{Events: make([]events.TelemetryEvent, 0, n)}
-	for i, e := range req.Events {
-		if err := h.validate(e, now); err != nil {
-			h.events.WithLabelValues("invalid").Add(float64(n))
-			return httpapi.BadRequest("invalid_event", fmt.Sprintf("event %d: %v", i, err))
-		}
-		batch.Events = append(batch.Events, events.TelemetryEvent{
-			EventID: uuid.NewString(), PlayerID: player.String(), EventType: e.EventType,
-			SessionID: e.SessionID, Timestamp: e.Timestamp.UTC(), Payload: e.Payload, Cell: h.cfg.Cell,
-		})
-	}
+	n := len(batch.Events)
 	if !h.limiter(player.String()).AllowN(now, n) {
 		h.events.WithLabelValues("rate_limited").Add(float64(n))
 		return &httpapi.Error{Status: http.StatusTooManyRequests, Code: "rate_limited",
@@ -264,6 +259,39 @@ func (h *Intake) serve(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// parse decodes and validates a request body into the batch to publish.
+// Every error is an *httpapi.Error with a 4xx status.
+func (h *Intake) parse(w http.ResponseWriter, r *http.Request, player uuid.UUID, now time.Time) (events.TelemetryBatch, error) {
+	var req IntakeRequest
+	if err := decodeUTF8JSON(w, r, &req, h.cfg.MaxBody); err != nil {
+		h.count("invalid", 1)
+		return events.TelemetryBatch{}, err
+	}
+	n := len(req.Events)
+	if n == 0 || n > h.cfg.MaxEvents {
+		h.count("invalid", n)
+		return events.TelemetryBatch{}, httpapi.BadRequest("invalid_events", fmt.Sprintf("send 1..%d events", h.cfg.MaxEvents))
+	}
+	batch := events.TelemetryBatch{Events: make([]events.TelemetryEvent, 0, n)}
+	for i, e := range req.Events {
+		if err := h.validate(e, now); err != nil {
+			h.count("invalid", n)
+			return events.TelemetryBatch{}, httpapi.BadRequest("invalid_event", fmt.Sprintf("event %d: %v", i, err))
+		}
+		batch.Events = append(batch.Events, events.TelemetryEvent{
+			EventID: uuid.NewString(), PlayerID: player.String(), EventType: e.EventType,
+			SessionID: e.SessionID, Timestamp: e.Timestamp.UTC(), Payload: e.Payload, Cell: h.cfg.Cell,
+		})
+	}
+	return batch, nil
+}
+
+func (h *Intake) count(outcome string, n int) {
+	if h.events != nil {
+		h.events.WithLabelValues(outcome).Add(float64(n))
+	}
+}
+
 func (h *Intake) validate(e IntakeEvent, now time.Time) error {
 	switch {
 	case h.allowed != nil && !h.allowed[e.EventType]:
@@ -282,7 +310,7 @@ func (h *Intake) validate(e IntakeEvent, now time.Time) error {
 			return errors.New("session_id must be a UUID")
 		}
 	}
-	return nil
+	return checkPayload(e.Payload, h.cfg.MaxPayloadDepth, h.cfg.MaxPayloadBytes)
 }
 
 func (h *Intake) limiter(player string) *rate.Limiter {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,7 +98,7 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 			return nil, fmt.Errorf("wire dial: %w", err)
 		}
 	}
-	filter := &controlFilter{PacketConn: pc, rejects: make(chan packet.RejectReason, 1)}
+	filter := newControlFilter(pc, cfg.Addr, cfg.Token)
 	hello := packet.AppendHello(nil, cfg.Token)
 	if _, err := pc.WriteTo(hello, cfg.Addr); err != nil {
 		pc.Close()
@@ -289,11 +290,43 @@ func (c *Client) pushSnapshot(s wire.Snapshot) {
 	}
 }
 
-// controlFilter hides relay control packets (WELCOME, REJECT, PONG) from
-// kcp-go and reports REJECTs.
+// controlFilter hides relay control packets (WELCOME, REJECT, PONG,
+// CHALLENGE) from kcp-go, reports REJECTs and answers the relay's
+// CHALLENGEs.
 type controlFilter struct {
 	net.PacketConn
 	rejects chan packet.RejectReason
+	relay   netip.AddrPort // where HELLOs go; CHALLENGEs from elsewhere are ignored
+	token   []byte
+}
+
+// newControlFilter wraps pc; CHALLENGEs from relay are answered with token.
+func newControlFilter(pc net.PacketConn, relay net.Addr, token []byte) *controlFilter {
+	return &controlFilter{PacketConn: pc, rejects: make(chan packet.RejectReason, 1),
+		relay: addrPortOf(relay), token: token}
+}
+
+// addrPortOf is the canonical ip:port of a UDP address (invalid otherwise).
+func addrPortOf(a net.Addr) netip.AddrPort {
+	ua, ok := a.(*net.UDPAddr)
+	if !ok {
+		return netip.AddrPort{}
+	}
+	ap := ua.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// answerChallenge echoes the relay's cookie with the token (HELLO_COOKIE):
+// the relay moves a binding to a new client address only after that
+// address proved it receives the relay's datagrams (docs/protocol.md §3).
+// Whenever a HELLO may be answered -- the first one, a retransmission, a
+// HELLO after the local address changed -- a CHALLENGE may come back
+// instead of WELCOME.
+func (f *controlFilter) answerChallenge(from net.Addr, cookie packet.Cookie) {
+	if !f.relay.IsValid() || addrPortOf(from) != f.relay {
+		return // the token goes to the relay only
+	}
+	_, _ = f.WriteTo(packet.AppendHelloCookie(nil, f.token, cookie), from)
 }
 
 func (f *controlFilter) ReadFrom(b []byte) (int, net.Addr, error) {
@@ -302,11 +335,16 @@ func (f *controlFilter) ReadFrom(b []byte) (int, net.Addr, error) {
 		if err != nil || !packet.IsControl(b[:n]) {
 			return n, addr, err
 		}
-		if c, perr := packet.ParseControl(b[:n]); perr == nil && c.Type == packet.TypeReject {
+		c, perr := packet.ParseControl(b[:n])
+		switch {
+		case perr != nil:
+		case c.Type == packet.TypeReject:
 			select {
 			case f.rejects <- c.Reason:
 			default:
 			}
+		case c.Type == packet.TypeChallenge:
+			f.answerChallenge(addr, c.Cookie)
 		}
 	}
 }

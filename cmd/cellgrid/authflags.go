@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 
@@ -18,6 +19,7 @@ type authFlags struct {
 	configFile string
 	allowGuest bool
 	keyHex     string
+	proxies    []string
 }
 
 func (af *authFlags) register(f *pflag.FlagSet, allowGuestDefault bool) {
@@ -25,6 +27,7 @@ func (af *authFlags) register(f *pflag.FlagSet, allowGuestDefault bool) {
 	f.StringArrayVar(&af.clientIDs, "oidc-client-id", nil, "client id (audience) for the --oidc-issuer at the same position")
 	f.StringVar(&af.configFile, "auth-config", "", `JSON file: {"oidc_issuers":[{"issuer":"…","client_id":"…","algs":["RS256"]}]}`)
 	f.BoolVar(&af.allowGuest, "allow-device-login", allowGuestDefault, "accept guest login by device id (development only)")
+	f.StringArrayVar(&af.proxies, "trusted-proxy", nil, "CIDR of a load balancer in front of the global layer whose X-Forwarded-For the login rate limits believe (repeatable)")
 	f.StringVar(&af.keyHex, "encryption-key", os.Getenv("CELLGRID_ENCRYPTION_KEY"), "64 hex chars: key sealing emails and signing keys at rest; env CELLGRID_ENCRYPTION_KEY")
 }
 
@@ -59,6 +62,13 @@ func (af *authFlags) config() (auth.Config, error) {
 		for _, o := range file.OIDCIssuers {
 			cfg.OIDCIssuers = append(cfg.OIDCIssuers, auth.OIDCIssuer{Issuer: o.Issuer, ClientID: o.ClientID, Algs: o.Algs})
 		}
+	}
+	for _, p := range af.proxies {
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			return cfg, fmt.Errorf("--trusted-proxy %q: %w", p, err)
+		}
+		cfg.RateLimits.TrustedProxies = append(cfg.RateLimits.TrustedProxies, pfx)
 	}
 	if af.keyHex != "" {
 		k, err := hex.DecodeString(af.keyHex)

@@ -240,7 +240,9 @@ func TestJoinRefused(t *testing.T) {
 	}
 	for _, tc := range cases {
 		// A valid HELLO admits the address; the JOIN is checked on its own.
-		m := rawStream(t, f, good, tc.join)
+		// Each raw stream is a new address, so each needs its own token
+		// (a token binds once per DGS).
+		m := rawStream(t, f, f.token(p0, nil), tc.join)
 		r, ok := m.(wire.Refuse)
 		if !ok || r.Reason != tc.want {
 			t.Errorf("%s: got %#v, want refuse %s", tc.name, m, tc.want)
@@ -258,7 +260,7 @@ func TestJoinRefused(t *testing.T) {
 			t.Fatal("dial with a bad HELLO succeeded")
 		}
 	}
-	if m := rawStream(t, f, nil, good); m != nil {
+	if m := rawStream(t, f, nil, f.token(p0, nil)); m != nil {
 		t.Errorf("stream without HELLO answered %#v", m)
 	}
 	if f.srv.Stats().Unauthorised.Load() == before {

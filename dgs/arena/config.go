@@ -37,6 +37,12 @@ type Config struct {
 	WriteTimeout time.Duration // a blocked stream write gives up; 2 s
 	TokenLeeway  time.Duration // clock skew allowed on token expiry; 2 s
 
+	// HelloPerSource is relay HELLOs verified per second per source ip:port
+	// (burst 2×), checked before any signature work on kcp-go's read
+	// goroutine; HelloSources bounds the sources tracked. 10/s, 4096.
+	HelloPerSource float64
+	HelloSources   int
+
 	// OnMatchEnd receives each match's result once, from the match
 	// goroutine, after END was queued to the players. It must not block
 	// for long. Nil drops results.
@@ -96,6 +102,12 @@ func (c *Config) setDefaults() error {
 	def(&c.Linger, 500*time.Millisecond)
 	def(&c.WriteTimeout, 2*time.Second)
 	def(&c.TokenLeeway, 2*time.Second)
+	if c.HelloPerSource <= 0 {
+		c.HelloPerSource = 10
+	}
+	if c.HelloSources <= 0 {
+		c.HelloSources = 4096
+	}
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}

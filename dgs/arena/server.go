@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/xtaci/kcp-go/v5"
 
+	"github.com/cellgrid/cellgrid/internal/sourcelimit"
 	"github.com/cellgrid/cellgrid/proto/connecttoken"
 	"github.com/cellgrid/cellgrid/proto/events"
 	"github.com/cellgrid/cellgrid/proto/wire"
@@ -40,6 +41,9 @@ type Server struct {
 // Stats are counters for tests and metrics.
 type Stats struct {
 	HellosSeen       atomic.Int64 // relay HELLOs consumed by the filter
+	HellosLimited    atomic.Int64 // HELLOs dropped over their source's rate, unverified
+	HellosVerified   atomic.Int64 // HELLOs whose signature was checked
+	HellosReplayed   atomic.Int64 // valid tokens refused: already bound from another address
 	Unauthorised     atomic.Int64 // datagrams dropped: no admitted HELLO
 	Refused          atomic.Int64 // JOINs refused
 	Joined           atomic.Int64 // JOINs accepted
@@ -55,7 +59,8 @@ func New(cfg Config, conn net.PacketConn) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, closing: make(chan struct{})}
-	s.pc = &filterConn{PacketConn: conn, adm: &s.adm, onHello: s.verifyHello}
+	s.pc = &filterConn{PacketConn: conn, adm: &s.adm, onHello: s.verifyHello,
+		limit: sourcelimit.New[netip.AddrPort](cfg.HelloPerSource, int(2*cfg.HelloPerSource), cfg.HelloSources)}
 	ln, err := kcp.ServeConn(nil, 0, 0, s.pc)
 	if err != nil {
 		conn.Close()
@@ -71,6 +76,7 @@ func (s *Server) Addr() net.Addr { return s.pc.LocalAddr() }
 // Stats returns the server's counters.
 func (s *Server) Stats() *Stats {
 	s.stats.HellosSeen.Store(s.pc.helloSeen.Load())
+	s.stats.HellosLimited.Store(s.pc.helloLimited.Load())
 	s.stats.Unauthorised.Store(s.pc.unauthorised.Load())
 	return &s.stats
 }

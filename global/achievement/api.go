@@ -9,10 +9,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
 
 	"github.com/cellgrid/cellgrid/internal/accesstoken"
 	"github.com/cellgrid/cellgrid/internal/httpapi"
-	"github.com/google/uuid"
 )
 
 // Register mounts, behind requireAuth:
@@ -114,8 +116,8 @@ func (a *Achievements) handlePut(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return httpapi.BadRequest("invalid_body", "could not read body")
 	}
-	if !json.Valid(body) {
-		return httpapi.BadRequest("invalid_json", "value must be a JSON document")
+	if err := checkStorageValue(body); err != nil {
+		return err
 	}
 	var ver int64
 	status := http.StatusOK
@@ -130,6 +132,19 @@ func (a *Achievements) handlePut(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("ETag", etag(ver))
 	httpapi.WriteJSON(w, status, map[string]any{"key": key, "version": ver})
+	return nil
+}
+
+// checkStorageValue accepts a stored value only as a JSON document in
+// UTF-8 (RFC 8259): json.Valid alone lets invalid UTF-8 through, which GET
+// and the data export would then hand back as malformed JSON.
+func checkStorageValue(body []byte) error {
+	if !utf8.Valid(body) {
+		return httpapi.BadRequest("invalid_utf8", "value must be UTF-8")
+	}
+	if !json.Valid(body) {
+		return httpapi.BadRequest("invalid_json", "value must be a JSON document")
+	}
 	return nil
 }
 

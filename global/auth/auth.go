@@ -27,6 +27,7 @@ type Auth struct {
 	sealer  *Sealer
 	keys    *keyring
 	issuers map[string]*issuerVerifier // by Issuer; read-only after New
+	limits  *limiters                  // nil when Config.RateLimits.Disabled
 	m       metrics
 }
 
@@ -35,6 +36,8 @@ type metrics struct {
 	loginDur  *prometheus.HistogramVec // provider
 	refreshes *prometheus.CounterVec   // result
 	rotations prometheus.Counter
+	// rateLimited counts 429s by limit (login per source, ...).
+	rateLimited *prometheus.CounterVec
 }
 
 // New checks cfg, loads (or, on the very first start, creates) the signing
@@ -52,7 +55,8 @@ func New(cfg Config, deps Deps) (*Auth, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: encryption key: %w", err)
 	}
-	a := &Auth{cfg: cfg, deps: deps, sealer: sealer, log: deps.Log, now: deps.Now, issuers: map[string]*issuerVerifier{}}
+	a := &Auth{cfg: cfg, deps: deps, sealer: sealer, log: deps.Log, now: deps.Now, issuers: map[string]*issuerVerifier{},
+		limits: newLimiters(cfg.RateLimits)}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -139,6 +143,12 @@ func (a *Auth) initMetrics(reg prometheus.Registerer) error {
 		Namespace: "cellgrid", Subsystem: "auth", Name: "refreshes_total",
 		Help: "Refresh attempts by result (ok, invalid, reused, error).",
 	}, []string{"result"})); err != nil {
+		return err
+	}
+	if a.m.rateLimited, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "cellgrid", Subsystem: "auth", Name: "rate_limited_total",
+		Help: "Login and refresh requests refused with 429, by limit.",
+	}, []string{"limit"})); err != nil {
 		return err
 	}
 	if a.m.rotations, err = register(reg, prometheus.NewCounter(prometheus.CounterOpts{

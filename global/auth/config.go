@@ -61,6 +61,9 @@ type Config struct {
 	KeyPublishAhead time.Duration
 	// MaxBody limits request bodies. Default 16 KiB.
 	MaxBody int64
+	// RateLimits bound login and refresh per source address and per
+	// identity (see RateLimits for the defaults).
+	RateLimits RateLimits
 }
 
 // Defaults.
@@ -92,6 +95,7 @@ func (c Config) withDefaults() Config {
 	if c.MaxBody <= 0 {
 		c.MaxBody = DefaultMaxBody
 	}
+	c.RateLimits = c.RateLimits.withDefaults()
 	return c
 }
 

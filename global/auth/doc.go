@@ -27,6 +27,12 @@
 // the whole family is revoked (OAuth 2.0 Security BCP, refresh token reuse
 // detection).
 //
+// POST /auth/login and POST /auth/refresh are rate-limited per source
+// address and per identity (a device id, a verified OIDC issuer+subject, a
+// refresh token): 429 rate_limited with Retry-After (ratelimit.go). The
+// per-identity keys are things only the identity's holder can present, so
+// no one can lock another player out.
+//
 // Emails are stored sealed (AES-256-GCM, bound to the player id) in
 // players.email_enc; Sealer and EmailAAD are exported so the profile
 // package can decrypt them for a GDPR export.

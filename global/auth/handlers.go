@@ -5,9 +5,10 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/cellgrid/cellgrid/internal/accesstoken"
 	"github.com/cellgrid/cellgrid/internal/httpapi"
-	"github.com/google/uuid"
 )
 
 type loginRequest struct {
@@ -68,6 +69,11 @@ func (a *Auth) httpError(r *http.Request, err error) error {
 
 func (a *Auth) handleLogin(w http.ResponseWriter, r *http.Request) error {
 	start := time.Now()
+	if a.limits != nil {
+		if err := a.check(a.limits.loginSource, "login per source", a.limits.sourceKey(r)); err != nil {
+			return err
+		}
+	}
 	var req loginRequest
 	if err := httpapi.DecodeJSON(w, r, &req, a.cfg.MaxBody); err != nil {
 		return err
@@ -81,14 +87,22 @@ func (a *Auth) handleLogin(w http.ResponseWriter, r *http.Request) error {
 		if req.IDToken == "" || req.DeviceID != "" {
 			return httpapi.BadRequest("invalid_request", "provider oidc needs id_token (and no device_id)")
 		}
-		t, err = a.LoginOIDC(r.Context(), req.IDToken)
+		t, err = a.loginOIDCLimited(r.Context(), req.IDToken)
 	case "device":
 		if req.DeviceID == "" || req.IDToken != "" {
 			return httpapi.BadRequest("invalid_request", "provider device needs device_id (and no id_token)")
 		}
+		if a.limits != nil {
+			if err := a.check(a.limits.loginIdentity, "login per identity", deviceIssuer+"\x00"+req.DeviceID); err != nil {
+				return err
+			}
+		}
 		t, err = a.LoginDevice(r.Context(), req.DeviceID)
 	default:
 		return httpapi.BadRequest("unknown_provider", `provider must be "oidc" or "device"`)
+	}
+	if he := (*httpapi.Error)(nil); errors.As(err, &he) && he.Status == http.StatusTooManyRequests {
+		return err
 	}
 	switch {
 	case err == nil && t.NewPlayer:
@@ -108,12 +122,22 @@ func (a *Auth) handleLogin(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *Auth) handleRefresh(w http.ResponseWriter, r *http.Request) error {
+	if a.limits != nil {
+		if err := a.check(a.limits.refreshSource, "refresh per source", a.limits.sourceKey(r)); err != nil {
+			return err
+		}
+	}
 	var req refreshRequest
 	if err := httpapi.DecodeJSON(w, r, &req, a.cfg.MaxBody); err != nil {
 		return err
 	}
 	if req.RefreshToken == "" {
 		return httpapi.BadRequest("invalid_request", "refresh_token is required")
+	}
+	if a.limits != nil {
+		if err := a.check(a.limits.refreshIdentity, "refresh per token", string(hashRefresh(req.RefreshToken))); err != nil {
+			return err
+		}
 	}
 	t, err := a.Refresh(r.Context(), req.RefreshToken)
 	switch {

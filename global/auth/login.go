@@ -7,10 +7,11 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cellgrid/cellgrid/internal/accesstoken"
-	"github.com/cellgrid/cellgrid/internal/db"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/cellgrid/cellgrid/internal/accesstoken"
+	"github.com/cellgrid/cellgrid/internal/db"
 )
 
 // lastLoginGranularity: last_login_at is only rewritten when older than
@@ -52,10 +53,23 @@ func (a *Auth) LoginOIDC(ctx context.Context, idToken string) (Tokens, error) {
 	if err != nil {
 		return Tokens{}, err
 	}
-	return a.login(ctx, identity{
-		issuer: iss, subject: c.Subject, provider: "oidc",
-		hints: []string{c.PreferredUsername, c.Name}, email: c.Email, claims: c.raw,
-	})
+	return a.login(ctx, oidcIdentity(iss, c))
+}
+
+// loginOIDCLimited is LoginOIDC with the per-identity limit taken between
+// verifying the ID token and touching the database: only a holder of a
+// valid ID token for an identity spends that identity's allowance.
+func (a *Auth) loginOIDCLimited(ctx context.Context, idToken string) (Tokens, error) {
+	iss, c, err := a.verifyIDToken(ctx, idToken)
+	if err != nil {
+		return Tokens{}, err
+	}
+	if a.limits != nil {
+		if err := a.check(a.limits.loginIdentity, "login per identity", iss+"\x00"+c.Subject); err != nil {
+			return Tokens{}, err
+		}
+	}
+	return a.login(ctx, oidcIdentity(iss, c))
 }
 
 // LoginDevice logs a guest in by device id (when allowed).
@@ -228,3 +242,10 @@ type retryErr struct{}
 
 func (retryErr) Error() string    { return "concurrent update, retry" }
 func (retryErr) SQLState() string { return "40001" }
+
+func oidcIdentity(iss string, c idClaims) identity {
+	return identity{
+		issuer: iss, subject: c.Subject, provider: "oidc",
+		hints: []string{c.PreferredUsername, c.Name}, email: c.Email, claims: c.raw,
+	}
+}

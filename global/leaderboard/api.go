@@ -78,6 +78,7 @@ func (l *Leaderboards) handleRead(w http.ResponseWriter, r *http.Request) error 
 var wireErrors = httpapi.ErrorTable{
 	{Err: ErrUnknownBoard, Status: http.StatusNotFound, Code: "unknown_leaderboard", Message: "no such leaderboard"},
 	{Err: ErrNotRanked, Status: http.StatusNotFound, Code: "not_ranked", Message: "player has no record on this leaderboard"},
+	{Err: ErrUnknownSeason, Status: http.StatusNotFound, Code: "unknown_season", Message: "no such season"},
 	{Err: ErrBadRegion, Status: http.StatusBadRequest, Code: "invalid_region", Message: "this leaderboard has no regional boards"},
 }
 

@@ -12,7 +12,10 @@
 //
 // Redis is a cache of the database: a board key whose "built" marker is
 // missing (FLUSHALL, a restarted Redis, a new season) is rebuilt from
-// leaderboard_records on the next read.
+// leaderboard_records on the next read. Reads create no key for a board
+// with no records (a region or season a reader made up), and a season after
+// the current one is refused (404 unknown_season), so readers cannot grow
+// the Redis keyspace.
 //
 // A reset bumps the board's season in leaderboard_seasons (a compare-and-set
 // on next_reset_at, so many global instances reset once); older seasons stay

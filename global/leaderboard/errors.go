@@ -10,4 +10,6 @@ var (
 	ErrNotRanked = errors.New("player not ranked")
 	// ErrBadRegion: region given for a global board, or unknown.
 	ErrBadRegion = errors.New("region not valid for this leaderboard")
+	// ErrUnknownSeason: a season after the board's current one.
+	ErrUnknownSeason = errors.New("no such season")
 )

@@ -324,6 +324,13 @@ func (l *Leaderboards) rebuild(ctx context.Context, d *Definition, season int, r
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("rebuild %s: %w", key, err)
 	}
+	if n == 0 {
+		// Nothing to rank (a region or past season with no records, e.g. one
+		// a reader made up): no key and no built marker, so reads of boards
+		// that do not exist leave nothing behind in Redis. The next read
+		// asks the database again (one indexed, empty query).
+		return nil
+	}
 	emit()
 	pending = append(pending, l.rdb.B().Set().Key(builtKey(key)).Value(strconv.FormatInt(time.Now().Unix(), 10)).Build())
 	if err := flush(); err != nil {

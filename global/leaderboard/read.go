@@ -53,14 +53,17 @@ func (l *Leaderboards) Read(ctx context.Context, q Query) (Page, error) {
 		limit = l.cfg.DefaultLimit
 	}
 	limit = min(limit, l.cfg.MaxLimit)
-	var season int
+	season, err := l.CurrentSeason(ctx, d.ID)
+	if err != nil {
+		return Page{}, err
+	}
 	if q.Season != nil {
-		season = *q.Season
-	} else {
-		var err error
-		if season, err = l.CurrentSeason(ctx, d.ID); err != nil {
-			return Page{}, err
+		// Seasons that have not happened yet have no board: refused before
+		// anything is looked up, so a reader cannot mint keys by counting.
+		if *q.Season < 0 || *q.Season > season {
+			return Page{}, fmt.Errorf("read %s season %d: %w", d.ID, *q.Season, ErrUnknownSeason)
 		}
+		season = *q.Season
 	}
 	if err := l.ensureBuilt(ctx, d, season, q.Region); err != nil {
 		return Page{}, err

@@ -9,12 +9,13 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/cellgrid/cellgrid/global/store"
-	"github.com/cellgrid/cellgrid/internal/db"
-	"github.com/cellgrid/cellgrid/internal/httpapi"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cellgrid/cellgrid/global/store"
+	"github.com/cellgrid/cellgrid/internal/db"
+	"github.com/cellgrid/cellgrid/internal/httpapi"
 )
 
 // Config of the payment webhooks.
@@ -111,9 +112,24 @@ func (p *Payments) handleWebhook(w http.ResponseWriter, r *http.Request) error {
 		p.credits.WithLabelValues("bad_event").Inc()
 		return &httpapi.Error{Status: http.StatusUnprocessableEntity, Code: "bad_event", Message: err.Error(), Err: err}
 	}
-	if ev.TopUp == nil {
+	switch ev.Payment {
+	case PaymentNone:
 		p.credits.WithLabelValues("ignored").Inc()
 		httpapi.WriteJSON(w, http.StatusOK, map[string]any{"received": true, "applied": false})
+		return nil
+	case PaymentPending:
+		// Nothing to do until async_payment_succeeded or _failed arrives.
+		p.credits.WithLabelValues("pending").Inc()
+		p.log.Info("checkout completed, payment pending", "event", ev.ID)
+		httpapi.WriteJSON(w, http.StatusOK, map[string]any{"received": true, "applied": false, "payment": ev.Payment.String()})
+		return nil
+	case PaymentFailed:
+		if err := p.RecordFailed(r.Context(), ev); err != nil {
+			p.credits.WithLabelValues("error").Inc()
+			return err
+		}
+		p.credits.WithLabelValues("payment_failed").Inc()
+		httpapi.WriteJSON(w, http.StatusOK, map[string]any{"received": true, "applied": false, "payment": ev.Payment.String()})
 		return nil
 	}
 	applied, err := p.Apply(r.Context(), ev)
@@ -130,8 +146,38 @@ func (p *Payments) handleWebhook(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// Apply credits ev.TopUp once per event id; false when already applied.
+// Consumers in applied_events: every applied webhook event by id, every
+// credited checkout session by id, every failed checkout session by id.
+func (p *Payments) consumers() (event, checkout, failed string) {
+	n := p.gw.Name()
+	return n + "-webhook", n + "-checkout", n + "-payment-failed"
+}
+
+// RecordFailed records that a checkout's delayed payment failed
+// (applied_events, consumer "<gateway>-payment-failed", keyed by the
+// checkout session id): nothing is credited, and support can see it.
+func (p *Payments) RecordFailed(ctx context.Context, ev Event) error {
+	_, _, failed := p.consumers()
+	err := db.RunTx(ctx, p.db, func(ctx context.Context, tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO applied_events (consumer, event_id) VALUES ($1, $2)
+			ON CONFLICT (consumer, event_id) DO NOTHING`, failed, ev.TopUp.Reference)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("payment failed %s: %w", ev.ID, err)
+	}
+	p.log.Warn("checkout payment failed, nothing credited", "event", ev.ID, "checkout", ev.TopUp.Reference, "player", ev.TopUp.PlayerID)
+	return nil
+}
+
+// Apply credits a paid ev.TopUp exactly once per checkout session, whichever
+// event reports the payment (checkout.session.completed when paid at once,
+// checkout.session.async_payment_succeeded for delayed methods); a replayed
+// event is also recognised by its own id. False when already applied.
 func (p *Payments) Apply(ctx context.Context, ev Event) (bool, error) {
+	if ev.Payment != PaymentPaid || ev.TopUp == nil {
+		return false, fmt.Errorf("top-up %s: %w: payment is %s", ev.ID, ErrBadEvent, ev.Payment)
+	}
 	t := ev.TopUp
 	known := false
 	for _, c := range p.cfg.Currencies {
@@ -140,7 +186,7 @@ func (p *Payments) Apply(ctx context.Context, ev Event) (bool, error) {
 	if !known {
 		return false, &httpapi.Error{Status: http.StatusUnprocessableEntity, Code: "unknown_currency", Message: "unknown currency " + t.Currency}
 	}
-	consumer := p.gw.Name() + "-webhook"
+	consumer, checkout, _ := p.consumers()
 	applied := false
 	err := db.RunTx(ctx, p.db, func(ctx context.Context, tx pgx.Tx) error {
 		applied = false
@@ -160,9 +206,17 @@ func (p *Payments) Apply(ctx context.Context, ev Event) (bool, error) {
 		if err != nil {
 			return err
 		}
+		err = tx.QueryRow(ctx, `INSERT INTO applied_events (consumer, event_id) VALUES ($1, $2)
+			ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id`, checkout, t.Reference).Scan(&id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil // another event already credited this checkout
+		}
+		if err != nil {
+			return err
+		}
 		applied, err = store.Credit(ctx, tx, store.Entry{
 			PlayerID: t.PlayerID, Currency: t.Currency, Amount: t.Amount, Kind: store.KindTopUp,
-			IdempotencyKey: p.gw.Name() + ":" + ev.ID, Reference: t.Reference,
+			IdempotencyKey: p.gw.Name() + ":checkout:" + t.Reference, Reference: t.Reference,
 		})
 		return err
 	})

@@ -23,10 +23,14 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 const secret = "whsec_test_secret"
 
 func event(id, player string, amount int64) []byte {
+	return checkoutEvent(id, "checkout.session.completed", "cs_"+id, "paid", player, amount)
+}
+
+func checkoutEvent(id, typ, session, status, player string, amount int64) []byte {
 	b, _ := json.Marshal(map[string]any{
-		"id": id, "type": "checkout.session.completed",
+		"id": id, "type": typ,
 		"data": map[string]any{"object": map[string]any{
-			"id": "cs_test_1", "amount_total": 499, "currency": "usd", "payment_status": "paid",
+			"id": session, "amount_total": 499, "currency": "usd", "payment_status": status,
 			"metadata": map[string]string{"player_id": player, "currency": "gems", "credit_amount": fmt.Sprint(amount)},
 		}},
 	})

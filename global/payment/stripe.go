@@ -27,8 +27,31 @@ var (
 type Event struct {
 	ID   string
 	Type string
-	// TopUp is set for events that credit a wallet.
+	// Payment says what the event tells about a checkout's payment;
+	// PaymentNone for event types that do not concern one.
+	Payment PaymentState
+	// TopUp is set when Payment is PaymentPaid (credit it, once per
+	// Reference) and, with what the event carries, when PaymentFailed.
 	TopUp *TopUp
+}
+
+// PaymentState is a checkout's payment as one event reports it.
+type PaymentState int
+
+const (
+	// PaymentNone: the event is not about a checkout's payment.
+	PaymentNone PaymentState = iota
+	// PaymentPaid: the money is collected; credit the top-up once.
+	PaymentPaid
+	// PaymentPending: the checkout completed but a delayed payment method
+	// (bank debit, voucher) has not paid yet; a later event says how it ended.
+	PaymentPending
+	// PaymentFailed: the delayed payment failed; nothing is credited.
+	PaymentFailed
+)
+
+func (s PaymentState) String() string {
+	return [...]string{"none", "paid", "pending", "failed"}[s]
 }
 
 // TopUp credits Amount of Currency to PlayerID.
@@ -123,12 +146,39 @@ func (s Stripe) Verify(h http.Header, body []byte, now time.Time) (Event, error)
 		return Event{}, fmt.Errorf("%w: not a Stripe event", ErrBadEvent)
 	}
 	ev := Event{ID: raw.ID, Type: raw.Type}
-	if raw.Type != "checkout.session.completed" {
+	o := raw.Data.Object
+	switch raw.Type {
+	case "checkout.session.completed", "checkout.session.async_payment_succeeded":
+		// Stripe: a completed session is paid only when payment_status says
+		// so; with a delayed method it is "unpaid" and
+		// async_payment_succeeded (status "paid") follows.
+		switch o.PaymentStatus {
+		case "paid", "no_payment_required":
+			ev.Payment = PaymentPaid
+		case "unpaid":
+			if raw.Type == "checkout.session.async_payment_succeeded" {
+				return ev, fmt.Errorf("%w: %s with payment_status unpaid", ErrBadEvent, raw.Type)
+			}
+			ev.Payment = PaymentPending
+			return ev, nil
+		default:
+			return ev, fmt.Errorf("%w: payment_status %q", ErrBadEvent, o.PaymentStatus)
+		}
+	case "checkout.session.async_payment_failed":
+		if o.ID == "" {
+			return ev, fmt.Errorf("%w: checkout session id", ErrBadEvent)
+		}
+		ev.Payment = PaymentFailed
+		ev.TopUp = &TopUp{Currency: o.Metadata["currency"], Amount: o.AmountTotal, Reference: o.ID}
+		if pid, err := uuid.Parse(o.Metadata["player_id"]); err == nil {
+			ev.TopUp.PlayerID = pid
+		}
+		return ev, nil
+	default:
 		return ev, nil
 	}
-	o := raw.Data.Object
-	if o.PaymentStatus != "" && o.PaymentStatus != "paid" && o.PaymentStatus != "no_payment_required" {
-		return ev, nil // async payment methods complete later (checkout.session.async_payment_succeeded)
+	if o.ID == "" {
+		return ev, fmt.Errorf("%w: checkout session id", ErrBadEvent)
 	}
 	pid, err := uuid.Parse(o.Metadata["player_id"])
 	if err != nil {

@@ -5,9 +5,10 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/google/uuid"
+
 	"github.com/cellgrid/cellgrid/internal/accesstoken"
 	"github.com/cellgrid/cellgrid/internal/httpapi"
-	"github.com/google/uuid"
 )
 
 // Register mounts the store routes. Every route requires an access token.
@@ -71,15 +72,8 @@ func (s *Store) handlePurchase(w http.ResponseWriter, r *http.Request) error {
 	if err := httpapi.DecodeJSON(w, r, &req, 4<<10); err != nil {
 		return err
 	}
-	switch {
-	case req.ItemTemplateID == "":
-		return httpapi.BadRequest("invalid_request", "item_template_id required")
-	case req.Quantity < 1 || req.Quantity > s.cfg.MaxQuantity:
-		return httpapi.BadRequest("invalid_quantity", "quantity out of range")
-	case len(req.IdempotencyKey) < 8 || len(req.IdempotencyKey) > 128 || strings.ContainsAny(req.IdempotencyKey, "\x00"):
-		return httpapi.BadRequest("invalid_idempotency_key", "idempotency_key must be 8..128 characters")
-	case req.Currency != "" && !s.HasCurrency(req.Currency):
-		return httpapi.BadRequest("unknown_currency", "unknown currency")
+	if err := s.checkPurchase(req); err != nil {
+		return err
 	}
 	res, err := s.Purchase(r.Context(), player, req)
 	if err != nil {
@@ -91,6 +85,23 @@ func (s *Store) handlePurchase(w http.ResponseWriter, r *http.Request) error {
 		status = http.StatusOK
 	}
 	httpapi.WriteJSON(w, status, res)
+	return nil
+}
+
+// checkPurchase refuses a purchase request before it reaches the database.
+// Text that goes into a query has no NUL byte (PostgreSQL refuses it, which
+// would be a 500) and a bounded length.
+func (s *Store) checkPurchase(req PurchaseRequest) error {
+	switch {
+	case req.ItemTemplateID == "" || len(req.ItemTemplateID) > 128 || strings.ContainsRune(req.ItemTemplateID, 0):
+		return httpapi.BadRequest("invalid_request", "item_template_id must be 1..128 characters")
+	case req.Quantity < 1 || req.Quantity > s.cfg.MaxQuantity:
+		return httpapi.BadRequest("invalid_quantity", "quantity out of range")
+	case len(req.IdempotencyKey) < 8 || len(req.IdempotencyKey) > 128 || strings.ContainsRune(req.IdempotencyKey, 0):
+		return httpapi.BadRequest("invalid_idempotency_key", "idempotency_key must be 8..128 characters")
+	case req.Currency != "" && !s.HasCurrency(req.Currency):
+		return httpapi.BadRequest("unknown_currency", "unknown currency")
+	}
 	return nil
 }
 

@@ -6,10 +6,11 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/cellgrid/cellgrid/internal/accesstoken"
-	"github.com/cellgrid/cellgrid/internal/httpapi"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/cellgrid/cellgrid/internal/accesstoken"
+	"github.com/cellgrid/cellgrid/internal/httpapi"
 )
 
 // Register mounts GET /admin/flags?limit=&player= behind requireAuth. Only

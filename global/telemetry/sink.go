@@ -201,53 +201,82 @@ func gone(ctx context.Context, cons jetstream.Consumer, err error) bool {
 	return errors.Is(ierr, jetstream.ErrConsumerNotFound) || errors.Is(ierr, jetstream.ErrStreamNotFound)
 }
 
+// quietFetch reports whether err only says the fetch's own wait ran out
+// (under load even the pull request may take longer than MaxWait) while the
+// sink itself keeps running.
+func quietFetch(ctx context.Context, err error) bool {
+	return err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded)
+}
+
 func (t *Telemetry) sinkOnce(ctx context.Context, cons jetstream.Consumer) error {
 	fctx, cancel := context.WithTimeout(ctx, t.cfg.MaxWait)
 	defer cancel()
 	batch, err := cons.Fetch(t.cfg.BatchMessages, jetstream.FetchContext(fctx))
+	if quietFetch(ctx, err) {
+		// A fetch that waited its whole MaxWait for nothing: an idle
+		// stream, not a failure.
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("fetch: %w", err)
 	}
-	var msgs []jetstream.Msg
+	var msgs, undecodable []jetstream.Msg
 	var evs []events.TelemetryEvent
 	for msg := range batch.Messages() {
 		var b events.TelemetryBatch
 		if err := json.Unmarshal(msg.Data(), &b); err != nil {
-			t.log.Error("telemetry: invalid batch, terminating message", "err", err)
-			t.m.events.WithLabelValues("invalid").Inc()
-			_ = msg.Term()
+			undecodable = append(undecodable, msg)
 			continue
 		}
 		msgs = append(msgs, msg)
 		evs = append(evs, b.Events...)
 	}
+	if len(undecodable) > 0 {
+		// A message that is not a batch at all: keep its bytes as a dead
+		// letter, then terminate it (redelivery cannot make it valid).
+		if err := t.deadLetterMessages(ctx, undecodable); err != nil {
+			nakAll(ctx, undecodable)
+			nakAll(ctx, msgs)
+			return err
+		}
+		for _, m := range undecodable {
+			_ = m.Term()
+		}
+	}
 	if len(msgs) == 0 {
-		if err := batch.Error(); err != nil && ctx.Err() == nil {
+		if err := batch.Error(); err != nil && ctx.Err() == nil && !quietFetch(ctx, err) {
 			return fmt.Errorf("fetch: %w", err)
 		}
 		return nil
 	}
 	start := time.Now()
-	written, err := t.write(ctx, evs)
+	written, dead, err := t.write(ctx, evs)
 	if err != nil {
-		for _, m := range msgs {
-			if ctx.Err() != nil {
-				_ = m.Nak()
-			} else {
-				_ = m.NakWithDelay(time.Second)
-			}
-		}
+		nakAll(ctx, msgs)
 		return err
 	}
 	t.m.batches.Observe(time.Since(start).Seconds())
 	t.m.events.WithLabelValues("written").Add(float64(written))
-	t.m.events.WithLabelValues("duplicate").Add(float64(len(evs) - written))
+	t.m.events.WithLabelValues("dead_letter").Add(float64(dead))
+	t.m.events.WithLabelValues("duplicate").Add(float64(len(evs) - written - dead))
 	for _, m := range msgs {
 		if err := m.Ack(); err != nil {
 			t.log.Warn("telemetry: ack", "err", err) // redelivered and deduplicated by id
 		}
 	}
 	return nil
+}
+
+// nakAll hands msgs back: at once when the sink is stopping (the next sink
+// gets them), after a second otherwise (the database is having trouble).
+func nakAll(ctx context.Context, msgs []jetstream.Msg) {
+	for _, m := range msgs {
+		if ctx.Err() != nil {
+			_ = m.Nak()
+		} else {
+			_ = m.NakWithDelay(time.Second)
+		}
+	}
 }
 
 const insertChunk = 1000
@@ -258,15 +287,20 @@ type row struct {
 	payload             string
 }
 
-// write stores evs once each and runs the rules, in one transaction. It
-// returns how many rows were new.
-func (t *Telemetry) write(ctx context.Context, evs []events.TelemetryEvent) (int, error) {
+// write stores evs once each and runs the rules. Events that cannot become
+// a row (no UUID id, an unencodable payload) and events the database refuses
+// (see refused) go to telemetry_dead_letter with the reason; the others
+// commit. It returns how many log rows were new and how many events were
+// dead-lettered; an error means nothing is settled and the batch must be
+// redelivered.
+func (t *Telemetry) write(ctx context.Context, evs []events.TelemetryEvent) (written, dead int, err error) {
 	rows := make([]row, 0, len(evs))
+	var letters []deadLetter
 	for i := range evs {
 		e := &evs[i]
 		id, err := uuid.Parse(e.EventID)
 		if err != nil {
-			t.m.events.WithLabelValues("invalid").Inc()
+			letters = append(letters, newDeadLetter(e, "event_id is not a UUID"))
 			continue
 		}
 		r := row{id: &id, e: e, payload: "null"}
@@ -279,13 +313,58 @@ func (t *Telemetry) write(ctx context.Context, evs []events.TelemetryEvent) (int
 		if e.Payload != nil {
 			b, err := json.Marshal(e.Payload)
 			if err != nil {
-				t.m.events.WithLabelValues("invalid").Inc()
+				letters = append(letters, newDeadLetter(e, "payload: "+err.Error()))
 				continue
 			}
 			r.payload = string(b)
 		}
 		rows = append(rows, r)
 	}
+	written, refusedLetters, err := t.writeIsolating(ctx, rows)
+	if err != nil {
+		return 0, 0, fmt.Errorf("telemetry write %d events: %w", len(rows), err)
+	}
+	letters = append(letters, refusedLetters...)
+	if err := t.storeDeadLetters(ctx, letters); err != nil {
+		return 0, 0, err
+	}
+	return written, len(letters), nil
+}
+
+// writeIsolating commits rows in one transaction; when the database
+// refuses the data, it splits the rows in halves and retries each, down to
+// single rows, which become dead letters. k bad rows among n cost about
+// 2k·log2(n) transactions, and only when something is refused.
+func (t *Telemetry) writeIsolating(ctx context.Context, rows []row) (int, []deadLetter, error) {
+	if len(rows) == 0 {
+		return 0, nil, nil
+	}
+	written, err := t.writeRows(ctx, rows)
+	if err == nil {
+		return written, nil, nil
+	}
+	if !refused(err) {
+		return 0, nil, err
+	}
+	if len(rows) == 1 {
+		t.log.Warn("telemetry: event refused by the database, dead-lettered", "event_id", rows[0].e.EventID, "err", err)
+		return 0, []deadLetter{newDeadLetter(rows[0].e, err.Error())}, nil
+	}
+	half := len(rows) / 2
+	w1, d1, err := t.writeIsolating(ctx, rows[:half])
+	if err != nil {
+		return 0, nil, err
+	}
+	w2, d2, err := t.writeIsolating(ctx, rows[half:])
+	if err != nil {
+		return 0, nil, err
+	}
+	return w1 + w2, append(d1, d2...), nil
+}
+
+// writeRows stores rows and runs the rules in one transaction. It returns
+// how many rows were new.
+func (t *Telemetry) writeRows(ctx context.Context, rows []row) (int, error) {
 	var written int
 	err := db.RunTx(ctx, t.db, func(ctx context.Context, tx pgx.Tx) error {
 		written = 0
@@ -298,10 +377,7 @@ func (t *Telemetry) write(ctx context.Context, evs []events.TelemetryEvent) (int
 		}
 		return t.scoreRateRule(ctx, tx, rows)
 	})
-	if err != nil {
-		return 0, fmt.Errorf("telemetry write %d events: %w", len(rows), err)
-	}
-	return written, nil
+	return written, err
 }
 
 func insertRows(ctx context.Context, tx pgx.Tx, rows []row) (int, error) {

@@ -18,6 +18,7 @@ import (
 
 	celltelemetry "github.com/cellgrid/cellgrid/cell/telemetry"
 	"github.com/cellgrid/cellgrid/global/telemetry"
+	"github.com/cellgrid/cellgrid/internal/natsembed"
 	"github.com/cellgrid/cellgrid/internal/testenv"
 )
 
@@ -48,6 +49,7 @@ type rig struct {
 	intake *celltelemetry.Intake
 	jsG    jetstream.JetStream
 	jsEU   jetstream.JetStream
+	rawSC  *natsembed.SuperCluster
 }
 
 func newRig(t *testing.T) *rig { return newRigB(t) }
@@ -66,12 +68,23 @@ func newRigB(t testing.TB) *rig {
 	if err := h.EnsureStream(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	return &rig{sc: d, intake: h, jsG: jsG, jsEU: jsEU}
+	return &rig{sc: d, intake: h, jsG: jsG, jsEU: jsEU, rawSC: sc}
 }
 
 func (r *rig) sink(t testing.TB, admins ...string) *telemetry.Telemetry {
 	s, err := telemetry.New(telemetry.Config{Cells: []string{"eu-west-1"}, MaxScoreEventsPerMinute: 120, AdminPlayerIDs: admins},
 		telemetry.Deps{DB: r.sc.Pool, JS: r.jsG, Metrics: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// sinkOn is a sink on its own JetStream context (a connection the test can
+// cut) with the given AckWait.
+func (r *rig) sinkOn(t testing.TB, js jetstream.JetStream, ackWait time.Duration, batchMessages int) *telemetry.Telemetry {
+	s, err := telemetry.New(telemetry.Config{Cells: []string{"eu-west-1"}, AckWait: ackWait, BatchMessages: batchMessages},
+		telemetry.Deps{DB: r.sc.Pool, JS: js, Metrics: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,80 +98,106 @@ func start(s *telemetry.Telemetry) (stop func() error) {
 	return func() error { cancel(); return <-done }
 }
 
-func (r *rig) count(t *testing.T) (int, int) {
-	var n, distinct int
-	if err := r.sc.Pool.QueryRow(context.Background(), `SELECT count(*), count(DISTINCT id) FROM game_event_log`).Scan(&n, &distinct); err != nil {
+func (r *rig) count(t *testing.T) int {
+	var n int
+	if err := r.sc.Pool.QueryRow(context.Background(), `SELECT count(*) FROM game_event_log`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	return n, distinct
+	return n
 }
 
-func TestSinkSurvivesRestart(t *testing.T) {
+// TestSinkSurvivesHardStop: the first sink is killed mid-stream (its NATS
+// connection closed under it: no ack, no nak, whatever transaction is in
+// flight rolls back), more events arrive while no sink runs, and a second
+// sink takes over. What game_event_log holds must be exactly what the
+// intake accepted: every accepted id once, nothing else.
+func TestSinkSurvivesHardStop(t *testing.T) {
 	r := newRig(t)
 	const batches, per = 120, 50
 	var mu sync.Mutex
-	ids := map[string]bool{}
-	published := make(chan int, batches)
-	go func() {
-		defer close(published)
-		for i := range batches {
+	accepted := map[string]bool{}
+	publish := func(from, to int) {
+		for i := from; i < to; i++ {
 			w := post(r.intake, uuid.NewString(), evs(per, "kill", time.Now()))
-			if w.Code != 202 {
-				t.Errorf("batch %d: %d %s", i, w.Code, w.Body)
-				return
-			}
 			var out struct {
 				EventIDs []string `json:"event_ids"`
 			}
-			_ = json.Unmarshal(w.Body.Bytes(), &out)
+			if err := json.Unmarshal(w.Body.Bytes(), &out); w.Code != 202 || err != nil || len(out.EventIDs) != per {
+				t.Errorf("batch %d: %d %v %s", i, w.Code, err, w.Body)
+				return
+			}
 			mu.Lock()
 			for _, id := range out.EventIDs {
-				ids[id] = true
+				accepted[id] = true
 			}
 			mu.Unlock()
-			published <- i
 		}
-	}()
-	stop1 := start(r.sink(t))
-	// Stop the first sink mid-stream: some events written, not all published.
+	}
+	// The first half is published while the first sink runs.
+	firstHalf := make(chan struct{})
+	go func() { defer close(firstHalf); publish(0, batches/2) }()
+	// A short AckWait: what the killed sink had fetched comes back quickly.
+	// Small fetches (2 messages): the first sink needs many transactions.
+	nc1 := testenv.Connect(t, r.rawSC.Server("global"))
+	js1, _ := jetstream.New(nc1)
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	done1 := make(chan error, 1)
+	go func() { done1 <- r.sinkOn(t, js1, 2*time.Second, 2).Run(ctx1) }()
 	testenv.Eventually(t, 30*time.Second, func() error {
-		if n, _ := r.count(t); n == 0 {
+		if n := r.count(t); n == 0 {
 			return fmt.Errorf("nothing written yet")
 		}
 		return nil
 	})
-	if err := stop1(); err != nil {
+	nc1.Close() // hard stop: the sink's acks and naks can no longer reach the server
+	cancel1()
+	if err := <-done1; err != nil {
 		t.Fatal(err)
 	}
-	mid, _ := r.count(t)
-	stop2 := start(r.sink(t))
+	mid := r.count(t)
+	<-firstHalf
+	publish(batches/2, batches)
+	if t.Failed() {
+		t.FailNow()
+	}
+	if mid == 0 || mid >= len(accepted) {
+		t.Fatalf("the first sink wrote %d of %d events: not stopped mid-stream", mid, len(accepted))
+	}
+
+	nc2 := testenv.Connect(t, r.rawSC.Server("global"))
+	js2, _ := jetstream.New(nc2)
+	stop2 := start(r.sinkOn(t, js2, 2*time.Second, 0))
 	defer func() {
 		if err := stop2(); err != nil {
 			t.Error(err)
 		}
 	}()
-	for range published {
-	}
 	testenv.Eventually(t, 60*time.Second, func() error {
-		n, distinct := r.count(t)
-		if n != batches*per || distinct != n {
-			return fmt.Errorf("%d rows (%d distinct), want %d", n, distinct, batches*per)
+		if n := r.count(t); n != len(accepted) {
+			return fmt.Errorf("%d rows, %d accepted", n, len(accepted))
 		}
 		return nil
 	})
-	t.Logf("first sink wrote %d of %d events before it stopped", mid, batches*per)
 	rows, err := r.sc.Pool.Query(context.Background(), `SELECT id::TEXT FROM game_event_log`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
+	stored := map[string]bool{}
 	for rows.Next() {
 		var id string
-		_ = rows.Scan(&id)
-		if !ids[id] {
-			t.Fatalf("row %s was never returned by the intake", id)
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
 		}
+		if !accepted[id] {
+			t.Fatalf("row %s was never accepted by the intake", id)
+		}
+		stored[id] = true
 	}
+	if len(stored) != len(accepted) {
+		t.Fatalf("stored %d distinct ids, accepted %d", len(stored), len(accepted))
+	}
+	t.Logf("the first sink wrote %d of %d events before it was killed", mid, len(accepted))
 }
 
 func TestScoreRateRuleAndAdmin(t *testing.T) {

@@ -29,6 +29,7 @@ var PlayerHomedTables = []string{
 	"inventory_items", "wallet_balances", "transactions", "game_sessions",
 	"game_session_players", "leaderboard_records", "game_event_log",
 	"applied_events", "achievement_progress", "player_storage", "player_flags",
+	"telemetry_dead_letter",
 	// Operator tables: a role row lives with its player; an audit row in
 	// the region of the operator who acted, so the log stays writable
 	// while another region is down (the time a failover is audited).

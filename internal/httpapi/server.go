@@ -31,11 +31,30 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// ShutdownTimeout bounds the graceful shutdown in Close. Default 5s.
 	ShutdownTimeout time.Duration
+	// Connection timeouts, so a slow or stalled client (slowloris) holds a
+	// connection for a bounded time and costs nobody else:
+	// ReadHeaderTimeout bounds reading a request's headers (default 5s),
+	// ReadTimeout the whole request, body included (default 15s),
+	// WriteTimeout from the end of the headers to the end of the response
+	// (default 30s; no endpoint streams or long-polls), and IdleTimeout a
+	// kept-alive connection between requests (default 60s).
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
 }
 
 // DefaultConfig returns every default in one place.
 func DefaultConfig() Config {
-	return Config{Addr: "127.0.0.1:0", ReadyTimeout: 2 * time.Second, ShutdownTimeout: 5 * time.Second}
+	return Config{
+		Addr:              "127.0.0.1:0",
+		ReadyTimeout:      2 * time.Second,
+		ShutdownTimeout:   5 * time.Second,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+	}
 }
 
 func (c Config) withDefaults() Config {
@@ -48,6 +67,18 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = d.ShutdownTimeout
+	}
+	if c.ReadHeaderTimeout <= 0 {
+		c.ReadHeaderTimeout = d.ReadHeaderTimeout
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = d.ReadTimeout
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = d.WriteTimeout
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = d.IdleTimeout
 	}
 	return c
 }
@@ -138,8 +169,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		done:     make(chan struct{}),
 		srv: &http.Server{
 			Handler:           JSONErrors(mux), // 404/405 as the JSON envelope too
-			ReadHeaderTimeout: 5 * time.Second,
-			IdleTimeout:       60 * time.Second,
+			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+			ReadTimeout:       cfg.ReadTimeout,
+			WriteTimeout:      cfg.WriteTimeout,
+			IdleTimeout:       cfg.IdleTimeout,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
 	}

@@ -138,6 +138,29 @@ func NewVerifier(pubs ...ed25519.PublicKey) (*Verifier, error) {
 	return v, nil
 }
 
+// Precheck does Verify's cheap checks -- size, version, key id, expiry --
+// without the signature, so a flood of forged or stale tokens is refused
+// before any Ed25519 work. It returns the decoded (unauthenticated) token
+// with ErrExpired too. A nil error proves nothing: Verify must follow.
+func (v *Verifier) Precheck(b []byte, now time.Time) (Token, error) {
+	if len(b) != Size || b[0] != version {
+		return Token{}, ErrMalformed
+	}
+	var kid [keyIDLen]byte
+	copy(kid[:], b[offKeyID:])
+	if _, ok := v.keys[kid]; !ok {
+		return Token{}, ErrUnknownKey
+	}
+	t, err := Parse(b)
+	if err != nil {
+		return Token{}, err
+	}
+	if !now.Before(t.ExpiresAt) {
+		return t, ErrExpired
+	}
+	return t, nil
+}
+
 // Verify checks the version, key, signature and expiry of b at time now.
 // It does not check replay or whether the session is live: the caller owns
 // that state.

@@ -105,3 +105,45 @@ func FuzzVerify(f *testing.F) {
 		_, _ = Parse(b)
 	})
 }
+
+// Precheck refuses what Verify would refuse without the signature, and
+// passes a forged signature (that is Verify's job).
+func TestPrecheck(t *testing.T) {
+	priv := newKey(t)
+	v, err := NewVerifier(priv.Public().(ed25519.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	mint := func(k ed25519.PrivateKey, exp time.Time) []byte {
+		b, err := Mint(k, Token{SessionID: uuid.New(), ExpiresAt: exp, ServerAddr: netip.MustParseAddrPort("127.0.0.1:1")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	good := mint(priv, now.Add(time.Minute))
+	forged := append([]byte(nil), good...)
+	forged[Size-1] ^= 1
+	expired := mint(priv, now.Add(-time.Second))
+	cases := []struct {
+		name string
+		b    []byte
+		want error
+	}{
+		{"good", good, nil},
+		{"bad signature passes", forged, nil},
+		{"short", good[:Size-1], ErrMalformed},
+		{"version", append([]byte{2}, good[1:]...), ErrMalformed},
+		{"unknown key", mint(newKey(t), now.Add(time.Minute)), ErrUnknownKey},
+		{"expired", expired, ErrExpired},
+	}
+	for _, c := range cases {
+		if _, err := v.Precheck(c.b, now); !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		}
+	}
+	if tok, err := v.Precheck(expired, now); !errors.Is(err, ErrExpired) || tok.SessionID == uuid.Nil {
+		t.Error("an expired token is not returned decoded")
+	}
+}

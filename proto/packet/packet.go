@@ -19,9 +19,15 @@ import (
 //	HELLO    connect token, exactly connecttoken.Size (147) bytes
 //	WELCOME  16-byte session id the binding belongs to
 //	REJECT   1-byte RejectReason
-//	PING     8-byte client timestamp, then optionally an 8-byte sequence number
-//	PONG     the PING body unchanged (8 or 16 bytes), then the 8-byte relay
-//	         receive time in Unix nanoseconds
+//	PING     8-byte client timestamp, then optionally an 8-byte sequence
+//	         number, then 8 zero bytes of reply room
+//	PONG     the PING body without its reply room (8 or 16 bytes), then the
+//	         8-byte relay receive time in Unix nanoseconds: exactly as long
+//	         as the PING, so the beacon never amplifies
+//	CHALLENGE  24-byte cookie the relay sends to a new address before it
+//	         moves a binding there (return routability)
+//	HELLO_COOKIE  connect token (147 bytes), then the 24-byte cookie of the
+//	         CHALLENGE that address received
 //
 // Anything else (other lengths, unknown types) is malformed and dropped.
 //
@@ -52,6 +58,10 @@ const (
 	TypeReject  PacketType = 3 // relay → client: not bound, see RejectReason
 	TypePing    PacketType = 4 // anyone → relay: latency beacon
 	TypePong    PacketType = 5 // relay → sender of PING
+	// TypeChallenge: relay → a new client address. Moving a binding needs
+	// the cookie echoed from that address in a TypeHelloCookie.
+	TypeChallenge   PacketType = 6
+	TypeHelloCookie PacketType = 7 // client → relay: HELLO plus the echoed cookie
 )
 
 func (t PacketType) String() string {
@@ -66,6 +76,10 @@ func (t PacketType) String() string {
 		return "ping"
 	case TypePong:
 		return "pong"
+	case TypeChallenge:
+		return "challenge"
+	case TypeHelloCookie:
+		return "hello_cookie"
 	}
 	return fmt.Sprintf("type(%d)", byte(t))
 }
@@ -116,10 +130,17 @@ type Ping struct {
 	HasSeq     bool // Seq is on the wire only when HasSeq is true
 }
 
+// CookieLen is the length of a CHALLENGE cookie.
+const CookieLen = 24
+
+// Cookie is a CHALLENGE cookie. It is opaque to clients: echo it unchanged.
+type Cookie [CookieLen]byte
+
 // Control is a parsed control packet. Only the fields of its Type are set.
 type Control struct {
 	Type      PacketType
-	Token     []byte       // HELLO: aliases the parsed buffer, copy to keep
+	Token     []byte       // HELLO, HELLO_COOKIE: aliases the parsed buffer, copy to keep
+	Cookie    Cookie       // CHALLENGE, HELLO_COOKIE
 	SessionID uuid.UUID    // WELCOME
 	Reason    RejectReason // REJECT
 	Ping      Ping         // PING, PONG
@@ -145,14 +166,17 @@ func IsControl(b []byte) bool {
 
 // Lengths of the control packets.
 const (
-	PingLen    = ControlHeaderLen + 8
-	PingSeqLen = ControlHeaderLen + 16
-	HelloLen   = ControlHeaderLen + connecttoken.Size
-	WelcomeLen = ControlHeaderLen + 16
-	RejectLen  = ControlHeaderLen + 1
-	PongLen    = PingLen + 8
-	PongSeqLen = PingSeqLen + 8
-	MaxLen     = HelloLen // the longest control packet
+	PingRoom       = 8 // zero bytes at the end of a PING: room for the relay time
+	PingLen        = ControlHeaderLen + 8 + PingRoom
+	PingSeqLen     = ControlHeaderLen + 16 + PingRoom
+	HelloLen       = ControlHeaderLen + connecttoken.Size
+	WelcomeLen     = ControlHeaderLen + 16
+	RejectLen      = ControlHeaderLen + 1
+	PongLen        = PingLen    // a PONG is never longer than its PING
+	PongSeqLen     = PingSeqLen // ditto
+	ChallengeLen   = ControlHeaderLen + CookieLen
+	HelloCookieLen = HelloLen + CookieLen
+	MaxLen         = HelloCookieLen // the longest control packet
 )
 
 func appendHeader(dst []byte, t PacketType) []byte {
@@ -174,13 +198,23 @@ func AppendReject(dst []byte, reason RejectReason) []byte {
 	return append(appendHeader(dst, TypeReject), byte(reason))
 }
 
-// AppendPing appends a PING to dst.
+// AppendPing appends a PING, reply room included, to dst.
 func AppendPing(dst []byte, p Ping) []byte {
 	dst = binary.BigEndian.AppendUint64(appendHeader(dst, TypePing), p.ClientTime)
 	if p.HasSeq {
 		dst = binary.BigEndian.AppendUint64(dst, p.Seq)
 	}
-	return dst
+	return append(dst, make([]byte, PingRoom)...)
+}
+
+// AppendChallenge appends a CHALLENGE carrying cookie to dst.
+func AppendChallenge(dst []byte, cookie Cookie) []byte {
+	return append(appendHeader(dst, TypeChallenge), cookie[:]...)
+}
+
+// AppendHelloCookie appends a HELLO_COOKIE: token, then the echoed cookie.
+func AppendHelloCookie(dst, token []byte, cookie Cookie) []byte {
+	return append(append(appendHeader(dst, TypeHelloCookie), token...), cookie[:]...)
 }
 
 // AppendPong appends the PONG answering p, stamped with relayTime (Unix
@@ -228,7 +262,21 @@ func ParseControl(b []byte) (Control, error) {
 		default:
 			return Control{}, ErrMalformedControl
 		}
+		if binary.BigEndian.Uint64(b[len(b)-PingRoom:]) != 0 {
+			return Control{}, ErrMalformedControl
+		}
 		c.Ping.ClientTime = binary.BigEndian.Uint64(body)
+	case TypeChallenge:
+		if len(b) != ChallengeLen {
+			return Control{}, ErrMalformedControl
+		}
+		copy(c.Cookie[:], body)
+	case TypeHelloCookie:
+		if len(b) != HelloCookieLen {
+			return Control{}, ErrMalformedControl
+		}
+		c.Token = body[:connecttoken.Size]
+		copy(c.Cookie[:], body[connecttoken.Size:])
 	case TypePong:
 		switch len(b) {
 		case PongLen:

@@ -42,6 +42,9 @@ func TestControlRoundTrip(t *testing.T) {
 		{"pong", AppendPong(nil, Ping{ClientTime: 1}, 77), Control{Type: TypePong, Ping: Ping{ClientTime: 1}, RelayTime: 77}},
 		{"pong seq", AppendPong(nil, Ping{ClientTime: 1, Seq: 3, HasSeq: true}, 77),
 			Control{Type: TypePong, Ping: Ping{ClientTime: 1, Seq: 3, HasSeq: true}, RelayTime: 77}},
+		{"challenge", AppendChallenge(nil, Cookie{1, 2, 23: 9}), Control{Type: TypeChallenge, Cookie: Cookie{1, 2, 23: 9}}},
+		{"hello cookie", AppendHelloCookie(nil, token, Cookie{5, 23: 6}),
+			Control{Type: TypeHelloCookie, Token: token, Cookie: Cookie{5, 23: 6}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -63,8 +66,28 @@ func TestControlRoundTrip(t *testing.T) {
 func TestPongEchoesPingBytes(t *testing.T) {
 	ping := AppendPing(nil, Ping{ClientTime: 0x0102030405060708, Seq: 5, HasSeq: true})
 	pong := AppendPong(nil, Ping{ClientTime: 0x0102030405060708, Seq: 5, HasSeq: true}, 99)
-	if !bytes.Equal(pong[ControlHeaderLen:len(ping)], ping[ControlHeaderLen:]) {
+	if !bytes.Equal(pong[ControlHeaderLen:len(ping)-PingRoom], ping[ControlHeaderLen:len(ping)-PingRoom]) {
 		t.Fatal("PONG body does not start with the PING body")
+	}
+}
+
+// A beacon must not amplify: the PONG answering any PING that parses is no
+// longer than that PING.
+func TestPongNeverLargerThanPing(t *testing.T) {
+	for _, p := range []Ping{{ClientTime: 1}, {ClientTime: 1, Seq: 2, HasSeq: true}} {
+		ping := AppendPing(nil, p)
+		c, err := ParseControl(ping)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pong := AppendPong(nil, c.Ping, 1<<63); len(pong) > len(ping) {
+			t.Fatalf("PING of %d bytes is answered by a PONG of %d bytes", len(ping), len(pong))
+		}
+	}
+	// The short PINGs of the first protocol draft (no reply room) are refused.
+	short := binary.BigEndian.AppendUint64(append(Magic[:], byte(TypePing)), 1)
+	if _, err := ParseControl(short); !errors.Is(err, ErrMalformedControl) {
+		t.Fatalf("PING without reply room: %v, want malformed", err)
 	}
 }
 
@@ -73,14 +96,17 @@ func TestParseControlRejects(t *testing.T) {
 		pkt  []byte
 		want error
 	}{
-		"empty":         {nil, ErrNotControl},
-		"magic only":    {Magic[:], ErrNotControl},
-		"kcp":           {[]byte{1, 0, 0, 0, 81, 0, 0, 0}, ErrNotControl},
-		"unknown type":  {append(Magic[:], 99), ErrMalformedControl},
-		"short hello":   {AppendHello(nil, make([]byte, 10)), ErrMalformedControl},
-		"long reject":   {append(AppendReject(nil, 1), 0), ErrMalformedControl},
-		"ping 9 bytes":  {append(AppendPing(nil, Ping{}), 1), ErrMalformedControl},
-		"pong too long": {append(AppendPong(nil, Ping{HasSeq: true}, 1), 1), ErrMalformedControl},
+		"empty":                  {nil, ErrNotControl},
+		"magic only":             {Magic[:], ErrNotControl},
+		"kcp":                    {[]byte{1, 0, 0, 0, 81, 0, 0, 0}, ErrNotControl},
+		"unknown type":           {append(Magic[:], 99), ErrMalformedControl},
+		"short hello":            {AppendHello(nil, make([]byte, 10)), ErrMalformedControl},
+		"long reject":            {append(AppendReject(nil, 1), 0), ErrMalformedControl},
+		"ping 9 bytes":           {append(AppendPing(nil, Ping{}), 1), ErrMalformedControl},
+		"ping room set":          {append(AppendPing(nil, Ping{})[:PingLen-1], 1), ErrMalformedControl},
+		"short challenge":        {AppendChallenge(nil, Cookie{})[:ChallengeLen-1], ErrMalformedControl},
+		"hello cookie no cookie": {append(append(Magic[:], byte(TypeHelloCookie)), make([]byte, connecttoken.Size)...), ErrMalformedControl},
+		"pong too long":          {append(AppendPong(nil, Ping{HasSeq: true}, 1), 1), ErrMalformedControl},
 	}
 	for name, c := range cases {
 		if _, err := ParseControl(c.pkt); !errors.Is(err, c.want) {
@@ -90,7 +116,8 @@ func TestParseControlRejects(t *testing.T) {
 }
 
 func TestParseControlDoesNotAllocate(t *testing.T) {
-	pkts := [][]byte{AppendHello(nil, make([]byte, connecttoken.Size)), AppendPing(nil, Ping{HasSeq: true}), {1, 2, 3, 4, 5, 6}}
+	pkts := [][]byte{AppendHello(nil, make([]byte, connecttoken.Size)), AppendPing(nil, Ping{HasSeq: true}),
+		AppendHelloCookie(nil, make([]byte, connecttoken.Size), Cookie{}), {1, 2, 3, 4, 5, 6}}
 	if n := testing.AllocsPerRun(100, func() {
 		for _, p := range pkts {
 			ParseControl(p)
@@ -108,6 +135,8 @@ func FuzzParseControl(f *testing.F) {
 	f.Add(AppendReject(nil, RejectExpired))
 	f.Add(AppendPing(nil, Ping{ClientTime: 1, Seq: 2, HasSeq: true}))
 	f.Add(AppendPong(nil, Ping{ClientTime: 1}, 3))
+	f.Add(AppendChallenge(nil, Cookie{1, 23: 2}))
+	f.Add(AppendHelloCookie(nil, make([]byte, connecttoken.Size), Cookie{3}))
 	f.Add([]byte{0x51, 0, 0, 0, 81, 0, 32, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := ParseControl(b)
@@ -135,6 +164,10 @@ func FuzzParseControl(f *testing.F) {
 			re = AppendPing(nil, c.Ping)
 		case TypePong:
 			re = AppendPong(nil, c.Ping, c.RelayTime)
+		case TypeChallenge:
+			re = AppendChallenge(nil, c.Cookie)
+		case TypeHelloCookie:
+			re = AppendHelloCookie(nil, c.Token, c.Cookie)
 		default:
 			t.Fatalf("parsed unknown type %v", c.Type)
 		}

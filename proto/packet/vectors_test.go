@@ -41,7 +41,8 @@ type controlVector struct {
 type decodedControl struct {
 	Type       string  `json:"type"`
 	TypeCode   int     `json:"type_code"`
-	TokenHex   string  `json:"token_hex,omitempty"`   // HELLO
+	TokenHex   string  `json:"token_hex,omitempty"`   // HELLO, HELLO_COOKIE
+	CookieHex  string  `json:"cookie_hex,omitempty"`  // CHALLENGE, HELLO_COOKIE
 	SessionID  string  `json:"session_id,omitempty"`  // WELCOME
 	Reason     int     `json:"reason,omitempty"`      // REJECT
 	ReasonName string  `json:"reason_name,omitempty"` // REJECT
@@ -92,6 +93,11 @@ func decode(c packet.Control) decodedControl {
 	switch c.Type {
 	case packet.TypeHello:
 		d.TokenHex = hex.EncodeToString(c.Token)
+	case packet.TypeChallenge:
+		d.CookieHex = hex.EncodeToString(c.Cookie[:])
+	case packet.TypeHelloCookie:
+		d.TokenHex = hex.EncodeToString(c.Token)
+		d.CookieHex = hex.EncodeToString(c.Cookie[:])
 	case packet.TypeWelcome:
 		d.SessionID = c.SessionID.String()
 	case packet.TypeReject:
@@ -120,9 +126,22 @@ func encode(t *testing.T, d decodedControl) []byte {
 		}
 		return p
 	}
+	cookie := func() packet.Cookie {
+		var c packet.Cookie
+		if b := unhex(t, d.CookieHex); len(b) != packet.CookieLen {
+			t.Fatalf("cookie_hex has %d bytes", len(b))
+		} else {
+			copy(c[:], b)
+		}
+		return c
+	}
 	switch packet.PacketType(d.TypeCode) {
 	case packet.TypeHello:
 		return packet.AppendHello(nil, unhex(t, d.TokenHex))
+	case packet.TypeChallenge:
+		return packet.AppendChallenge(nil, cookie())
+	case packet.TypeHelloCookie:
+		return packet.AppendHelloCookie(nil, unhex(t, d.TokenHex), cookie())
 	case packet.TypeWelcome:
 		return packet.AppendWelcome(nil, uuid.MustParse(d.SessionID))
 	case packet.TypeReject:

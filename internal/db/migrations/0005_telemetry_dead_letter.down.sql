@@ -1,0 +1,1 @@
+DROP TABLE IF EXISTS telemetry_dead_letter;

@@ -849,3 +849,76 @@ func TestEventsStreamEndsWithRun(t *testing.T) {
 		t.Fatalf("no snapshot was sent: %q", rec.Body.String())
 	}
 }
+
+// TestEventsStreamOutlivesServerTimeouts: behind a server whose read and
+// write timeouts are short, the console stream stays open and keeps
+// delivering changes.
+func TestEventsStreamOutlivesServerTimeouts(t *testing.T) {
+	admin := uuid.New()
+	d := testenv.NewDatabase(t)
+	_, nc := testenv.NewNATS(t, "global")
+	topo := topology.NewRegistry(topology.Cell{ID: "eu-1", Region: "eu", API: "http://127.0.0.1:1", Relay: "127.0.0.1:2"})
+	o, err := New(Config{Admins: Holders{PlayerIDs: []string{admin.String()}}, StreamInterval: 20 * time.Millisecond},
+		Deps{DB: d.Pool, NATS: nc, Topology: topo, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := httpapi.NewRouter()
+	o.Register(mux, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			next.ServeHTTP(w, r.WithContext(accesstoken.WithClaims(r.Context(), accesstoken.Claims{PlayerID: admin.String()})))
+		})
+	})
+	const timeout = 300 * time.Millisecond
+	hs, err := httpapi.New(httpapi.Config{ReadTimeout: timeout, WriteTimeout: timeout}, httpapi.Deps{Handler: mux})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs.Start()
+	defer hs.Close()
+	res, err := http.Get(hs.URL() + "/ops/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	states := make(chan string, 16)
+	go func() {
+		defer close(states)
+		sc := bufio.NewScanner(res.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				var s Snapshot
+				if json.Unmarshal([]byte(data), &s) == nil && len(s.Regions) == 1 {
+					states <- s.Regions[0].Cells[0].State
+				}
+			}
+		}
+	}()
+	if st := <-states; st != "healthy" {
+		t.Fatalf("first state %q", st)
+	}
+	// Change the cell well after both timeouts have passed.
+	deadline := time.Now().Add(4 * timeout)
+	for time.Now().Before(deadline) {
+		select {
+		case st, ok := <-states:
+			if !ok {
+				t.Fatal("the stream ended before the server's timeouts would matter")
+			}
+			t.Fatalf("unexpected snapshot %q", st)
+		case <-time.After(deadline.Sub(time.Now())):
+		}
+	}
+	if err := topo.SetState("eu-1", topology.StateDraining); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case st, ok := <-states:
+		if !ok || st != "draining" {
+			t.Fatalf("after the timeouts: %q (stream open: %v), want draining", st, ok)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no snapshot after the change")
+	}
+}

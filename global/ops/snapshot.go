@@ -149,6 +149,9 @@ func (o *Ops) handleSnapshot(w http.ResponseWriter, r *http.Request) error {
 // so proxies keep the stream open and a dead client is noticed.
 const keepAlive = 15 * time.Second
 
+// writeBudget is how long one write to an event stream may block.
+const writeBudget = keepAlive + 15*time.Second
+
 // handleEvents streams snapshots as server-sent events: one "snapshot"
 // event at once, then one each time the view changes. ?count=N closes the
 // stream after N events (scripts and tests). The role is looked up again
@@ -163,6 +166,13 @@ func (o *Ops) handleEvents(w http.ResponseWriter, r *http.Request) error {
 		count = n
 	}
 	rc := http.NewResponseController(w)
+	// The server's read and write timeouts bound whole requests; a stream
+	// lives longer. No read deadline (the request has been read; a client
+	// that leaves is seen by the failing write), and a write deadline that
+	// moves with every tick, so a client that stops reading is still cut
+	// off after writeBudget.
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Now().Add(writeBudget))
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no")
@@ -175,6 +185,7 @@ func (o *Ops) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	lastSent := time.Now()
 	sent := 0
 	for {
+		_ = rc.SetWriteDeadline(time.Now().Add(writeBudget))
 		role, err := o.roleOf(ctx, caller.ID)
 		if err != nil {
 			if ctx.Err() != nil {

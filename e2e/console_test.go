@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/cellgrid/cellgrid/client"
+	"github.com/cellgrid/cellgrid/client/bots"
 	"github.com/cellgrid/cellgrid/devstack"
 	"github.com/cellgrid/cellgrid/internal/testenv"
 )
@@ -273,6 +274,7 @@ func startConsoleStack(t *testing.T, cells []string) *devstack.Stack {
 	st, err := devstack.Start(ctx, devstack.Config{
 		DataDir: t.TempDir(), Cells: cells, DatabaseURL: d.URL, Ephemeral: true,
 		DGSCommand: dgsCommand(t), DGSEnv: []string{dgsChildEnv + "=1"},
+		DGSArgs:     []string{"--score-limit", "2", "--time-limit", "6s", "--wait-for-players", "20s"},
 		FleetBuffer: 1, AdminDevices: []string{consoleAdminDevice},
 	}, quietLog())
 	if err != nil {
@@ -288,4 +290,77 @@ func startConsoleStack(t *testing.T, cells []string) *devstack.Stack {
 		}
 	})
 	return st
+}
+
+// TestOpsFleetViewFollowsMatches plays a duel on a dev stack and watches
+// the console's snapshot (as an admin, through the API the page uses): the
+// match shows up in the cell's load from the session events the cell
+// publishes (players and matches in play, matches started per minute) and
+// leaves it when it ends; the DGS counts come from the DGS heartbeats.
+func TestOpsFleetViewFollowsMatches(t *testing.T) {
+	st := startConsoleStack(t, []string{"eu-west-1"})
+	testenv.Eventually(t, 15*time.Second, func() error { return ready(st.GlobalURL) })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	admin, err := client.New(client.Config{GlobalURL: st.GlobalURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.LoginDevice(ctx, consoleAdminDevice); err != nil {
+		t.Fatal(err)
+	}
+	type load struct {
+		DGS              map[string]map[string]int `json:"dgs"`
+		Players          int                       `json:"players"`
+		Matches          int                       `json:"matches"`
+		MatchesPerMinute int                       `json:"matches_per_minute"`
+	}
+	snapshot := func() load {
+		t.Helper()
+		var s struct {
+			Role    string `json:"role"`
+			Regions []struct {
+				Cells []struct {
+					ID   string `json:"id"`
+					Load *load  `json:"load"`
+				} `json:"cells"`
+			} `json:"regions"`
+		}
+		if err := admin.Get(ctx, st.GlobalURL+"/ops/snapshot", &s); err != nil {
+			t.Fatal(err)
+		}
+		if s.Role != "admin" || len(s.Regions) != 1 || s.Regions[0].Cells[0].Load == nil {
+			t.Fatalf("snapshot %+v", s)
+		}
+		return *s.Regions[0].Cells[0].Load
+	}
+	testenv.Eventually(t, 20*time.Second, func() error {
+		if l := snapshot(); l.DGS["dev"]["ready"] < 1 {
+			return fmt.Errorf("no Ready DGS seen yet: %+v", l)
+		}
+		return nil
+	})
+	done := make(chan error, 1)
+	go func() {
+		sum, err := bots.Run(ctx, bots.Config{GlobalURL: st.GlobalURL, Players: 2, Mode: "duel", MatchTimeout: 90 * time.Second}, nil)
+		if err == nil && sum.MatchesCompleted != 1 {
+			err = fmt.Errorf("bots: %+v", sum)
+		}
+		done <- err
+	}()
+	testenv.Eventually(t, 60*time.Second, func() error {
+		if l := snapshot(); l.Matches != 1 || l.Players != 2 || l.MatchesPerMinute != 1 || l.DGS["dev"]["allocated"] < 1 {
+			return fmt.Errorf("the match is not on the console yet: %+v", l)
+		}
+		return nil
+	})
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if l := snapshot(); l.Matches != 0 || l.Players != 0 || l.MatchesPerMinute != 1 {
+			return fmt.Errorf("the ended match is still in play on the console: %+v", l)
+		}
+		return nil
+	})
 }

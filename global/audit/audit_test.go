@@ -3,7 +3,11 @@ package audit
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -55,5 +59,46 @@ func TestAppendListAndRollback(t *testing.T) {
 	}
 	if _, err := List(ctx, d.Pool, "!!", "", 10); !errors.Is(err, ErrBadCursor) {
 		t.Fatalf("bad cursor: %v", err)
+	}
+}
+
+// TestNothingRewritesTheLog keeps the log append-only: no Go source of
+// the module (tests aside) updates or deletes ops_audit rows, and the only
+// statement touching the table outside SELECTs is this package's INSERT.
+func TestNothingRewritesTheLog(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := regexp.MustCompile(`(?is)(UPDATE\s+ops_audit|DELETE\s+FROM\s+ops_audit|TRUNCATE\s+(TABLE\s+)?ops_audit|ALTER\s+TABLE\s+ops_audit)`)
+	seen := 0
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		seen++
+		if loc := bad.FindIndex(b); loc != nil {
+			t.Errorf("%s rewrites the audit log: %q", path, b[loc[0]:loc[1]])
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen < 50 {
+		t.Fatalf("scanned only %d files from %s", seen, root)
+	}
+	if !bad.MatchString("x := `DELETE FROM ops_audit WHERE 1=1`") {
+		t.Fatal("the pattern misses a DELETE")
 	}
 }

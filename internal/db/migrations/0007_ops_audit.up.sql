@@ -49,8 +49,11 @@ CREATE TABLE IF NOT EXISTS catalog_version (
     version    BIGINT NOT NULL CHECK (version >= 1),
     updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
-INSERT INTO catalog_version (id, version) VALUES (1, 1) ON CONFLICT (id) DO NOTHING;
 
 -- An item an operator edited keeps the edit when the global layer
 -- restarts: seeding from configuration no longer overwrites it.
 ALTER TABLE item_templates ADD COLUMN IF NOT EXISTS ops_edited BOOLEAN NOT NULL DEFAULT false;
+
+-- The one write comes last: CockroachDB refuses a schema change after a
+-- write in the same (implicit) transaction.
+INSERT INTO catalog_version (id, version) VALUES (1, 1) ON CONFLICT (id) DO NOTHING;

@@ -248,6 +248,36 @@ func TestOpsConsoleInChromium(t *testing.T) {
 		t.Fatalf("flag review: %q %v", verdict, err)
 	}
 
+	// A grant from the LiveOps form goes through the ledger.
+	var playerID string
+	if err := st.DB().QueryRow(ctx, `SELECT player_id::text FROM auth_identities WHERE subject = 'console-player-device-1'`).Scan(&playerID); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(admin,
+		chromedp.SendKeys(chromedp.ID("grant-player"), playerID),
+		chromedp.SendKeys(chromedp.ID("grant-what"), "gold"),
+		chromedp.SendKeys(chromedp.ID("grant-amount"), "25"),
+		chromedp.Click(chromedp.ID("grant")),
+		chromedp.WaitVisible(chromedp.CSS(`#audit tr:first-child`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 20*time.Second, func() error {
+		if got := text(admin, "#grant-result"); got != "gold: 1000 → 1025" {
+			return fmt.Errorf("grant result on the page: %q", got)
+		}
+		return nil
+	})
+	var wallet struct {
+		Balances map[string]int64 `json:"balances"`
+	}
+	if err := pc.Get(ctx, st.GlobalURL+"/wallet", &wallet); err != nil || wallet.Balances["gold"] != 1025 {
+		t.Fatalf("the player's wallet after the grant: %v %v", wallet.Balances, err)
+	}
+	if n := count(player, "#liveops-box:not([hidden])"); n != 0 {
+		t.Fatal("the player's page shows the LiveOps form")
+	}
+
 	// Undrain from the admin's page; both pages follow.
 	if err := chromedp.Do(admin, chromedp.Click(chromedp.CSS(`button.undrain[data-cell="eu-west-1"]`))); err != nil {
 		t.Fatal(err)

@@ -95,7 +95,24 @@
     } catch (e) { showError(`review: ${e.message}`); }
   }
 
+  async function grant(ev) {
+    ev.preventDefault();
+    const kind = $("grant-kind").value, player = $("grant-player").value.trim(), what = $("grant-what").value.trim();
+    const amount = parseInt($("grant-amount").value, 10);
+    const key = (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random());
+    const body = kind === "wallet"
+      ? { currency: what, amount, reason: $("reason").value, idempotency_key: key }
+      : { item_template_id: what, quantity: amount, reason: $("reason").value, idempotency_key: key };
+    try {
+      const res = await api("POST", `/ops/players/${encodeURIComponent(player)}/${kind}`, body);
+      $("grant-result").textContent = kind === "wallet" ? `${what}: ${res.before} → ${res.balance}` : `${what}: ${res.before} → ${res.quantity}`;
+      showError("");
+      loadAudit(true);
+    } catch (e) { $("grant-result").textContent = ""; showError(`${kind}: ${e.message}`); }
+  }
+
   async function loadAudit(fresh) {
+    $("liveops-box").hidden = role !== "admin";
     if (role !== "admin") { $("audit-box").hidden = true; return; }
     $("audit-box").hidden = false;
     if (fresh) { auditCursor = ""; $("audit").replaceChildren(); }
@@ -168,5 +185,6 @@
     } catch (e) { showError("login: " + e.message); }
   });
   $("audit-more").addEventListener("click", () => loadAudit(false));
+  $("grant-form").addEventListener("submit", grant);
   if (token) follow();
 })();

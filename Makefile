@@ -24,6 +24,7 @@ run: deps build
 	./$(BIN) dev
 
 test: deps lint rules
+	build/hashistack.sh
 	$(GO) test -count=1 -timeout 15m ./...
 	cd examples && $(GO) build ./... && $(GO) vet ./...
 	$(MAKE) test-race

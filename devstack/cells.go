@@ -46,6 +46,9 @@ func (st *Stack) startCells(ctx context.Context, cfg Config, pool *pgxpool.Pool,
 		if cfg.CellBasePort > 0 {
 			cc.HTTPAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.CellBasePort+i))
 		}
+		// Every dev player shares the loopback address: a per-IP HELLO
+		// limit would throttle a swarm of bots as one source.
+		cc.Relay.HelloPerIP = -1
 		cc.DGS = fleet.Version{Name: "dev", Command: cfg.DGSCommand[0], Args: cfg.dgsArgs()}
 		cc.Fleet.Min, cc.Fleet.Buffer, cc.Fleet.Max = cfg.FleetBuffer, cfg.FleetBuffer, cfg.FleetMax
 		c, err := cell.New(cc, cell.Deps{

@@ -5,8 +5,9 @@
 //   - CellJob: one service job per cell, running `cellgrid cell` with an
 //     HTTP port (Consul service, HTTP check on /readyz) and the UDP relay port.
 //   - GlobalJob: the global layer service (`cellgrid global`).
-//   - DGSJob: a parameterized batch job; every dispatch is one game server,
-//     identified by the required meta keys cell, dgs_id and version.
+//   - DGSJob: a parameterized batch job, one per cell (DGSJobID); every
+//     dispatch is one game server, identified by the required meta keys
+//     cell, dgs_id and version.
 //   - NomadLauncher: fleet.Launcher that dispatches DGSJob and watches the
 //     dispatched job's allocations with blocking queries.
 //

@@ -187,6 +187,14 @@ func (l *NomadLauncher) Stop(ctx context.Context, h fleet.Handle) error {
 	if _, _, err := l.Client.Jobs().Deregister(nh.id, true, l.writeOpts(ctx)); err != nil && !isNotFound(err) {
 		return fmt.Errorf("nomad launcher: deregister %s: %w", nh.id, err)
 	}
+	// A dispatch that was never placed (e.g. every node drained) has no
+	// allocation to wait for, and never will once deregistered.
+	// (WaitIndex 1: answers at once when allocations exist, else after
+	// the short wait.)
+	q := (&api.QueryOptions{Region: l.Region, Namespace: l.Namespace, WaitIndex: 1, WaitTime: 200 * time.Millisecond}).WithContext(ctx)
+	if allocs, _, err := l.Client.Jobs().Allocations(nh.id, true, q); err == nil && len(allocs) == 0 {
+		nh.exit()
+	}
 	select {
 	case <-nh.done:
 		return nil

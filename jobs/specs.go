@@ -52,22 +52,39 @@ type Common struct {
 // CellSpec describes one regional cell.
 type CellSpec struct {
 	Common
-	CellID    string // required; also the job ID suffix
-	DBURL     string // CELLGRID_DB
-	RedisAddr string // CELLGRID_REDIS
-	NATSURL   string // CELLGRID_NATS
-	GlobalURL string // --global
+	CellID string // required; also the job ID suffix
+	// CellRegion is the region the cell reports (--region); default the
+	// Nomad region.
+	CellRegion string
+	DBURL      string // CELLGRID_DB (env, not argv: it carries a password)
+	RedisAddr  string // CELLGRID_REDIS
+	NATSURL    string // CELLGRID_NATS
+	GlobalURL  string // --global
 	// HTTPPort and RelayPort are static host ports; 0 means dynamic. The
 	// relay is what clients dial over UDP, so production wants it static.
 	HTTPPort  int
 	RelayPort int
 	// RelayPublicAddr is told to clients; default ${NOMAD_ADDR_relay}.
 	RelayPublicAddr string
-	DGSVersion      string // --dgs-version, default "v1"
-	FleetMin        int    // --fleet-min when > 0
-	FleetMax        int    // --fleet-max when > 0
-	ServiceName     string // Consul service, default "cellgrid-cell"
-	Count           int    // default 1
+	DGSVersion      string   // --dgs-version, default "v1"
+	DGSArgs         []string // --dgs-arg each (local launcher only)
+	FleetMin        int      // --fleet-min when > 0
+	FleetMax        int      // --fleet-max when > 0
+	FleetBuffer     int      // --fleet-buffer when > 0
+	// Launcher is how the cell starts its DGSs: "local" (default: child
+	// processes of the cell task) or "nomad" (dispatches of the cell's
+	// parameterized DGS job, DGSJobID(CellID), through NomadAddr).
+	Launcher    string
+	NomadAddr   string // --nomad; required with Launcher "nomad"
+	NomadRegion string // --nomad-region (default: the agent's)
+	// ConsulAddr, when set, makes the cell register its API and relay in
+	// Consul itself (--consul) with HTTP checks on /readyz; the job then
+	// declares no Nomad service, so nothing is registered twice. Empty:
+	// the job declares the service and Nomad's Consul integration
+	// registers it.
+	ConsulAddr  string
+	ServiceName string // Consul service, default "cellgrid-cell"
+	Count       int    // default 1
 }
 
 // GlobalSpec describes the global layer.
@@ -83,6 +100,9 @@ type GlobalSpec struct {
 	Count       int    // default 1
 	JobID       string // default "cellgrid-global"
 	ExtraArgs   []string
+	// ConsulAddr: as CellSpec.ConsulAddr (--consul: self-registration and
+	// topology from the Consul catalog).
+	ConsulAddr string
 }
 
 // DGSSpec describes the parameterized DGS job of one region.
@@ -215,6 +235,10 @@ func httpService(name, portLabel string, tags []string, meta map[string]string) 
 // CellJobID is the job ID of a cell.
 func CellJobID(cellID string) string { return "cellgrid-cell-" + cellID }
 
+// DGSJobID is the ID of a cell's parameterized DGS job: one per cell,
+// because the job fixes the NATS URL of the cell's own cluster.
+func DGSJobID(cellID string) string { return DefaultDGSJobID + "-" + cellID }
+
 // CellJob returns the service job of one cell.
 func CellJob(s CellSpec) (*api.Job, error) {
 	s.defaults(500, 512)
@@ -233,14 +257,19 @@ func CellJob(s CellSpec) (*api.Job, error) {
 	if s.Count <= 0 {
 		s.Count = 1
 	}
+	if s.CellRegion == "" {
+		s.CellRegion = s.Region
+	}
 	relayPublic := s.RelayPublicAddr
 	if relayPublic == "" {
 		relayPublic = "${NOMAD_ADDR_relay}"
 	}
+	// The API binds the address Nomad allocated (its URL is what the cell
+	// announces), the relay every interface of the port.
 	args := []string{"cell",
 		"--id", s.CellID,
-		"--region", s.Region,
-		"--http-addr", "0.0.0.0:${NOMAD_PORT_http}",
+		"--region", s.CellRegion,
+		"--http-addr", "${NOMAD_ADDR_http}",
 		"--relay-addr", "0.0.0.0:${NOMAD_PORT_relay}",
 		"--relay-public-addr", relayPublic,
 	}
@@ -250,17 +279,40 @@ func CellJob(s CellSpec) (*api.Job, error) {
 	if s.DGSVersion != "" {
 		args = append(args, "--dgs-version", s.DGSVersion)
 	}
-	if s.FleetMin > 0 {
-		args = append(args, "--fleet-min", fmt.Sprint(s.FleetMin))
+	for _, a := range s.DGSArgs {
+		args = append(args, "--dgs-arg", a)
 	}
-	if s.FleetMax > 0 {
-		args = append(args, "--fleet-max", fmt.Sprint(s.FleetMax))
+	for _, f := range []struct {
+		flag string
+		n    int
+	}{{"--fleet-min", s.FleetMin}, {"--fleet-max", s.FleetMax}, {"--fleet-buffer", s.FleetBuffer}} {
+		if f.n > 0 {
+			args = append(args, f.flag, fmt.Sprint(f.n))
+		}
+	}
+	switch s.Launcher {
+	case "", "local":
+	case "nomad":
+		if s.NomadAddr == "" {
+			return nil, errors.New("jobs: a cell with the nomad launcher needs a Nomad address")
+		}
+		args = append(args, "--launcher", "nomad", "--nomad", s.NomadAddr, "--dgs-job", DGSJobID(s.CellID))
+		if s.NomadRegion != "" {
+			args = append(args, "--nomad-region", s.NomadRegion)
+		}
+	default:
+		return nil, fmt.Errorf("jobs: launcher %q: want local or nomad", s.Launcher)
+	}
+	if s.ConsulAddr != "" {
+		args = append(args, "--consul", s.ConsulAddr)
 	}
 	t := s.task("cell", args, map[string]string{
 		"CELLGRID_DB": s.DBURL, "CELLGRID_REDIS": s.RedisAddr, "CELLGRID_NATS": s.NATSURL,
 	})
-	t.Services = []*api.Service{httpService(s.ServiceName, "http",
-		[]string{"cell", "cell-" + s.CellID}, map[string]string{"cell": s.CellID, "region": s.Region})}
+	if s.ConsulAddr == "" {
+		t.Services = []*api.Service{httpService(s.ServiceName, "http",
+			[]string{"cell", "cell-" + s.CellID}, map[string]string{"cell": s.CellID, "region": s.Region})}
+	}
 
 	tg := api.NewTaskGroup("cell", s.Count)
 	tg.Networks = network(port("http", s.HTTPPort), port("relay", s.RelayPort))
@@ -289,18 +341,23 @@ func GlobalJob(s GlobalSpec) (*api.Job, error) {
 	if s.Count <= 0 {
 		s.Count = 1
 	}
-	args := []string{"global", "--addr", "0.0.0.0:${NOMAD_PORT_http}"}
+	args := []string{"global", "--addr", "${NOMAD_ADDR_http}"}
 	if s.PublicURL != "" {
 		args = append(args, "--public-url", s.PublicURL)
 	}
 	if len(s.Cells) > 0 {
 		args = append(args, "--cells", strings.Join(s.Cells, ","))
 	}
+	if s.ConsulAddr != "" {
+		args = append(args, "--consul", s.ConsulAddr)
+	}
 	args = append(args, s.ExtraArgs...)
 	t := s.task("global", args, map[string]string{
 		"CELLGRID_DB": s.DBURL, "CELLGRID_REDIS": s.RedisAddr, "CELLGRID_NATS": s.NATSURL,
 	})
-	t.Services = []*api.Service{httpService(s.ServiceName, "http", []string{"global"}, nil)}
+	if s.ConsulAddr == "" {
+		t.Services = []*api.Service{httpService(s.ServiceName, "http", []string{"global"}, nil)}
+	}
 	tg := api.NewTaskGroup("global", s.Count)
 	tg.Networks = network(port("http", s.HTTPPort))
 	tg.Tasks = []*api.Task{t}

@@ -125,15 +125,17 @@ func TestCellJob(t *testing.T) {
 		args = append(args, a.(string))
 	}
 	for flag, want := range map[string]string{
-		"--id": "eu-west-1", "--region": "eu", "--http-addr": "0.0.0.0:${NOMAD_PORT_http}",
+		"--id": "eu-west-1", "--region": "eu", "--http-addr": "${NOMAD_ADDR_http}",
 		"--relay-addr": "0.0.0.0:${NOMAD_PORT_relay}", "--global": "https://global.test", "--fleet-max": "20",
 	} {
 		if got := argAfter(args, flag); got != want {
 			t.Errorf("%s = %q, want %q", flag, got, want)
 		}
 	}
-	if args[0] != "cell" || slices.Contains(args, "--db") {
-		t.Errorf("args %v (the DB URL belongs in env, not argv)", args)
+	// The DB URL carries a password: env, not argv (`cellgrid cell` takes
+	// CELLGRID_DB in place of --db; the real-agent tests run it so).
+	if args[0] != "cell" || slices.Contains(args, "--db") || slices.Contains(args, "--launcher") || slices.Contains(args, "--consul") {
+		t.Errorf("args %v", args)
 	}
 	if len(task.Services) != 1 {
 		t.Fatal("no service")
@@ -159,7 +161,7 @@ func TestGlobalJob(t *testing.T) {
 	for _, a := range task.Config["args"].([]any) {
 		args = append(args, a.(string))
 	}
-	if args[0] != "global" || argAfter(args, "--cells") != "eu-west-1,us-east-1" || argAfter(args, "--addr") != "0.0.0.0:${NOMAD_PORT_http}" {
+	if args[0] != "global" || argAfter(args, "--cells") != "eu-west-1,us-east-1" || argAfter(args, "--addr") != "${NOMAD_ADDR_http}" {
 		t.Fatalf("args %v", args)
 	}
 	if p := j.TaskGroups[0].Networks[0].ReservedPorts; len(p) != 1 || p[0].Value != 8080 {
@@ -167,6 +169,41 @@ func TestGlobalJob(t *testing.T) {
 	}
 	if c := task.Services[0].Checks[0]; c.Path != "/readyz" {
 		t.Fatalf("check %+v", c)
+	}
+}
+
+// TestCellJobNomadLauncherAndConsul: a cell deployed by Nomad can launch
+// its DGSs through Nomad (its own DGS job) and register itself in Consul;
+// then the job declares no Nomad service (no double registration).
+func TestCellJobNomadLauncherAndConsul(t *testing.T) {
+	j, err := CellJob(CellSpec{Common: common("eu"), CellID: "eu-west-1", DBURL: "postgres://db/x",
+		Launcher: "nomad", NomadAddr: "http://127.0.0.1:4646", NomadRegion: "eu", ConsulAddr: "127.0.0.1:8500",
+		DGSArgs: []string{"--time-limit=5s"}, FleetBuffer: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j = roundTrip(t, j)
+	task := j.TaskGroups[0].Tasks[0]
+	var args []string
+	for _, a := range task.Config["args"].([]any) {
+		args = append(args, a.(string))
+	}
+	for flag, want := range map[string]string{
+		"--launcher": "nomad", "--nomad": "http://127.0.0.1:4646", "--nomad-region": "eu",
+		"--dgs-job": "cellgrid-dgs-eu-west-1", "--consul": "127.0.0.1:8500", "--dgs-arg": "--time-limit=5s", "--fleet-buffer": "3",
+	} {
+		if got := argAfter(args, flag); got != want {
+			t.Errorf("%s = %q, want %q (args %v)", flag, got, want, args)
+		}
+	}
+	if len(task.Services) != 0 {
+		t.Errorf("self-registering cell also declares Nomad services %+v", task.Services)
+	}
+	if _, err := CellJob(CellSpec{Common: common("eu"), CellID: "c", DBURL: "x", Launcher: "nomad"}); err == nil {
+		t.Error("nomad launcher without a Nomad address accepted")
+	}
+	if _, err := CellJob(CellSpec{Common: common("eu"), CellID: "c", DBURL: "x", Launcher: "k8s"}); err == nil {
+		t.Error("unknown launcher accepted")
 	}
 }
 

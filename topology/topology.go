@@ -40,6 +40,10 @@ type Registry struct {
 	mu       sync.RWMutex
 	cells    map[string]Cell      // guarded by mu
 	lastSeen map[string]time.Time // guarded by mu: last heartbeat (or Put)
+	// catalog is, per Consul datacenter, the cells its catalog lists
+	// (guarded by mu). Non-nil once WatchConsul started: then the catalog,
+	// not the heartbeats, says which cells exist and whether they are alive.
+	catalog map[string]map[string]catalogCell
 }
 
 // NewRegistry returns a registry holding cells.
@@ -83,9 +87,14 @@ func (r *Registry) SetState(id, state string) error {
 // Cells returns every cell sorted by id.
 func (r *Registry) Cells() []Cell {
 	r.mu.RLock()
-	out := make([]Cell, 0, len(r.cells))
-	for _, c := range r.cells {
-		out = append(out, c)
+	var out []Cell
+	if r.catalog != nil {
+		out = r.catalogCellsLocked()
+	} else {
+		out = make([]Cell, 0, len(r.cells))
+		for _, c := range r.cells {
+			out = append(out, c)
+		}
 	}
 	r.mu.RUnlock()
 	slices.SortFunc(out, func(a, b Cell) int {

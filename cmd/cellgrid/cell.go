@@ -18,7 +18,7 @@ func cellCmd(rf *rootFlags) *cobra.Command {
 	cfg := cell.DefaultConfig()
 	var inf infraFlags
 	var globalURL, seedHex, dgsCommand string
-	var launcherKind, nomadAddr, nomadRegion string
+	var launcherKind, nomadAddr, nomadRegion, dgsJob, consulAddr string
 	cmd := &cobra.Command{
 		Use:   "cell",
 		Short: "Run one regional cell: matchmaking, DGS fleet, sessions, relay",
@@ -61,7 +61,7 @@ func cellCmd(rf *rootFlags) *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("nomad client: %w", err)
 				}
-				nl := &jobs.NomadLauncher{Client: client, Region: nomadRegion}
+				nl := &jobs.NomadLauncher{Client: client, Region: nomadRegion, JobID: dgsJob}
 				defer nl.Close()
 				launcher = nl
 			default:
@@ -72,7 +72,15 @@ func cellCmd(rf *rootFlags) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "cell %s api %s relay %s\n", cfg.ID, c.URL(), c.RelayAddr())
-			return c.Run(ctx)
+			if consulAddr == "" {
+				return c.Run(ctx)
+			}
+			reg, err := cellRegistrar(consulAddr, cfg.ID, cfg.Region, c.URL(), c.RelayAddr(), log)
+			if err != nil {
+				_ = c.Close()
+				return err
+			}
+			return runAll(ctx, c.Run, reg.Run)
 		},
 	}
 	f := cmd.Flags()
@@ -92,8 +100,11 @@ func cellCmd(rf *rootFlags) *cobra.Command {
 	f.StringVar(&launcherKind, "launcher", "local", "how DGS processes start: local (child processes) or nomad (dispatch of the parameterized DGS job from `cellgrid jobs`)")
 	f.StringVar(&nomadAddr, "nomad", envOr("NOMAD_ADDR", "http://127.0.0.1:4646"), "Nomad API address (with --launcher nomad); env NOMAD_ADDR")
 	f.StringVar(&nomadRegion, "nomad-region", "", "Nomad region of the DGS job (default: the agent's)")
+	f.StringVar(&dgsJob, "dgs-job", jobs.DefaultDGSJobID, "parameterized DGS job dispatched with --launcher nomad (`cell add` registers cellgrid-dgs-<id>)")
+	f.StringVar(&consulAddr, "consul", "", "Consul agent host:port: register the cell API and relay with /readyz checks while running")
 	inf.register(f, "the cell's ")
 	_ = cmd.MarkFlagRequired("id")
 	cmd.AddCommand(drainCmds(rf)...)
+	cmd.AddCommand(cellAddCmd(rf), cellRemoveCmd(rf))
 	return cmd
 }

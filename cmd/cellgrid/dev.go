@@ -12,6 +12,7 @@ import (
 func devCmd(rf *rootFlags) *cobra.Command {
 	var cfg devstack.Config
 	var af authFlags
+	var onNomad bool
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the whole stack on this machine: PostgreSQL, Redis, NATS supercluster, global layer and cells",
@@ -29,6 +30,9 @@ func devCmd(rf *rootFlags) *cobra.Command {
 			}
 			cfg.DGSCommand = []string{exe, "dgs"}
 			ctx := cmd.Context()
+			if onNomad {
+				return runDevNomad(ctx, cmd.OutOrStdout(), cfg, exe, log)
+			}
 			st, err := devstack.Start(ctx, cfg, log)
 			if err != nil {
 				return err
@@ -52,6 +56,7 @@ func devCmd(rf *rootFlags) *cobra.Command {
 	f.DurationVar(&cfg.MatchTimeLimit, "match-time-limit", devstack.DefaultMatchTimeLimit, "match length of every DGS, short for a demo (cellgrid dgs alone defaults to 3m)")
 	f.StringArrayVar(&cfg.DGSArgs, "dgs-arg", nil, "extra argument for every DGS, e.g. --dgs-arg=--score-limit=5 (repeatable)")
 	f.StringArrayVar(&cfg.AdminDevices, "admin-device", nil, "guest device id that is an admin on the /ops console (repeatable)")
+	f.BoolVar(&onNomad, "nomad", false, "run global and cells as jobs on local Nomad and Consul dev agents (build them: build/hashistack.sh)")
 	af.register(f, true)
 	return cmd
 }

@@ -5,8 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cellgrid/cellgrid/internal/natsembed"
 	"github.com/nats-io/nats.go"
+
+	"github.com/cellgrid/cellgrid/internal/natsembed"
 )
 
 // NewSuperCluster starts one embedded JetStream server per cluster name,

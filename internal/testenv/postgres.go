@@ -10,9 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/cellgrid/cellgrid/internal/db"
 	"github.com/cellgrid/cellgrid/internal/localserver"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 const templateDB = "cellgrid_template"
@@ -29,6 +30,7 @@ var (
 // TestMain: func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }.
 func Main(m *testing.M) int {
 	code := m.Run()
+	stopShared()
 	if pgServer != nil {
 		_ = pgServer.Close()
 	}

@@ -5,9 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/rueidis"
+
 	"github.com/cellgrid/cellgrid/internal/localserver"
 	"github.com/cellgrid/cellgrid/internal/redisclient"
-	"github.com/redis/rueidis"
 )
 
 // Redis is a private redis-server for one test.

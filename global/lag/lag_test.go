@@ -53,10 +53,12 @@ cellgrid_jetstream_consumer_pending_messages{consumer="results",stream="MATCH_GL
 # TYPE cellgrid_jetstream_lag_scrape_ok gauge
 cellgrid_jetstream_lag_scrape_ok 1
 `, ackPending, pending)
-		if err := testutil.GatherAndCompare(reg, strings.NewReader(exp),
-			"cellgrid_jetstream_consumer_pending_messages", "cellgrid_jetstream_consumer_ack_pending_messages", "cellgrid_jetstream_lag_scrape_ok"); err != nil {
-			t.Fatal(err)
-		}
+		// The server updates a consumer's counts just after a publish or
+		// an ack is answered: wait for them.
+		testenv.Eventually(t, 10*time.Second, func() error {
+			return testutil.GatherAndCompare(reg, strings.NewReader(exp),
+				"cellgrid_jetstream_consumer_pending_messages", "cellgrid_jetstream_consumer_ack_pending_messages", "cellgrid_jetstream_lag_scrape_ok")
+		})
 	}
 	want(5, 0)
 	batch, err := cons.Fetch(3, jetstream.FetchMaxWait(5*time.Second))

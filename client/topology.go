@@ -53,8 +53,8 @@ type ProbeConfig struct {
 // regions apart differ by tens of milliseconds.
 const DefaultTolerance = 5 * time.Millisecond
 
-// Probe pings every joinable cell's beacon over UDP and returns the median
-// round trip per cell id. Cells that never answer are absent.
+// Probe pings every joinable cell's beacon over UDP and returns the lowest
+// round trip per cell id (see PingBeacon). Cells that never answer are absent.
 func Probe(ctx context.Context, cells []Cell, cfg ProbeConfig) map[string]time.Duration {
 	if cfg.Pings <= 0 {
 		cfg.Pings = 5
@@ -87,7 +87,11 @@ func Probe(ctx context.Context, cells []Cell, cfg ProbeConfig) map[string]time.D
 	return out
 }
 
-// PingBeacon sends cfg.Pings PINGs to addr and returns the median RTT.
+// PingBeacon sends cfg.Pings PINGs to addr and returns the lowest RTT: the
+// path's own delay is in every ping, while a busy CPU or a queue only ever
+// adds to it, so the minimum is the estimate that noise disturbs least (a
+// median on a loaded machine drifted past DefaultTolerance and split a swarm
+// of bots across equal cells).
 func PingBeacon(ctx context.Context, addr string, cfg ProbeConfig) (time.Duration, error) {
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
@@ -134,8 +138,7 @@ func PingBeacon(ctx context.Context, addr string, cfg ProbeConfig) (time.Duratio
 	if len(rtts) == 0 {
 		return 0, fmt.Errorf("ping %s: no answer", addr)
 	}
-	slices.Sort(rtts)
-	return rtts[len(rtts)/2], nil
+	return slices.Min(rtts), nil
 }
 
 // ErrNoCell means no joinable cell answered its beacon.

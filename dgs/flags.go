@@ -2,6 +2,7 @@ package dgs
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -30,15 +31,34 @@ func (cfg *ServerConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&cfg.ExitAfterMatch, "exit-after-match", false, "exit after one match instead of returning to Ready")
 }
 
-// Main parses args as RegisterFlags describes and runs the server until
-// SIGINT/SIGTERM. It returns the process exit code. `cellgrid dgs` and
-// test binaries that re-execute themselves as a DGS call it.
-func Main(args []string, stderr io.Writer) int {
+// ParseArgs parses args as RegisterFlags describes and checks that the
+// required flags (--cell, --id) are there. Usage goes to stderr.
+func ParseArgs(args []string, stderr io.Writer) (ServerConfig, error) {
 	fs := flag.NewFlagSet("dgs", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg ServerConfig
 	cfg.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if cfg.Cell == "" || cfg.ID == "" {
+		return cfg, errors.New("--cell and --id are required")
+	}
+	return cfg, nil
+}
+
+// Main parses args as RegisterFlags describes and runs the server until
+// SIGINT/SIGTERM. It returns the process exit code. `cellgrid dgs` and
+// test binaries that re-execute themselves as a DGS call it.
+func Main(args []string, stderr io.Writer) int {
+	cfg, err := ParseArgs(args, stderr)
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stderr, "dgs:", err)
+		}
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)

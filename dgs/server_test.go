@@ -24,6 +24,7 @@ import (
 	"github.com/cellgrid/cellgrid/internal/testenv"
 	"github.com/cellgrid/cellgrid/proto/connecttoken"
 	"github.com/cellgrid/cellgrid/proto/events"
+	"github.com/cellgrid/cellgrid/proto/wire"
 )
 
 const cell = "eu-dgs-1"
@@ -188,54 +189,86 @@ func TestRunServerMatchResultAndShutdown(t *testing.T) {
 	}
 }
 
+// A shutdown request during a match with two players lets the match run
+// to its limit: both players get END (time_limit), the result is
+// published, and only then does the server stop — never back to Ready.
+// (With nobody playing, a cut match and an abandoned one look alike.)
 func TestRunServerShutdownRequestDuringMatch(t *testing.T) {
 	testenv.CheckGoroutines(t)
 	_, nc := testenv.NewNATS(t, cell)
-	states := make(chan events.DGSHealth, 1024)
-	sub, _ := nc.Subscribe(events.DGSHealthSubject(cell), func(m *nats.Msg) {
+	hb := &heartbeats{}
+	sub, err := nc.Subscribe(events.DGSHealthSubject(cell), func(m *nats.Msg) {
 		var h events.DGSHealth
-		if json.Unmarshal(m.Data, &h) == nil {
-			select {
-			case states <- h:
-			default:
-			}
+		if json.Unmarshal(m.Data, &h) == nil && h.ID == "dgs-8" {
+			hb.mu.Lock()
+			hb.all = append(hb.all, h)
+			hb.mu.Unlock()
 		}
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer sub.Unsubscribe()
 	nc.Flush()
 	runErr := make(chan error, 1)
 	go func() {
 		runErr <- RunServer(context.Background(), ServerConfig{
 			Cell: cell, ID: "dgs-8", NATS: nc, HealthInterval: 50 * time.Millisecond,
-			WaitForPlayers: 400 * time.Millisecond, // nobody joins: abandoned soon
+			ScoreLimit: 1000, TimeLimit: 3 * time.Second, // ends by its time limit (counted in ticks)
 		})
 	}()
-	waitState := func(state events.DGSState) {
-		t.Helper()
-		deadline := time.After(15 * time.Second)
-		for {
-			select {
-			case h := <-states:
-				if h.State == state {
-					return
-				}
-			case <-deadline:
-				t.Fatalf("no %s heartbeat", state)
-			}
-		}
-	}
-	waitState(events.DGSReady)
-	pub, _, _ := ed25519.GenerateKey(rand.Reader)
-	b, _ := json.Marshal(events.Allocation{SessionID: uuid.NewString(), Players: []string{uuid.NewString()},
+	ready, i := hb.wait(t, events.DGSReady, 0)
+	gameAddr := netip.MustParseAddrPort(ready.GameAddr)
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	session := uuid.New()
+	players := []uuid.UUID{uuid.New(), uuid.New()}
+	b, _ := json.Marshal(events.Allocation{SessionID: session.String(), GameMode: "arena",
+		Players:     []string{players[0].String(), players[1].String()},
 		ConnectKeys: []string{base64.StdEncoding.EncodeToString(pub)}})
 	if _, err := nc.Request(events.DGSAllocateSubject(cell, "dgs-8"), b, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	waitState(events.DGSAllocated)
-	nc.Publish(events.DGSShutdownSubject(cell, "dgs-8"), nil)
-	// It finishes the match (abandoned: nobody came), publishes the result,
-	// then stops instead of returning to Ready.
-	waitState(events.DGSShutdown)
+	_, i = hb.wait(t, events.DGSAllocated, i)
+
+	dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer dcancel()
+	var clients []*gameconn.Client
+	for _, p := range players {
+		tok, err := connecttoken.Mint(priv, connecttoken.Token{
+			SessionID: session, PlayerID: p, ExpiresAt: time.Now().Add(time.Minute), ServerAddr: gameAddr,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := gameconn.Dial(dctx, gameconn.ClientConfig{Addr: net.UDPAddrFromAddrPort(gameAddr), Token: tok})
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		defer c.Close()
+		clients = append(clients, c)
+	}
+	snaps := make([]int, len(clients))
+	var wg sync.WaitGroup
+	for k, c := range clients {
+		// A cut match may leave a client waiting forever: close it well
+		// after the time limit so the test fails instead of hanging.
+		stuck := time.AfterFunc(20*time.Second, func() { c.Close() })
+		defer stuck.Stop()
+		wg.Add(1)
+		go func() { defer wg.Done(); snaps[k] = len(dgstest.Bot(c)) }()
+	}
+	// Both joined: the match is running. Ask the server to shut down.
+	if err := nc.Publish(events.DGSShutdownSubject(cell, "dgs-8"), nil); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	for k, c := range clients {
+		end, ok := c.End()
+		if !ok || end.Reason != wire.EndTimeLimit {
+			t.Fatalf("player %d: end %+v %v (err %v) after %d snapshots: the shutdown cut the match", k, end, ok, c.Err(), snaps[k])
+		}
+	}
+	hb.wait(t, events.DGSShutdown, i)
 	select {
 	case err := <-runErr:
 		if err != nil {
@@ -244,6 +277,13 @@ func TestRunServerShutdownRequestDuringMatch(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("RunServer did not return")
 	}
+	hb.mu.Lock()
+	for _, h := range hb.all[i:] {
+		if h.State == events.DGSReady {
+			t.Errorf("the server went back to Ready after a shutdown request: %+v", h)
+		}
+	}
+	hb.mu.Unlock()
 	jctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	js, _ := jetstream.New(nc)
@@ -256,8 +296,15 @@ func TestRunServerShutdownRequestDuringMatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	var res events.MatchResult
-	json.Unmarshal(m.Data, &res)
-	if res.Reason != "abandoned" {
+	if err := json.Unmarshal(m.Data, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.SessionID != session.String() || res.Reason != "time_limit" || len(res.Players) != 2 {
 		t.Fatalf("result %+v", res)
+	}
+	for _, p := range res.Players {
+		if p.InputsAccepted == 0 {
+			t.Fatalf("player %s had no input accepted: %+v", p.PlayerID, res)
+		}
 	}
 }

@@ -78,18 +78,13 @@ func TestPlayerLoopEndToEnd(t *testing.T) {
 		t.Fatalf("want exactly the cheater flagged: %+v", res.Players)
 	}
 
-	// The global layer applied the result exactly once: both players got
-	// the per-match XP, and the session is recorded as ended.
+	// The global layer applied the result exactly once. The dev stack's
+	// rewards (devstack.DevGlobal): XP 10 per match + 1 per score point +
+	// 50 for the win; gold 10 per match + 25 for the win, one ledger row
+	// per player keyed by the match; the "score" board keeps the best
+	// score and "wins" counts wins.
 	pool := st.DB()
 	testenv.Eventually(t, 20*time.Second, func() error {
-		var n int
-		if err := pool.QueryRow(ctx, `SELECT count(*) FROM players WHERE id = ANY($1::UUID[]) AND xp > 0`,
-			[]string{res.Players[0].PlayerID, res.Players[1].PlayerID}).Scan(&n); err != nil {
-			return err
-		}
-		if n != 2 {
-			return fmt.Errorf("%d of 2 players have XP", n)
-		}
 		var status string
 		if err := pool.QueryRow(ctx, `SELECT status FROM game_sessions WHERE id = $1`, res.SessionID).Scan(&status); err != nil {
 			return err
@@ -97,8 +92,83 @@ func TestPlayerLoopEndToEnd(t *testing.T) {
 		if status != "ended" {
 			return fmt.Errorf("session status %q", status)
 		}
+		var applied int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM applied_events WHERE event_id = $1`, res.SessionID).Scan(&applied); err != nil {
+			return err
+		}
+		if applied != 1 {
+			return fmt.Errorf("result applied %d times", applied)
+		}
 		return nil
 	})
+	winners := 0
+	for _, p := range res.Players {
+		win := res.Winner == p.PlayerID || (res.Winner == "" && res.WinnerTeam >= 0 && p.Team == res.WinnerTeam)
+		wantXP, wantGold, wantWins := 10+max(p.Score, 0), int64(10), int64(0)
+		if win {
+			winners++
+			wantXP, wantGold, wantWins = wantXP+50, wantGold+25, 1
+		}
+		var xp int64
+		if err := pool.QueryRow(ctx, `SELECT xp FROM players WHERE id = $1`, p.PlayerID).Scan(&xp); err != nil {
+			t.Fatal(err)
+		}
+		if xp != wantXP {
+			t.Errorf("player %s (score %d, win %v): xp %d, want %d", p.PlayerID, p.Score, win, xp, wantXP)
+		}
+		rows, err := pool.Query(ctx, `SELECT currency, amount, idempotency_key FROM transactions
+			WHERE player_id = $1 AND kind = 'match_reward'`, p.PlayerID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ledger []string
+		for rows.Next() {
+			var cur, key string
+			var amount int64
+			if err := rows.Scan(&cur, &amount, &key); err != nil {
+				t.Fatal(err)
+			}
+			ledger = append(ledger, fmt.Sprintf("%s %d %s", cur, amount, key))
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("gold %d match:%s", wantGold, res.SessionID); len(ledger) != 1 || ledger[0] != want {
+			t.Errorf("player %s: match reward ledger %q, want exactly [%q]", p.PlayerID, ledger, want)
+		}
+		// The wallet is the ledger's sum, whatever else (a starting grant)
+		// it holds.
+		var balance, sum int64
+		if err := pool.QueryRow(ctx, `SELECT COALESCE((SELECT balance FROM wallet_balances WHERE player_id = $1 AND currency = 'gold'), 0),
+			COALESCE((SELECT sum(amount) FROM transactions WHERE player_id = $1 AND currency = 'gold'), 0)`, p.PlayerID).Scan(&balance, &sum); err != nil {
+			t.Fatal(err)
+		}
+		if balance != sum {
+			t.Errorf("player %s: gold balance %d but ledger sums to %d", p.PlayerID, balance, sum)
+		}
+		boards := map[string]int64{}
+		rows, err = pool.Query(ctx, `SELECT leaderboard_id, score FROM leaderboard_records WHERE player_id = $1`, p.PlayerID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var id string
+			var score int64
+			if err := rows.Scan(&id, &score); err != nil {
+				t.Fatal(err)
+			}
+			boards[id] = score
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if len(boards) != 2 || boards["score"] != p.Score || boards["wins"] != wantWins {
+			t.Errorf("player %s (score %d, win %v): board records %v, want score=%d wins=%d", p.PlayerID, p.Score, win, boards, p.Score, wantWins)
+		}
+	}
+	if res.Reason != "abandoned" && winners > 1 {
+		t.Errorf("%d winners in a duel: %+v", winners, res)
+	}
 }
 
 // runDGSChild lets the test binary serve as the DGS the cells launch.

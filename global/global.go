@@ -18,6 +18,7 @@ import (
 
 	"github.com/cellgrid/cellgrid/global/achievement"
 	"github.com/cellgrid/cellgrid/global/auth"
+	"github.com/cellgrid/cellgrid/global/cellsources"
 	"github.com/cellgrid/cellgrid/global/lag"
 	"github.com/cellgrid/cellgrid/global/leaderboard"
 	"github.com/cellgrid/cellgrid/global/ops"
@@ -45,7 +46,9 @@ type Config struct {
 	// topology marks it failed (default 5 s).
 	CellTimeout time.Duration
 	// Cells lists the cell ids whose JetStream streams the global layer
-	// sources (match results, telemetry).
+	// sources (match results, telemetry) from the start. Optional: every
+	// cell the topology learns of later (its first heartbeat, or the
+	// Consul catalog) is sourced too, without a restart.
 	Cells []string
 	// Auth configures login and tokens; Issuer is filled from PublicURL.
 	Auth auth.Config
@@ -247,6 +250,12 @@ func (s *Server) build(mux *httpapi.Router) error {
 		}
 		pay.Register(mux, nil)
 	}
+	sources, err := cellsources.New(cellsources.DefaultConfig(), cellsources.Deps{
+		Topology: deps.Topology, Sinks: map[string]cellsources.Sink{"results": res, "telemetry": tel}, Log: logFor("cell sources"),
+	})
+	if err != nil {
+		return fmt.Errorf("global: %w", err)
+	}
 	watch := func(ctx context.Context) error {
 		return deps.Topology.Watch(ctx, deps.NATS, cfg.CellTimeout, deps.Log.With("component", "topology"))
 	}
@@ -255,6 +264,7 @@ func (s *Server) build(mux *httpapi.Router) error {
 	s.group.Add("results", res.Run)
 	s.group.Add("telemetry sink", tel.Run)
 	s.group.Add("topology watch", watch)
+	s.group.Add("cell sources", sources.Run)
 	s.group.Add("ops fleet view", opsLayer.Run)
 	s.issuer = cfg.PublicURL
 	return nil

@@ -11,6 +11,7 @@ package jobs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -21,8 +22,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cellgrid/cellgrid/cell/fleet"
 	"github.com/hashicorp/nomad/api"
+
+	"github.com/cellgrid/cellgrid/cell/fleet"
 )
 
 type fakeNomad struct {
@@ -181,6 +183,9 @@ func closedWithin(ch <-chan struct{}, d time.Duration) bool {
 		return true
 	default:
 	}
+	if d == 0 {
+		return false
+	}
 	select {
 	case <-ch:
 		return true
@@ -246,14 +251,33 @@ func TestNomadLauncherExitedWhenAllocCompletes(t *testing.T) {
 	}
 }
 
+// waitQueried waits until the launcher has sent a blocking allocations
+// query at or past the fake's current index: it has seen the latest state
+// and is waiting for the next.
+func waitQueried(t *testing.T, f *fakeNomad) {
+	t.Helper()
+	f.mu.Lock()
+	want := f.index
+	f.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, waits, _ := f.snapshot()
+		for _, w := range waits {
+			if n, err := strconv.ParseUint(w, 10, 64); err == nil && n >= want {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no allocations query at index ≥ %d: %v", want, waits)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func TestNomadLauncherStopDeregistersAndWaits(t *testing.T) {
 	f, c := newFakeNomad(t)
-	f.onDeregister = func(f *fakeNomad) {
-		go func() { // the client kills the task a little later
-			time.Sleep(100 * time.Millisecond)
-			f.setAllocs(api.AllocClientStatusComplete)
-		}()
-	}
+	deregistered := make(chan struct{})
+	f.onDeregister = func(*fakeNomad) { close(deregistered) } // the task keeps running until the test ends it
 	l := &NomadLauncher{Client: c}
 	defer l.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -263,12 +287,34 @@ func TestNomadLauncherStopDeregistersAndWaits(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.setAllocs(api.AllocClientStatusRunning)
-	time.Sleep(100 * time.Millisecond)
-	if err := l.Stop(ctx, h); err != nil {
-		t.Fatal(err)
+	waitQueried(t, f) // the watcher knows the task runs
+	// Stop must not return before the task has ended: record whether
+	// Exited was closed at the moment it returned.
+	stopped := make(chan error, 1)
+	go func() {
+		err := l.Stop(ctx, h)
+		if err == nil && !closedWithin(h.Exited(), 0) {
+			err = errors.New("Stop returned before Exited closed")
+		}
+		stopped <- err
+	}()
+	select {
+	case <-deregistered:
+	case err := <-stopped:
+		t.Fatalf("Stop returned %v without deregistering", err)
+	case <-ctx.Done():
+		t.Fatal("Stop never deregistered the job")
 	}
-	if !closedWithin(h.Exited(), 0) {
-		t.Fatal("Stop returned before Exited closed")
+	// Deregistered, but the task has not ended: Stop must still wait.
+	waitQueried(t, f)
+	select {
+	case err := <-stopped:
+		t.Fatalf("Stop returned %v while the allocation still ran", err)
+	default:
+	}
+	f.setAllocs(api.AllocClientStatusComplete) // the client killed the task
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
 	}
 	_, waits, deregs := f.snapshot()
 	if len(deregs) != 1 || deregs[0] != dispatchedID+"?purge=true" {

@@ -22,6 +22,9 @@ type Config struct {
 	// TokenLeeway tolerates clock skew between the cell that mints tokens and
 	// the relay: a token is accepted until ExpiresAt+TokenLeeway. Default 2s.
 	TokenLeeway time.Duration
+	// Now is the clock connect tokens are checked against. Nil means
+	// time.Now; tests set it to expire tokens without waiting.
+	Now func() time.Time
 	// IdleTimeout closes a binding when neither direction carried a datagram
 	// for this long. Default 30s.
 	IdleTimeout time.Duration
@@ -105,6 +108,9 @@ func (c Config) withDefaults() (Config, error) {
 	d := DefaultConfig()
 	if c.TokenLeeway == 0 {
 		c.TokenLeeway = d.TokenLeeway
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = d.IdleTimeout

@@ -133,7 +133,7 @@ func (r *Relay) answerHello(from netip.AddrPort, pkt []byte) {
 // HELLO_COOKIE, else nil) does. See the package doc for the replay,
 // rebinding and return-routability rules.
 func (r *Relay) hello(from netip.AddrPort, token []byte, cookie *packet.Cookie) helloResult {
-	now := time.Now()
+	now := r.cfg.Now()
 	tok, err := r.verifier.Verify(token, now.Add(-r.cfg.TokenLeeway))
 	expired := false
 	switch {
@@ -195,7 +195,7 @@ func (r *Relay) hello(from netip.AddrPort, token []byte, cookie *packet.Cookie) 
 		r.log.Warn("dial upstream failed", "dgs", tok.ServerAddr, "err", err)
 		return rejected(packet.RejectUnavailable)
 	}
-	ttl := max(time.Until(tok.ExpiresAt)+r.cfg.TokenLeeway, time.Millisecond)
+	ttl := max(tok.ExpiresAt.Sub(now)+r.cfg.TokenLeeway, time.Millisecond)
 	first, err := r.replay.FirstUse(ctx, tok.Nonce, ttl)
 	if err != nil {
 		up.Close()

@@ -39,6 +39,24 @@ func eventually(t testing.TB, timeout time.Duration, f func() error) {
 	}
 }
 
+// testClock is a settable clock for Config.Now.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time // guarded by mu
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
 // network is one address family the tests run on.
 type network struct {
 	name, net, loopback string

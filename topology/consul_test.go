@@ -143,6 +143,7 @@ func TestWatchConsulFollowsCatalog(t *testing.T) {
 		t.Fatalf("cells before any registration: %+v", cells)
 	}
 
+	changed := r.Changed() // cells the catalog lists wake Changed waiters too
 	apiA, _ := fakeCellAPI(t)
 	apiB, _ := fakeCellAPI(t)
 	svcA, _ := CellServices("a", "eu", apiA.URL, "127.0.0.1:7001")
@@ -165,6 +166,11 @@ func TestWatchConsulFollowsCatalog(t *testing.T) {
 		})
 	}
 	want(map[string]string{"a": StateHealthy, "b": StateHealthy})
+	select {
+	case <-changed:
+	default:
+		t.Fatal("Changed did not fire for cells that appeared in the catalog")
+	}
 	if cells := r.Cells(); cells[0].Relay != "127.0.0.1:7001" || cells[0].API != apiA.URL || cells[0].Region != "eu" {
 		t.Fatalf("cell a from the catalog: %+v", cells[0])
 	}

@@ -135,6 +135,12 @@ func (r *Registry) watchDatacenter(ctx context.Context, client *consul.Client, d
 			cells[id] = c
 		}
 		r.mu.Lock()
+		for id := range cells {
+			if _, known := r.catalog[dc][id]; !known {
+				r.notifyLocked()
+				break
+			}
+		}
 		r.catalog[dc] = cells
 		r.mu.Unlock()
 	}

@@ -44,11 +44,14 @@ type Registry struct {
 	// (guarded by mu). Non-nil once WatchConsul started: then the catalog,
 	// not the heartbeats, says which cells exist and whether they are alive.
 	catalog map[string]map[string]catalogCell
+	// changed is closed (and replaced) when a cell id appears that was
+	// not known before (guarded by mu; see Changed).
+	changed chan struct{}
 }
 
 // NewRegistry returns a registry holding cells.
 func NewRegistry(cells ...Cell) *Registry {
-	r := &Registry{cells: map[string]Cell{}, lastSeen: map[string]time.Time{}}
+	r := &Registry{cells: map[string]Cell{}, lastSeen: map[string]time.Time{}, changed: make(chan struct{})}
 	for _, c := range cells {
 		r.Put(c)
 	}
@@ -82,6 +85,22 @@ func (r *Registry) SetState(id, state string) error {
 	c.State = state
 	r.cells[id] = c
 	return nil
+}
+
+// Changed returns a channel that is closed the next time a cell id the
+// registry did not know appears (a first heartbeat, a Put, or a cell the
+// Consul catalog lists). Take the channel before reading Cells so that no
+// addition is missed: ch := r.Changed(); cells := r.Cells(); <-ch.
+func (r *Registry) Changed() <-chan struct{} {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.changed
+}
+
+// notifyLocked wakes the Changed waiters (r.mu held for writing).
+func (r *Registry) notifyLocked() {
+	close(r.changed)
+	r.changed = make(chan struct{})
 }
 
 // Cells returns every cell sorted by id.

@@ -47,3 +47,29 @@ func TestRegistryHTTP(t *testing.T) {
 		t.Fatalf("topology = %+v", doc.Cells)
 	}
 }
+
+// TestChangedOnNewCellOnly: Changed fires when an unknown cell appears,
+// not on another heartbeat of a known one.
+func TestChangedOnNewCellOnly(t *testing.T) {
+	closed := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	r := NewRegistry(Cell{ID: "eu"})
+	ch := r.Changed()
+	r.Put(Cell{ID: "eu", State: StateDraining})
+	if closed(ch) {
+		t.Fatal("Changed fired for a cell already known")
+	}
+	r.Put(Cell{ID: "us"})
+	if !closed(ch) {
+		t.Fatal("Changed did not fire for a new cell")
+	}
+	if closed(r.Changed()) {
+		t.Fatal("a fresh Changed channel is already closed")
+	}
+}

@@ -60,6 +60,9 @@ func (r *Registry) Watch(ctx context.Context, nc *nats.Conn, timeout time.Durati
 func (r *Registry) heard(c Cell, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if _, known := r.cells[c.ID]; !known {
+		r.notifyLocked()
+	}
 	r.cells[c.ID] = c
 	r.lastSeen[c.ID] = now
 }

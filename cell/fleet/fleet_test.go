@@ -5,9 +5,11 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -91,6 +93,12 @@ type fleetRig struct {
 
 func startFleet(t testing.TB, cfg Config) *fleetRig {
 	t.Helper()
+	return startFleetWith(t, cfg, &LocalLauncher{Env: []string{dgsEnv + "=1"}, StopGrace: 2 * time.Second, Output: os.Stderr})
+}
+
+// startFleetWith runs a fleet launching its servers with l.
+func startFleetWith(t testing.TB, cfg Config, l Launcher) *fleetRig {
+	t.Helper()
 	testenv.CheckGoroutines(t)
 	srv, nc := testenv.NewNATS(t, cellID)
 	tr := &transitions{}
@@ -112,7 +120,6 @@ func startFleet(t testing.TB, cfg Config) *fleetRig {
 	if err := events.EnsureMatchStream(sctx, js, cellID, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	l := &LocalLauncher{Env: []string{dgsEnv + "=1"}, StopGrace: 2 * time.Second, Output: os.Stderr}
 	f, err := New(cfg, Deps{NATS: nc, Launcher: l})
 	if err != nil {
 		t.Fatal(err)
@@ -260,7 +267,25 @@ func TestSilentServerIsMarkedUnhealthyAndReplaced(t *testing.T) {
 func TestRolloutReplacesReadyAndLetsAllocatedFinish(t *testing.T) {
 	r := startFleet(t, Config{Buffer: 2, Max: 6, Version: testVersion("v1", "--wait-for-players=1500ms")})
 	waitReady(t, r.f, 2, "v1")
-	a, err := r.f.Allocate(context.Background(), allocation("duel", 2))
+	// The match result is recorded in the same log as the state changes, so
+	// the test sees whether it came before the server was shut down.
+	results, err := r.nc.Subscribe(events.MatchResultSubject(cellID), func(m *nats.Msg) {
+		var res events.MatchResult
+		if err := json.Unmarshal(m.Data, &res); err != nil {
+			t.Errorf("match result: %v", err)
+			return
+		}
+		r.tr.record("result "+res.DGSID, events.DGSState(res.SessionID), events.DGSState(res.Reason))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer results.Unsubscribe()
+	if err := r.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	alloc := allocation("duel", 2)
+	a, err := r.f.Allocate(context.Background(), alloc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +309,53 @@ func TestRolloutReplacesReadyAndLetsAllocatedFinish(t *testing.T) {
 		}
 		return nil
 	})
-	if !r.tr.saw(a.ServerID, events.DGSShutdown) {
-		t.Fatalf("allocated v1 server was not shut down after its match: %v", r.tr.log)
+	// Its history must be: allocated, the match's result, back to Ready,
+	// then shut down. Allocated→Shutdown is a match cut by the rollout
+	// (the real DGS then reports it as abandoned too, at once).
+	var history []string
+	r.tr.mu.Lock()
+	for _, l := range r.tr.log {
+		if strings.HasPrefix(l, a.ServerID+" ") || strings.HasPrefix(l, "result "+a.ServerID+" ") {
+			history = append(history, strings.TrimPrefix(strings.TrimPrefix(l, "result "), a.ServerID+" "))
+		}
 	}
+	r.tr.mu.Unlock()
+	// (The result and the Ready heartbeat travel on different subjects:
+	// their order here is not the DGS's.)
+	want := []string{
+		string(events.DGSReady) + "→" + string(events.DGSAllocated),
+		string(events.DGSAllocated) + "→" + string(events.DGSReady),
+		string(events.DGSReady) + "→" + string(events.DGSShutdown),
+	}
+	if i := indexOfSequence(history, want); i < 0 {
+		t.Fatalf("allocated v1 server %s: history %q, want the subsequence %q (its match must end before it shuts down)", a.ServerID, history, want)
+	}
+	result := alloc.SessionID + "→abandoned" // nobody joins: it ends after --wait-for-players
+	if indexOfSequence(history, []string{string(events.DGSReady) + "→" + string(events.DGSAllocated), result,
+		string(events.DGSReady) + "→" + string(events.DGSShutdown)}) < 0 {
+		t.Fatalf("allocated v1 server %s: history %q: its match result must arrive before it shuts down", a.ServerID, history)
+	}
+	for _, h := range history {
+		if h == string(events.DGSAllocated)+"→"+string(events.DGSShutdown) {
+			t.Fatalf("allocated v1 server %s was shut down mid-match: %q", a.ServerID, history)
+		}
+	}
+}
+
+// indexOfSequence returns where want occurs in order (not necessarily
+// adjacent) in got, or -1.
+func indexOfSequence(got, want []string) int {
+	first, j := -1, 0
+	for i, g := range got {
+		if j < len(want) && g == want[j] {
+			if j == 0 {
+				first = i
+			}
+			j++
+		}
+	}
+	if j < len(want) {
+		return -1
+	}
+	return first
 }

@@ -1,8 +1,10 @@
 package matchmaker
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -150,7 +152,9 @@ func BenchmarkTick100kQueued(b *testing.B) {
 }
 
 // BenchmarkForm100kMatchable measures Form on 100,000 tickets that almost
-// all match (ratings within one window): 50,000 duels per call.
+// all match (ratings within one window): 50,000 duels per call. Its
+// same-run baseline is sorting the same entries by rating, the least any
+// matcher that pairs neighbours must do ("x-sort").
 func BenchmarkForm100kMatchable(b *testing.B) {
 	m := testMode("duel", 2, 1)
 	now := time.Now()
@@ -158,9 +162,24 @@ func BenchmarkForm100kMatchable(b *testing.B) {
 	for i := range es {
 		es[i] = Entry{TicketID: strconv.Itoa(i), Rating: 1000 + i%300, Size: 1, CreatedAt: now.Add(-time.Duration(i%30) * time.Second)}
 	}
-	var matches int
-	for b.Loop() {
-		matches = len(Form(m, now, es))
-	}
-	b.ReportMetric(float64(matches), "matches/op")
+	var sortNs float64
+	b.Run("sort", func(b *testing.B) {
+		work := make([]Entry, len(es))
+		for b.Loop() {
+			copy(work, es)
+			slices.SortFunc(work, func(x, y Entry) int { return cmp.Compare(x.Rating, y.Rating) })
+		}
+		sortNs = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	})
+	b.Run("form", func(b *testing.B) {
+		var matches int
+		for b.Loop() {
+			matches = len(Form(m, now, es))
+		}
+		b.ReportMetric(float64(matches), "matches/op")
+		if sortNs <= 0 {
+			b.Fatal("no sort baseline: run the whole benchmark")
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/sortNs, "x-sort")
+	})
 }

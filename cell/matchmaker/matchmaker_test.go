@@ -232,9 +232,11 @@ func TestTicketsExpire(t *testing.T) {
 }
 
 func TestSecondMatchmakerTakesOverLease(t *testing.T) {
-	r := newRig(t, Config{LeaseTTL: 300 * time.Millisecond}, testMode("duel", 2, 1))
+	// A lease far longer than the test: nothing lapses on its own while a
+	// slow machine runs the ticks below (a 300 ms lease did, at random).
+	r := newRig(t, Config{LeaseTTL: time.Hour}, testMode("duel", 2, 1))
 	ctx := context.Background()
-	other, err := New(Config{LeaseTTL: 300 * time.Millisecond, Now: r.clock.Now}, Deps{Store: r.store, Handler: r.rec.handle})
+	other, err := New(Config{LeaseTTL: time.Hour, Now: r.clock.Now}, Deps{Store: r.store, Handler: r.rec.handle})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +246,15 @@ func TestSecondMatchmakerTakesOverLease(t *testing.T) {
 	if st, _ := other.Pool("duel").Tick(ctx); st.Leader {
 		t.Fatal("two leaders")
 	}
-	// The first one stops renewing (crashed): the second takes over.
+	if st, _ := r.mm.Pool("duel").Tick(ctx); !st.Leader {
+		t.Fatal("the leader lost its lease while renewing it")
+	}
+	// The first one stops renewing (crashed) and its lease runs out: Redis
+	// expires it, here at once (TestDeadLeaderLosesLeaseOtherTakesOver lets
+	// a real TTL lapse).
+	if err := r.store.c.Do(ctx, r.store.c.B().Pexpire().Key(r.store.Key("lease", "duel")).Milliseconds(1).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
 	testenv.Eventually(t, 5*time.Second, func() error {
 		if st, _ := other.Pool("duel").Tick(ctx); !st.Leader {
 			return errors.New("not leader yet")

@@ -47,6 +47,12 @@ type ClientConfig struct {
 	// WriteTimeout bounds SendInput when the KCP window is full. Zero
 	// means 2 s.
 	WriteTimeout time.Duration
+	// RebindAfter: once connected, when nothing has arrived for this long
+	// the client re-sends HELLO every HelloInterval until something does.
+	// A NAT that rebinds the client's address mid-match makes the relay
+	// drop its datagrams as unbound, and only a HELLO from the new address
+	// moves the binding. Zero means 500 ms; negative turns it off.
+	RebindAfter time.Duration
 }
 
 // Client is one player's connection to a game server.
@@ -55,6 +61,8 @@ type Client struct {
 	conn   *controlFilter
 	sess   *kcp.UDPSession
 	accept wire.Accept
+	hello  []byte        // the HELLO datagram, re-sent to (re)bind
+	stop   chan struct{} // closed by Close: ends keepBound
 
 	snapshots chan wire.Snapshot
 	done      chan struct{} // closed when the reader ends
@@ -87,6 +95,9 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 2 * time.Second
 	}
+	if cfg.RebindAfter == 0 {
+		cfg.RebindAfter = 500 * time.Millisecond
+	}
 	pc := cfg.Conn
 	if pc == nil {
 		var err error
@@ -114,8 +125,10 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 		cfg:       cfg,
 		conn:      filter,
 		sess:      sess,
+		hello:     hello,
 		snapshots: make(chan wire.Snapshot, cfg.SnapshotBuffer),
 		done:      make(chan struct{}),
+		stop:      make(chan struct{}),
 	}
 	if err := c.write(wire.Join{Token: cfg.Token}); err != nil {
 		c.Close()
@@ -131,6 +144,10 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 		select {
 		case a := <-accepted:
 			c.accept = a
+			if cfg.RebindAfter > 0 {
+				c.wg.Add(1)
+				go c.keepBound()
+			}
 			return c, nil
 		case r := <-filter.rejects:
 			c.Close()
@@ -140,7 +157,7 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 			c.Close()
 			return nil, err
 		case <-t.C:
-			if _, err := pc.WriteTo(hello, cfg.Addr); err != nil {
+			if _, err := filter.WriteTo(hello, cfg.Addr); err != nil {
 				c.Close()
 				return nil, fmt.Errorf("wire dial: hello: %w", err)
 			}
@@ -215,9 +232,44 @@ func (c *Client) write(m wire.Message) error {
 	return nil
 }
 
+// Rebind moves the client to a new local socket mid-match (a new network
+// interface, or a test standing in for a NAT that changed the client's
+// address): it sends HELLO from conn so the relay moves the binding, and
+// carries the KCP session over. The old socket is closed; the client owns
+// conn from now on.
+func (c *Client) Rebind(conn net.PacketConn) error {
+	if err := c.conn.swap(conn); err != nil {
+		return err
+	}
+	if _, err := c.conn.WriteTo(c.hello, c.cfg.Addr); err != nil {
+		return fmt.Errorf("gameconn rebind: hello: %w", err)
+	}
+	return nil
+}
+
+// keepBound re-sends HELLO while nothing arrives (see RebindAfter).
+func (c *Client) keepBound() {
+	defer c.wg.Done()
+	t := time.NewTicker(c.cfg.HelloInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-c.done:
+			return
+		case now := <-t.C:
+			if now.Sub(time.Unix(0, c.conn.lastRecv.Load())) >= c.cfg.RebindAfter {
+				_, _ = c.conn.WriteTo(c.hello, c.cfg.Addr)
+			}
+		}
+	}
+}
+
 // Close ends the session and closes the socket. Safe to call twice.
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
+		close(c.stop)
 		c.sess.Close()
 		c.conn.Close() // ends kcp-go's read loop
 		c.wg.Wait()
@@ -290,20 +342,27 @@ func (c *Client) pushSnapshot(s wire.Snapshot) {
 	}
 }
 
-// controlFilter hides relay control packets (WELCOME, REJECT, PONG,
-// CHALLENGE) from kcp-go, reports REJECTs and answers the relay's
-// CHALLENGEs.
+// controlFilter is the socket kcp-go reads and writes. It hides relay
+// control packets (WELCOME, REJECT, PONG, CHALLENGE) from kcp-go, reports
+// REJECTs, answers the relay's CHALLENGEs, notes when anything last
+// arrived, and lets Rebind swap the socket under a running session.
 type controlFilter struct {
-	net.PacketConn
-	rejects chan packet.RejectReason
-	relay   netip.AddrPort // where HELLOs go; CHALLENGEs from elsewhere are ignored
-	token   []byte
+	mu     sync.Mutex
+	pc     net.PacketConn // guarded by mu: the current socket
+	closed bool           // guarded by mu
+
+	rejects  chan packet.RejectReason
+	relay    netip.AddrPort // where HELLOs go; CHALLENGEs from elsewhere are ignored
+	token    []byte
+	lastRecv atomic.Int64 // unix nanos of the last datagram received
 }
 
 // newControlFilter wraps pc; CHALLENGEs from relay are answered with token.
 func newControlFilter(pc net.PacketConn, relay net.Addr, token []byte) *controlFilter {
-	return &controlFilter{PacketConn: pc, rejects: make(chan packet.RejectReason, 1),
+	f := &controlFilter{pc: pc, rejects: make(chan packet.RejectReason, 1),
 		relay: addrPortOf(relay), token: token}
+	f.lastRecv.Store(time.Now().UnixNano())
+	return f
 }
 
 // addrPortOf is the canonical ip:port of a UDP address (invalid otherwise).
@@ -329,11 +388,43 @@ func (f *controlFilter) answerChallenge(from net.Addr, cookie packet.Cookie) {
 	_, _ = f.WriteTo(packet.AppendHelloCookie(nil, f.token, cookie), from)
 }
 
+func (f *controlFilter) current() net.PacketConn {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pc
+}
+
+// swap makes pc the socket and closes the old one (which ends a ReadFrom
+// blocked on it; the reader then continues on pc).
+func (f *controlFilter) swap(pc net.PacketConn) error {
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		pc.Close()
+		return ErrClosed
+	}
+	old := f.pc
+	f.pc = pc
+	f.mu.Unlock()
+	return old.Close()
+}
+
 func (f *controlFilter) ReadFrom(b []byte) (int, net.Addr, error) {
 	for {
-		n, addr, err := f.PacketConn.ReadFrom(b)
-		if err != nil || !packet.IsControl(b[:n]) {
+		pc := f.current()
+		n, addr, err := pc.ReadFrom(b)
+		if err != nil {
+			f.mu.Lock()
+			swapped := f.pc != pc && !f.closed
+			f.mu.Unlock()
+			if swapped {
+				continue
+			}
 			return n, addr, err
+		}
+		f.lastRecv.Store(time.Now().UnixNano())
+		if !packet.IsControl(b[:n]) {
+			return n, addr, nil
 		}
 		c, perr := packet.ParseControl(b[:n])
 		switch {
@@ -347,4 +438,24 @@ func (f *controlFilter) ReadFrom(b []byte) (int, net.Addr, error) {
 			f.answerChallenge(addr, c.Cookie)
 		}
 	}
+}
+
+func (f *controlFilter) WriteTo(b []byte, addr net.Addr) (int, error) {
+	return f.current().WriteTo(b, addr)
+}
+
+func (f *controlFilter) LocalAddr() net.Addr { return f.current().LocalAddr() }
+
+func (f *controlFilter) SetDeadline(t time.Time) error { return f.current().SetDeadline(t) }
+
+func (f *controlFilter) SetReadDeadline(t time.Time) error { return f.current().SetReadDeadline(t) }
+
+func (f *controlFilter) SetWriteDeadline(t time.Time) error { return f.current().SetWriteDeadline(t) }
+
+// Close closes the current socket; later swaps are refused.
+func (f *controlFilter) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	return f.pc.Close()
 }

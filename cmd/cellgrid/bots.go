@@ -14,7 +14,13 @@ import (
 	"github.com/cellgrid/cellgrid/client/bots"
 )
 
-func botsCmd(rf *rootFlags) *cobra.Command {
+// botsRun is what `cellgrid bots` resolved from its flags.
+type botsRun struct {
+	Cfg         bots.Config
+	Quiet, JSON bool
+}
+
+func botsCmd(rf *rootFlags, st starters) *cobra.Command {
 	var cfg bots.Config
 	var quiet, asJSON bool
 	cmd := &cobra.Command{
@@ -24,32 +30,10 @@ func botsCmd(rf *rootFlags) *cobra.Command {
 			if _, err := rf.logger(); err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			ctr := &bots.Counters{}
-			stopBars := func() {}
-			if !quiet {
-				stopBars = showProgress(ctx, cmd.ErrOrStderr(), ctr, int64(cfg.Players))
+			if cfg.Players <= 0 {
+				return fmt.Errorf("--players %d: want at least 1", cfg.Players)
 			}
-			start := time.Now()
-			sum, err := bots.Run(ctx, cfg, ctr)
-			stopBars()
-			if err != nil {
-				return err
-			}
-			took := time.Since(start)
-			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(jsonSummary{Summary: sum, Seconds: took.Seconds()}); err != nil {
-					return err
-				}
-			} else {
-				printSummary(cmd.OutOrStdout(), sum, took)
-			}
-			if sum.Failed > 0 {
-				return fmt.Errorf("%d of %d bots failed", sum.Failed, sum.Players)
-			}
-			return nil
+			return st.bots(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), botsRun{Cfg: cfg, Quiet: quiet, JSON: asJSON})
 		},
 	}
 	f := cmd.Flags()
@@ -62,6 +46,36 @@ func botsCmd(rf *rootFlags) *cobra.Command {
 	f.BoolVar(&quiet, "quiet", false, "no progress bars")
 	f.BoolVar(&asJSON, "json", false, "print the summary as JSON (durations in nanoseconds)")
 	return cmd
+}
+
+// startBots runs the swarm with progress bars (unless quiet) and prints
+// its summary.
+func startBots(ctx context.Context, out, errOut io.Writer, r botsRun) error {
+	ctr := &bots.Counters{}
+	stopBars := func() {}
+	if !r.Quiet {
+		stopBars = showProgress(ctx, errOut, ctr, int64(r.Cfg.Players))
+	}
+	start := time.Now()
+	sum, err := bots.Run(ctx, r.Cfg, ctr)
+	stopBars()
+	if err != nil {
+		return err
+	}
+	took := time.Since(start)
+	if r.JSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(jsonSummary{Summary: sum, Seconds: took.Seconds()}); err != nil {
+			return err
+		}
+	} else {
+		printSummary(out, sum, took)
+	}
+	if sum.Failed > 0 {
+		return fmt.Errorf("%d of %d bots failed", sum.Failed, sum.Players)
+	}
+	return nil
 }
 
 // showProgress draws one bar per stage (logged in / queued / playing /

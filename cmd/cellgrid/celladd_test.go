@@ -34,8 +34,8 @@ func TestDatabaseFromEnvironment(t *testing.T) {
 		cmd  func(*rootFlags) *cobra.Command
 		args []string
 	}{
-		{"cell", cellCmd, []string{"--id", "x", "--nats", "nats://127.0.0.1:1"}},
-		{"global", globalCmd, []string{"--encryption-key", strings.Repeat("ab", 32), "--nats", "nats://127.0.0.1:1"}},
+		{"cell", func(rf *rootFlags) *cobra.Command { return cellCmd(rf, defaultStarters()) }, []string{"--id", "x", "--nats", "nats://127.0.0.1:1"}},
+		{"global", func(rf *rootFlags) *cobra.Command { return globalCmd(rf, defaultStarters()) }, []string{"--encryption-key", strings.Repeat("ab", 32), "--nats", "nats://127.0.0.1:1"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Setenv("CELLGRID_DB", "")

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -9,7 +12,7 @@ import (
 	"github.com/cellgrid/cellgrid/devstack"
 )
 
-func devCmd(rf *rootFlags) *cobra.Command {
+func devCmd(rf *rootFlags, st starters) *cobra.Command {
 	var cfg devstack.Config
 	var af authFlags
 	var onNomad bool
@@ -21,31 +24,16 @@ func devCmd(rf *rootFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if cfg.Auth, err = af.config(); err != nil {
+			c := cfg
+			if c.Auth, err = af.config(); err != nil {
 				return err
 			}
 			exe, err := os.Executable()
 			if err != nil {
 				return err
 			}
-			cfg.DGSCommand = []string{exe, "dgs"}
-			ctx := cmd.Context()
-			if onNomad {
-				return runDevNomad(ctx, cmd.OutOrStdout(), cfg, exe, log)
-			}
-			st, err := devstack.Start(ctx, cfg, log)
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "global  %s\n", st.GlobalURL)
-			for _, c := range st.Cells {
-				fmt.Fprintf(out, "cell    %-12s %s  relay %s\n", c.ID, c.API, c.Relay)
-			}
-			fmt.Fprintf(out, "nats    %s\n", st.NATSURL())
-			fmt.Fprintf(out, "ops     %s/ops\n", st.GlobalURL)
-			fmt.Fprintln(out, "Ctrl-C stops everything.")
-			return st.Run(ctx)
+			c.DGSCommand = []string{exe, "dgs"}
+			return st.dev(cmd.Context(), cmd.OutOrStdout(), log, devRun{Cfg: c, Nomad: onNomad, Exe: exe})
 		},
 	}
 	f := cmd.Flags()
@@ -59,4 +47,32 @@ func devCmd(rf *rootFlags) *cobra.Command {
 	f.BoolVar(&onNomad, "nomad", false, "run global and cells as jobs on local Nomad and Consul dev agents (build them: build/hashistack.sh)")
 	af.register(f, true)
 	return cmd
+}
+
+// devRun is what `cellgrid dev` resolved from its flags.
+type devRun struct {
+	Cfg   devstack.Config
+	Nomad bool   // run global and cells as jobs on local Nomad and Consul agents
+	Exe   string // this binary, for the Nomad jobs
+}
+
+// startDev starts the dev stack (in this process, or on local Nomad and
+// Consul agents), prints where everything listens and runs it until ctx
+// ends.
+func startDev(ctx context.Context, out io.Writer, log *slog.Logger, r devRun) error {
+	if r.Nomad {
+		return runDevNomad(ctx, out, r.Cfg, r.Exe, log)
+	}
+	st, err := devstack.Start(ctx, r.Cfg, log)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "global  %s\n", st.GlobalURL)
+	for _, c := range st.Cells {
+		fmt.Fprintf(out, "cell    %-12s %s  relay %s\n", c.ID, c.API, c.Relay)
+	}
+	fmt.Fprintf(out, "nats    %s\n", st.NATSURL())
+	fmt.Fprintf(out, "ops     %s/ops\n", st.GlobalURL)
+	fmt.Fprintln(out, "Ctrl-C stops everything.")
+	return st.Run(ctx)
 }

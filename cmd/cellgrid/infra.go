@@ -46,10 +46,18 @@ func (f *infraFlags) register(fs *pflag.FlagSet, whose string) {
 	f.registerNATS(fs, whose+"NATS URL")
 }
 
+// checkDB reports a missing --db (and CELLGRID_DB) before anything starts.
+func (f *infraFlags) checkDB() error {
+	if f.db == "" {
+		return errors.New("--db (or CELLGRID_DB) is required")
+	}
+	return nil
+}
+
 // openDB opens the database pool; --db (or CELLGRID_DB) is required.
 func (f *infraFlags) openDB(ctx context.Context) (*pgxpool.Pool, error) {
-	if f.db == "" {
-		return nil, errors.New("--db (or CELLGRID_DB) is required")
+	if err := f.checkDB(); err != nil {
+		return nil, err
 	}
 	pool, err := db.Open(ctx, f.db)
 	if err != nil {

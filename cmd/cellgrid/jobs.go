@@ -33,7 +33,7 @@ func (jf *jobFlags) register(cmd *cobra.Command) {
 	f.StringVar(&jf.nats, "nats", "", "NATS URL")
 	f.StringVar(&jf.global, "global", "", "global layer URL (cell)")
 	f.StringVar(&jf.publicURL, "public-url", "", "public URL of the global layer (global)")
-	f.StringSliceVar(&jf.cells, "cells", nil, "cells the global layer sources (global)")
+	f.StringSliceVar(&jf.cells, "cells", nil, "cells the global layer sources from the start (global; optional, later cells are sourced as they appear)")
 	f.StringVar(&jf.jobID, "job-id", "", "job id (global, dgs)")
 	f.IntVar(&jf.cpu, "cpu", 0, "CPU MHz per task (0: default)")
 	f.IntVar(&jf.mem, "memory", 0, "memory MB per task (0: default)")

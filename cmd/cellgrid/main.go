@@ -23,25 +23,9 @@ type rootFlags struct {
 }
 
 func main() {
-	var rf rootFlags
-	root := &cobra.Command{
-		Use:           "cellgrid",
-		Short:         "cellgrid: an edge-distributed regional cell game backend",
-		SilenceUsage:  true,
-		SilenceErrors: true,
-	}
-	root.PersistentFlags().StringVar(&rf.logFormat, "log-format", "text", "log format: text or json")
-	root.PersistentFlags().StringVar(&rf.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	root.AddCommand(
-		versionCmd(),
-		migrateCmd(&rf),
-		devCmd(&rf),
-		globalCmd(&rf),
-	)
-	root.AddCommand(extraCommands(&rf)...)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := root.ExecuteContext(ctx); err != nil {
+	if err := newRoot(defaultStarters()).ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "cellgrid:", err)
 		os.Exit(1)
 	}

@@ -101,12 +101,15 @@ func (a *Auth) Refresh(ctx context.Context, token string) (Tokens, error) {
 		if row, err = findRefresh(ctx, tx, hash); err != nil {
 			return err
 		}
-		if row.revokedAt != nil || !now.Before(row.expiresAt) {
-			return ErrInvalidRefreshToken
-		}
+		// A rotated token is a reuse even when an earlier reuse already
+		// revoked its family: every racer but the winner hears
+		// ErrRefreshTokenReused (revoking again changes nothing).
 		if row.usedAt != nil || !bytes.Equal(row.currentHash, hash) {
 			reused = true
 			return revokeFamily(ctx, tx, row.familyID, now, "reuse")
+		}
+		if row.revokedAt != nil || !now.Before(row.expiresAt) {
+			return ErrInvalidRefreshToken
 		}
 		tag, err := tx.Exec(ctx, `UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL`, hash, now)
 		if err != nil {

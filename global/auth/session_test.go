@@ -2,18 +2,21 @@ package auth_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
+
+	"slices"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/cellgrid/cellgrid/global/auth"
 	"github.com/cellgrid/cellgrid/internal/accesstoken"
 	"github.com/cellgrid/cellgrid/internal/testenv"
 	"github.com/cellgrid/cellgrid/internal/testenv/testoidc"
-	"github.com/coreos/go-oidc/v3/oidc"
-	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"slices"
 )
 
 func TestRefreshReuseRevokesFamily(t *testing.T) {
@@ -56,36 +59,56 @@ func TestRefreshReuseRevokesFamily(t *testing.T) {
 	}
 }
 
-// Racing refreshes with one token: exactly one wins; the rest are reuse.
+// Racing refreshes with one token: exactly one wins; every other one is
+// told the token was reused, and the reuse revokes the whole family, the
+// winner's fresh token included.
 func TestConcurrentRefreshSameToken(t *testing.T) {
 	db := testenv.NewDatabase(t)
 	cfg := baseConfig()
 	cfg.AllowDeviceLogin = true
 	g := startGlobal(t, cfg, auth.Deps{DB: db.Pool})
 	_, s := g.login(t, map[string]string{"provider": "device", "device_id": "racing-device-0001"})
+	_, other := g.login(t, map[string]string{"provider": "device", "device_id": "racing-device-0001"}) // a second family
 	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		oks  int
-		fail int
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		winner []tokenResp
+		codes  = map[string]int{}
 	)
-	for range 8 {
+	const racers = 8
+	for range racers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			code, _ := g.refresh(t, s.RefreshToken)
+			code, tr := g.refresh(t, s.RefreshToken)
 			mu.Lock()
 			defer mu.Unlock()
 			if code == 200 {
-				oks++
-			} else if code == 401 {
-				fail++
+				winner = append(winner, tr)
+			} else {
+				codes[fmt.Sprint(code, " ", tr.Error.Code)]++
 			}
 		}()
 	}
 	wg.Wait()
-	if oks != 1 || fail != 7 {
-		t.Fatalf("ok=%d refused=%d, want 1 and 7", oks, fail)
+	if len(winner) != 1 || codes["401 refresh_token_reused"] != racers-1 {
+		t.Fatalf("%d winners, refusals %v; want 1 winner and %d × 401 refresh_token_reused", len(winner), codes, racers-1)
+	}
+	// The winner's new refresh token belongs to the revoked family.
+	if code, tr := g.refresh(t, winner[0].RefreshToken); code != 401 || tr.Error.Code != "invalid_refresh_token" {
+		t.Fatalf("winner's new token after the reuse: %d %+v", code, tr)
+	}
+	if n := count(t, db, `SELECT count(*) FROM refresh_token_families WHERE player_id = $1 AND revoked_at IS NOT NULL AND revoke_reason = 'reuse'`, s.PlayerID); n != 1 {
+		t.Fatalf("families revoked for reuse = %d, want 1", n)
+	}
+	if n := count(t, db, `SELECT count(*) FROM refresh_token_families WHERE player_id = $1 AND revoked_at IS NULL`, s.PlayerID); n != 1 {
+		t.Fatalf("%d live families, want 1 (the other login)", n)
+	}
+	if code, _ := g.refresh(t, other.RefreshToken); code != 200 {
+		t.Fatalf("the other family: %d", code)
+	}
+	if got := metricValue(t, g, "cellgrid_auth_refreshes_total", "result", "reused"); got != racers-1 {
+		t.Errorf("refreshes_total{reused} = %v, want %d", got, racers-1)
 	}
 }
 

@@ -14,7 +14,8 @@ import (
 
 // Config of the results consumer.
 type Config struct {
-	// Cells whose match streams are sourced. Required.
+	// Cells whose match streams are sourced from the start; AddCell adds
+	// more while running (the sources the stream has are never dropped).
 	Cells []string
 	// Stream is the sourcing stream ("MATCH_GLOBAL"), placed in Cluster
 	// ("global") with Replicas (1).
@@ -40,9 +41,6 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() error {
-	if len(c.Cells) == 0 {
-		return errors.New("results: Config.Cells required")
-	}
 	if c.Stream == "" {
 		c.Stream = "MATCH_GLOBAL"
 	}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -28,6 +30,9 @@ type Consumer struct {
 	deps Deps
 	log  *slog.Logger
 	m    *prometheus.CounterVec // by outcome
+
+	mu    sync.Mutex
+	cells []string // guarded by mu: Config.Cells and every AddCell
 }
 
 // New validates cfg; no I/O.
@@ -41,7 +46,7 @@ func New(cfg Config, deps Deps) (*Consumer, error) {
 	if deps.Log == nil {
 		deps.Log = slog.Default()
 	}
-	c := &Consumer{cfg: cfg, deps: deps, log: deps.Log.With("component", "results")}
+	c := &Consumer{cfg: cfg, deps: deps, log: deps.Log.With("component", "results"), cells: slices.Clone(cfg.Cells)}
 	c.m = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cellgrid_results_messages_total", Help: "Match result messages by outcome (applied, duplicate, invalid, retry, unknown_player).",
 	}, []string{"outcome"})
@@ -69,12 +74,32 @@ func (c *Consumer) stream() streams.SourcedStream {
 		AckWait:       c.cfg.AckWait,
 		MaxAckPending: 256,
 	}
-	for _, cell := range c.cfg.Cells {
-		st.Sources = append(st.Sources, &jetstream.StreamSource{
-			Name: events.MatchStream(cell), FilterSubject: events.MatchResultSubject(cell),
-		})
+	c.mu.Lock()
+	for _, cell := range c.cells {
+		st.Sources = append(st.Sources, source(cell))
 	}
+	c.mu.Unlock()
 	return st
+}
+
+// source is cell's match stream, filtered to its results.
+func source(cell string) *jetstream.StreamSource {
+	return &jetstream.StreamSource{Name: events.MatchStream(cell), FilterSubject: events.MatchResultSubject(cell)}
+}
+
+// AddCell makes the global stream source cell's match results too, while
+// Run consumes: they are applied like any other cell's (once per session).
+// Idempotent, safe for concurrent use; no source is ever removed.
+func (c *Consumer) AddCell(ctx context.Context, cell string) error {
+	c.mu.Lock()
+	if !slices.Contains(c.cells, cell) {
+		c.cells = append(c.cells, cell)
+	}
+	c.mu.Unlock()
+	if err := c.stream().AddSources(ctx, c.deps.JS, source(cell)); err != nil {
+		return fmt.Errorf("results: add cell %s: %w", cell, err)
+	}
+	return nil
 }
 
 // EnsureStream creates or updates the sourcing stream in the global cluster.

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -25,7 +27,9 @@ import (
 
 // Config of the global telemetry layer.
 type Config struct {
-	// Cells whose telemetry streams are sourced. Required.
+	// Cells whose telemetry streams are sourced from the start; AddCell
+	// adds more while running (the sources the stream has are never
+	// dropped).
 	Cells []string
 	// Stream ("TELEMETRY_GLOBAL") in Cluster ("global") with Replicas (1).
 	Stream   string
@@ -48,9 +52,6 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() error {
-	if len(c.Cells) == 0 {
-		return errors.New("telemetry: Config.Cells required")
-	}
 	if c.Stream == "" {
 		c.Stream = "TELEMETRY_GLOBAL"
 	}
@@ -101,6 +102,9 @@ type Telemetry struct {
 		events  *prometheus.CounterVec
 		batches prometheus.Histogram
 	}
+
+	mu    sync.Mutex
+	cells []string // guarded by mu: Config.Cells and every AddCell
 }
 
 // New validates cfg; no I/O.
@@ -114,7 +118,7 @@ func New(cfg Config, deps Deps) (*Telemetry, error) {
 	if deps.Log == nil {
 		deps.Log = slog.Default()
 	}
-	t := &Telemetry{cfg: cfg, db: deps.DB, js: deps.JS, log: deps.Log.With("component", "telemetry-sink"), admins: map[uuid.UUID]bool{}}
+	t := &Telemetry{cfg: cfg, db: deps.DB, js: deps.JS, log: deps.Log.With("component", "telemetry-sink"), admins: map[uuid.UUID]bool{}, cells: slices.Clone(cfg.Cells)}
 	for _, a := range cfg.AdminPlayerIDs {
 		id, err := uuid.Parse(a)
 		if err != nil {
@@ -144,10 +148,27 @@ func (t *Telemetry) stream() streams.SourcedStream {
 		AckWait:       t.cfg.AckWait,
 		MaxAckPending: t.cfg.BatchMessages * 4,
 	}
-	for _, cell := range t.cfg.Cells {
+	t.mu.Lock()
+	for _, cell := range t.cells {
 		st.Sources = append(st.Sources, &jetstream.StreamSource{Name: events.TelemetryStream(cell)})
 	}
+	t.mu.Unlock()
 	return st
+}
+
+// AddCell makes the global stream source cell's telemetry too, while Run
+// sinks: its events reach game_event_log like any other cell's.
+// Idempotent, safe for concurrent use; no source is ever removed.
+func (t *Telemetry) AddCell(ctx context.Context, cell string) error {
+	t.mu.Lock()
+	if !slices.Contains(t.cells, cell) {
+		t.cells = append(t.cells, cell)
+	}
+	t.mu.Unlock()
+	if err := t.stream().AddSources(ctx, t.js, &jetstream.StreamSource{Name: events.TelemetryStream(cell)}); err != nil {
+		return fmt.Errorf("telemetry: add cell %s: %w", cell, err)
+	}
+	return nil
 }
 
 // EnsureStream creates or updates the global stream sourcing every cell's

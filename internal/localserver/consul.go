@@ -34,6 +34,10 @@ func (c *Consul) URL() string { return "http://" + c.Addr }
 // StartConsul starts a Consul dev agent and waits for its leader and its
 // own node in the catalog. Stop it with Stop.
 func StartConsul(ctx context.Context, cfg ConsulConfig) (*Consul, error) {
+	return startWithRetry(func() (*Consul, error) { return startConsulOnce(ctx, cfg) })
+}
+
+func startConsulOnce(ctx context.Context, cfg ConsulConfig) (*Consul, error) {
 	bin, err := ConsulBinary()
 	if err != nil {
 		return nil, err

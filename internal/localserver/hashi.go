@@ -5,11 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -63,7 +66,11 @@ func ConsulBinary() (string, error) {
 }
 
 // FreePorts returns n distinct loopback ports free for both TCP and UDP at
-// the time of the call (Serf listens on both).
+// the time of the call (Serf listens on both). They are drawn below the
+// kernel's ephemeral range (32768+), so an outgoing connection of another
+// process cannot take one between this check and the agent's bind; another
+// picker still can, which is why the agents retry on "address already in
+// use" (startWithRetry).
 func FreePorts(n int) ([]int, error) {
 	var ports []int
 	var held []func()
@@ -73,11 +80,14 @@ func FreePorts(n int) ([]int, error) {
 		}
 	}()
 	for tries := 0; len(ports) < n && tries < 100*n; tries++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("free port: %w", err)
+		p := 15000 + rand.IntN(17000)
+		if slices.Contains(ports, p) {
+			continue
 		}
-		p := l.Addr().(*net.TCPAddr).Port
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			continue
+		}
 		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
 		if err != nil {
 			l.Close()
@@ -178,4 +188,20 @@ func (a *agent) waitReady(ctx context.Context, ready func(context.Context) error
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// startWithRetry runs start up to three times while the agent dies because
+// one of its ports was taken between FreePorts and its bind.
+func startWithRetry[T any](start func() (T, error)) (T, error) {
+	var (
+		v   T
+		err error
+	)
+	for range 3 {
+		v, err = start()
+		if err == nil || !strings.Contains(err.Error(), "address already in use") {
+			return v, err
+		}
+	}
+	return v, err
 }

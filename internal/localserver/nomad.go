@@ -42,6 +42,10 @@ type Nomad struct {
 // StartNomad starts a Nomad dev agent and waits until its client node is
 // ready with raw_exec healthy. Stop it with Stop.
 func StartNomad(ctx context.Context, cfg NomadConfig) (*Nomad, error) {
+	return startWithRetry(func() (*Nomad, error) { return startNomadOnce(ctx, cfg) })
+}
+
+func startNomadOnce(ctx context.Context, cfg NomadConfig) (*Nomad, error) {
 	bin, err := NomadBinary()
 	if err != nil {
 		return nil, err

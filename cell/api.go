@@ -50,12 +50,14 @@ type sessionView struct {
 }
 
 type ticketView struct {
-	TicketID string       `json:"ticket_id"`
-	State    string       `json:"state"`
-	GameMode string       `json:"game_mode"`
-	QueuedMS int64        `json:"queued_ms"`
-	Players  []string     `json:"players"`
-	Session  *sessionView `json:"session,omitempty"`
+	TicketID string `json:"ticket_id"`
+	State    string `json:"state"`
+	GameMode string `json:"game_mode"`
+	QueuedMS int64  `json:"queued_ms"`
+	// RequeueReason says why a matched ticket is queued again.
+	RequeueReason string       `json:"requeue_reason,omitempty"`
+	Players       []string     `json:"players"`
+	Session       *sessionView `json:"session,omitempty"`
 }
 
 func player(r *http.Request) (string, error) {
@@ -245,7 +247,7 @@ func (c *Cell) status(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v := ticketView{TicketID: t.ID, State: t.State, GameMode: t.Mode, Players: t.Players}
+	v := ticketView{TicketID: t.ID, State: t.State, GameMode: t.Mode, Players: t.Players, RequeueReason: t.RequeueReason}
 	if t.State == matchmaker.StateQueued {
 		v.QueuedMS = time.Since(t.CreatedAt).Milliseconds()
 	} else {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
@@ -58,10 +59,16 @@ type Cell struct {
 	fleet    *fleet.Fleet
 	sessions *session.Store
 	relay    *relay.Relay
-	http     *httpapi.Server
-	relayPub string // relay address handed to clients
+	http     *httpapi.Server // public: the API, terse /readyz
+	ops      *httpapi.Server // ops: /metrics, detailed /readyz
+	relayPub string          // relay address handed to clients
 	verifier *accesstoken.Verifier
 	stopKeys context.CancelFunc // background JWKS fetches of a verifier New built
+
+	janitor  *matchmaker.Janitor
+	restorer *session.Restorer
+	// markReady is c.tickets.MarkReady (a test makes it fail).
+	markReady func(ctx context.Context, m matchmaker.Match, ready string, tokens map[string]string) error
 
 	intake   *telemetry.Intake
 	draining atomic.Bool
@@ -117,6 +124,19 @@ func New(cfg Config, deps Deps) (*Cell, error) {
 	if c.mm, err = matchmaker.New(cfg.Matchmaker, matchmaker.Deps{Store: c.tickets, Handler: c.handleMatch, Log: c.log}); err != nil {
 		return nil, c.fail(err)
 	}
+	c.markReady = c.tickets.MarkReady
+	jc := cfg.Janitor
+	if jc.Deadline <= 0 {
+		// A live allocation may take HandlerTimeout: never requeue it.
+		mc := cfg.Matchmaker
+		if mc.HandlerTimeout <= 0 {
+			mc.HandlerTimeout = matchmaker.DefaultConfig().HandlerTimeout
+		}
+		jc.Deadline = max(matchmaker.DefaultJanitorConfig().Deadline, 3*mc.HandlerTimeout)
+	}
+	if c.janitor, err = matchmaker.NewJanitor(jc, matchmaker.JanitorDeps{Store: c.tickets, Log: c.log}); err != nil {
+		return nil, c.fail(err)
+	}
 	fc := cfg.Fleet
 	fc.Cell, fc.Version = cfg.ID, cfg.DGS
 	if fc.NATSURL = cfg.NATSURL; fc.NATSURL == "" {
@@ -127,6 +147,11 @@ func New(cfg Config, deps Deps) (*Cell, error) {
 	}
 	if c.sessions, err = session.New(session.Config{Cell: cfg.ID, Region: cfg.Region, LiveTTL: cfg.SessionLiveTTL},
 		session.Deps{Redis: deps.Redis, DB: deps.DB, NATS: deps.NATS, Log: c.log}); err != nil {
+		return nil, c.fail(err)
+	}
+
+	if c.restorer, err = session.NewRestorer(session.RestorerConfig{Cell: cfg.ID, Region: cfg.Region, LiveTTL: cfg.SessionLiveTTL, Interval: cfg.SessionRestoreInterval},
+		session.RestorerDeps{Redis: deps.Redis, DB: deps.DB, Log: c.log}); err != nil {
 		return nil, c.fail(err)
 	}
 
@@ -148,7 +173,7 @@ func New(cfg Config, deps Deps) (*Cell, error) {
 		return nil, c.fail(err)
 	}
 	c.relay, err = relay.New(cfg.Relay, relay.Deps{
-		Conn: pc, Verifier: tv, Sessions: c.sessions, Replay: session.NewReplayGuard(deps.Redis, cfg.ID),
+		Conn: pc, Verifier: tv, Sessions: c.sessions, Replay: session.NewReplayGuard(deps.Redis, cfg.ID, cfg.ConnectTokenTTL+relayLeeway(cfg.Relay)),
 		Log: c.log, Metrics: deps.Registry,
 	})
 	if err != nil {
@@ -171,14 +196,27 @@ func New(cfg Config, deps Deps) (*Cell, error) {
 		}},
 		{Name: "components", Fn: c.group.Check},
 	}
-	if c.http, err = httpapi.New(httpapi.Config{Addr: cfg.HTTPAddr}, httpapi.Deps{Handler: c.routes(), Registry: deps.Registry, Checks: checks, Log: c.log}); err != nil {
+	if c.http, err = httpapi.New(httpapi.Config{Addr: cfg.HTTPAddr, Public: true}, httpapi.Deps{Handler: c.routes(), Registry: deps.Registry, Checks: checks, Log: c.log}); err != nil {
 		_ = c.relay.Close()
 		return nil, c.fail(err)
+	}
+	if c.ops, err = httpapi.New(httpapi.Config{Addr: cfg.OpsAddr}, httpapi.Deps{Registry: deps.Registry, Checks: checks, Log: c.log}); err != nil {
+		_ = c.http.Close()
+		_ = c.relay.Close()
+		return nil, c.fail(fmt.Errorf("cell: ops listener: %w", err))
 	}
 	if c.cfg.PublicURL == "" {
 		c.cfg.PublicURL = c.http.URL()
 	}
 	return c, nil
+}
+
+// relayLeeway is the relay's token leeway, defaulted as the relay does.
+func relayLeeway(rc relay.Config) time.Duration {
+	if rc.TokenLeeway > 0 {
+		return rc.TokenLeeway
+	}
+	return relay.DefaultConfig().TokenLeeway
 }
 
 func (c *Cell) fail(err error) error {
@@ -190,6 +228,9 @@ func (c *Cell) fail(err error) error {
 
 // URL is the cell API's base URL (http://host:port).
 func (c *Cell) URL() string { return c.http.URL() }
+
+// OpsURL is the ops listener's base URL (/metrics, detailed /readyz).
+func (c *Cell) OpsURL() string { return c.ops.URL() }
 
 // RelayAddr is the relay address handed to clients.
 func (c *Cell) RelayAddr() string { return c.relayPub }
@@ -219,23 +260,28 @@ func (c *Cell) Run(ctx context.Context) error {
 	if err := c.sessions.EnsureStream(ctx); err != nil {
 		_ = c.relay.Close()
 		_ = c.http.Close()
+		_ = c.ops.Close()
 		return err
 	}
 	if err := c.intake.EnsureStream(ctx); err != nil {
 		_ = c.relay.Close()
 		_ = c.http.Close()
+		_ = c.ops.Close()
 		return err
 	}
 	c.group.AddLingering("http", c.cfg.UnreadyLinger, c.http.Run)
+	c.group.AddLingering("ops http", c.cfg.UnreadyLinger, c.ops.Run)
 	// The fleet stops its servers last, after the matchmaker stopped
 	// handing it matches.
 	c.group.Add("fleet", c.fleet.Run)
 	c.group.Add("matchmaker", c.mm.Run)
+	c.group.Add("matchmaker janitor", c.janitor.Run)
+	c.group.Add("session restorer", c.restorer.Run)
 	c.group.Add("relay", c.relay.Run)
 	c.group.Add("match results", c.sessions.Run)
 	c.group.Add("telemetry intake", c.intake.Run)
 	c.group.Add("heartbeat", c.runHeartbeat)
-	c.log.Info("cell running", "api", c.URL(), "relay", c.RelayAddr())
+	c.log.Info("cell running", "api", c.URL(), "ops", c.OpsURL(), "relay", c.RelayAddr())
 	return c.group.Run(ctx)
 }
 
@@ -247,7 +293,7 @@ func (c *Cell) Close() error {
 	c.closeOnce.Do(func() {
 		_ = c.relay.Close()
 		_ = c.fail(nil)
-		err = c.http.Close()
+		err = errors.Join(c.http.Close(), c.ops.Close())
 	})
 	return err
 }

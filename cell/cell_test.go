@@ -46,6 +46,7 @@ type env struct {
 	key  accesstoken.SigningKey
 	db   *pgxpool.Pool
 	rd   rueidis.Client
+	rds  *testenv.Redis // the server behind rd (Restart)
 	nc   *nats.Conn
 	stop func()
 	// wantRunErr makes stop keep Run's error in runErr instead of failing
@@ -68,6 +69,13 @@ func testModes() []matchmaker.GameMode {
 // newEnv starts a cell whose fleet launches the real DGS (this test
 // binary re-executed as dgs.Main).
 func newEnv(t *testing.T, mutate func(*Config)) *env {
+	t.Helper()
+	return newEnvHooked(t, mutate, nil)
+}
+
+// newEnvHooked is newEnv with hook run on the Cell before Run (tests
+// replace its internals there, race-free).
+func newEnvHooked(t *testing.T, mutate func(*Config), hook func(*Cell)) *env {
 	t.Helper()
 	testenv.PostgresURL(t, "postgres") // the shared server (and its reaper goroutine) outlive this test
 	testenv.CheckGoroutines(t)
@@ -102,10 +110,13 @@ func newEnv(t *testing.T, mutate func(*Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if hook != nil {
+		hook(c)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
-	e := &env{c: c, key: key, db: database.Pool, rd: rd.Client, nc: nc}
+	e := &env{c: c, key: key, db: database.Pool, rd: rd.Client, rds: rd, nc: nc}
 	var once sync.Once
 	e.stop = func() {
 		once.Do(func() {

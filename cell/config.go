@@ -22,6 +22,11 @@ type Config struct {
 	// HTTPAddr is the cell API's listen address; port 0 picks a free one
 	// (read it back with URL). Default 127.0.0.1:0.
 	HTTPAddr string
+	// OpsAddr is the ops listener's address: /metrics and /readyz with
+	// each check's error text (the public /readyz names failing checks
+	// only). Keep it on loopback or a private network; port 0 picks a
+	// free one (read it back with OpsURL). Default 127.0.0.1:0.
+	OpsAddr string
 	// RelayAddr is the relay's UDP listen address; port 0 picks a free one
 	// (read it back with RelayAddr). Default 127.0.0.1:0.
 	RelayAddr string
@@ -35,6 +40,10 @@ type Config struct {
 	GameModes []matchmaker.GameMode
 	// Matchmaker tunes ticks, leases and workers.
 	Matchmaker matchmaker.Config
+	// Janitor requeues tickets a dead matchmaker left matched. A zero
+	// Deadline is three times the matchmaker's HandlerTimeout (at least
+	// 30s).
+	Janitor matchmaker.JanitorConfig
 
 	// Fleet sizes and timings (Cell, NATSURL and Version are filled in from
 	// ID, NATSURL and DGS).
@@ -64,6 +73,10 @@ type Config struct {
 	// SessionLiveTTL bounds a session's live state without a result.
 	// Default 2h.
 	SessionLiveTTL time.Duration
+	// SessionRestoreInterval is how often the cell checks whether Redis
+	// lost the live sessions (restart) and rebuilds them from the
+	// database. Default 2s.
+	SessionRestoreInterval time.Duration
 	// RetryAfter is what a shed join is told. Default 5s.
 	RetryAfter time.Duration
 	// PublicURL is the cell API's URL in heartbeats; default the listen URL.
@@ -83,6 +96,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		HTTPAddr:          "127.0.0.1:0",
+		OpsAddr:           "127.0.0.1:0",
 		RelayAddr:         "127.0.0.1:0",
 		Relay:             relay.DefaultConfig(),
 		GameModes:         matchmaker.DefaultModes(),
@@ -107,6 +121,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.HTTPAddr == "" {
 		c.HTTPAddr = d.HTTPAddr
+	}
+	if c.OpsAddr == "" {
+		c.OpsAddr = d.OpsAddr
 	}
 	if c.RelayAddr == "" {
 		c.RelayAddr = d.RelayAddr

@@ -54,7 +54,22 @@ func (c *Cell) handleMatch(ctx context.Context, m matchmaker.Match) error {
 		tokens[p] = tok
 	}
 	doc, _ := json.Marshal(readyDoc{ID: sess.ID, GameMode: sess.Mode, Region: c.cfg.Region, Relay: c.relayPub, GameAddr: alloc.GameAddr.String()})
-	return c.tickets.MarkReady(ctx, m, string(doc), tokens)
+	if err := c.markReady(ctx, m, string(doc), tokens); err != nil {
+		// Nobody will be told about this session: give its server back
+		// and close it, or the server idles allocated until its time
+		// limit and the relay keeps accepting its tokens. The session is
+		// closed first: the released server's shutdown result must find
+		// it aborted. The matchmaker requeues the tickets when they are
+		// still claimed for it (on ErrClaimLost the janitor already did).
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if aerr := c.sessions.Abort(actx, sess); aerr != nil {
+			c.log.Warn("session not aborted", "session", sess.ID, "err", aerr)
+		}
+		c.fleet.Release(alloc.ServerID)
+		return fmt.Errorf("match %s: %w", sess.ID, err)
+	}
+	return nil
 }
 
 // mint signs one player's connect token for a session's server.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cellgrid/cellgrid/cell/matchmaker"
@@ -74,7 +75,7 @@ func TestDuelEndToEnd(t *testing.T) {
 	// HELLO from a new address with the same token moves the binding, by
 	// the relay's design, so the guard is checked directly).
 	parsed, _ := connecttoken.Parse(raw)
-	if first, err := session.NewReplayGuard(e.rd, cellID).FirstUse(context.Background(), parsed.Nonce, time.Minute); err != nil || first {
+	if first, err := session.NewReplayGuard(e.rd, cellID, 0).FirstUse(context.Background(), parsed.Nonce, time.Minute); err != nil || first {
 		t.Fatalf("nonce not recorded by the relay: first=%v %v", first, err)
 	}
 
@@ -207,7 +208,12 @@ func TestThousandConcurrentJoins(t *testing.T) {
 			t.Fatalf("%d seats for %d distinct players: a player is in two matches", players, distinct)
 		}
 		if sessions != n/8 || ended != n/8 || players != n {
-			return fmt.Errorf("%d sessions (%d ended), %d players", sessions, ended, players)
+			var other []string
+			rows, err := e.db.Query(ctx, `SELECT id::TEXT || ' ' || status || ' ' || dgs_id FROM game_sessions WHERE status <> 'ended' LIMIT 5`)
+			if err == nil {
+				other, _ = pgx.CollectRows(rows, pgx.RowTo[string])
+			}
+			return fmt.Errorf("%d sessions (%d ended), %d players; not ended: %v", sessions, ended, players, other)
 		}
 		return nil
 	})

@@ -86,7 +86,6 @@ func TestOpenAPIDocument(t *testing.T) {
 		}
 		return nil
 	})
-	want(call("GET", "/metrics", "", "", "", nil), 200, "metrics")
 
 	ps := newPlayers(4)
 	join := func(p, mode string, party ...string) string {

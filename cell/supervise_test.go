@@ -21,11 +21,8 @@ func TestDeadComponentFailsReadinessAndRun(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.UnreadyLinger = time.Minute })
 	e.wantRunErr = true
 	ctx := context.Background()
-	readyz := func() (int, map[string]string) {
-		var body map[string]string
-		res := e.call(t, "GET", "/readyz", "", nil, &body)
-		return res.StatusCode, body
-	}
+	// The ops listener says why; the public one only what.
+	readyz := func() (int, map[string]string) { return getReadyz(t, e.c.OpsURL()) }
 	js, err := jetstream.New(e.nc)
 	if err != nil {
 		t.Fatal(err)
@@ -48,6 +45,9 @@ func TestDeadComponentFailsReadinessAndRun(t *testing.T) {
 		}
 		return nil
 	})
+	if code, body := getReadyz(t, e.c.URL()); code != 503 || body["components"] != "failing" {
+		t.Fatalf("public readyz %d %v, want 503 with components failing", code, body)
+	}
 	e.stop()
 	if e.runErr == nil || !strings.Contains(e.runErr.Error(), "match results") {
 		t.Fatalf("Run = %v, want the match results consumer's failure", e.runErr)

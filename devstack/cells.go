@@ -46,6 +46,9 @@ func (st *Stack) startCells(ctx context.Context, cfg Config, pool *pgxpool.Pool,
 		if cfg.CellBasePort > 0 {
 			cc.HTTPAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.CellBasePort+i))
 		}
+		if cfg.CellOpsBasePort > 0 {
+			cc.OpsAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.CellOpsBasePort+i))
+		}
 		// Every dev player shares the loopback address: a per-IP HELLO
 		// limit would throttle a swarm of bots as one source.
 		cc.Relay.HelloPerIP = -1
@@ -60,6 +63,7 @@ func (st *Stack) startCells(ctx context.Context, cfg Config, pool *pgxpool.Pool,
 			return fmt.Errorf("devstack: cell %s: %w", id, err)
 		}
 		st.closers = append(st.closers, func() { _ = c.Close() })
+		st.OpsURLs[id] = c.OpsURL()
 		st.group.Add("cell "+id, c.Run)
 		topo.Put(topology.Cell{ID: id, Region: id, API: c.URL(), Relay: c.RelayAddr(), Beacon: c.RelayAddr()})
 	}

@@ -34,6 +34,11 @@ type Config struct {
 	Cells []string
 	// GlobalAddr is the global layer's listen address ("127.0.0.1:0" = free).
 	GlobalAddr string
+	// GlobalOpsAddr is the global layer's ops listener (/metrics, detailed
+	// /readyz); default "127.0.0.1:0" (free). Cells' ops listeners are on
+	// 127.0.0.1:CellOpsBasePort+i, or free ports when it is 0.
+	GlobalOpsAddr   string
+	CellOpsBasePort int
 	// DatabaseURL, when set, is used instead of starting PostgreSQL (tests).
 	DatabaseURL string
 	// Ephemeral runs PostgreSQL without fsync and Redis without persistence.
@@ -69,6 +74,9 @@ type Config struct {
 type Stack struct {
 	GlobalURL string
 	Cells     []topology.Cell
+	// OpsURLs are the ops listeners' URLs (/metrics, detailed /readyz):
+	// "global" and each cell id.
+	OpsURLs map[string]string
 
 	global  *global.Server
 	pool    *pgxpool.Pool
@@ -186,7 +194,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 		}
 	}
 	gcfg := DevGlobal()
-	gcfg.Addr, gcfg.Cells, gcfg.Auth = cfg.GlobalAddr, cfg.Cells, cfg.Auth
+	gcfg.Addr, gcfg.OpsAddr, gcfg.Cells, gcfg.Auth = cfg.GlobalAddr, cfg.GlobalOpsAddr, cfg.Cells, cfg.Auth
 	for _, d := range cfg.AdminDevices {
 		gcfg.Ops.Admins.Identities = append(gcfg.Ops.Admins.Identities, ops.Identity{Issuer: "device", Subject: d})
 	}
@@ -197,6 +205,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 		return nil, err
 	}
 	st.GlobalURL = g.URL()
+	st.OpsURLs = map[string]string{"global": g.OpsURL()}
 	st.global = g
 	st.closers = append(st.closers, func() { _ = g.Close() })
 	st.group.Add("global", g.Run)

@@ -240,7 +240,8 @@ func startDev(t *testing.T, bin string) *devProcess {
 	root := t.TempDir()
 	d := &devProcess{root: root, done: make(chan error, 1)}
 	d.cmd = exec.Command(bin, "dev", "--data", filepath.Join(root, "data"),
-		"--global-addr", "127.0.0.1:0", "--cell-base-port", "0", "--log-format", "json")
+		"--global-addr", "127.0.0.1:0", "--cell-base-port", "0",
+		"--global-ops-addr", "127.0.0.1:0", "--cell-ops-base-port", "0", "--log-format", "json")
 	d.cmd.Dir = root // a stray default ./.cellgrid would land here, not in the clone
 	d.cmd.Stderr = d
 	out, err := d.cmd.StdoutPipe()
@@ -258,7 +259,7 @@ func startDev(t *testing.T, bin string) *devProcess {
 		for sc.Scan() {
 			f := strings.Fields(sc.Text())
 			switch {
-			case len(f) == 2 && f[0] == "global":
+			case len(f) >= 2 && f[0] == "global":
 				d.globalURL = f[1]
 			case len(f) >= 3 && f[0] == "cell":
 				d.cellURLs = append(d.cellURLs, f[2])

@@ -39,6 +39,11 @@ type Config struct {
 	// Addr is the HTTP listen address; port 0 picks a free one (read it
 	// back with URL). Default 127.0.0.1:0.
 	Addr string
+	// OpsAddr is the ops listener's address: /metrics and /readyz with
+	// each check's error text (the public /readyz names failing checks
+	// only). Keep it on loopback or a private network; port 0 picks a
+	// free one (read it back with OpsURL). Default 127.0.0.1:0.
+	OpsAddr string
 	// PublicURL is the URL clients and cells reach the global layer at; it
 	// is the access tokens' issuer. Empty means the listen URL.
 	PublicURL string
@@ -89,13 +94,16 @@ type Deps struct {
 // configuration (Store, Leaderboards, …) has none beyond its own
 // packages' defaults.
 func DefaultConfig() Config {
-	return Config{Addr: "127.0.0.1:0", CellTimeout: 5 * time.Second, UnreadyLinger: 2 * time.Second}
+	return Config{Addr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", CellTimeout: 5 * time.Second, UnreadyLinger: 2 * time.Second}
 }
 
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
 	if c.Addr == "" {
 		c.Addr = d.Addr
+	}
+	if c.OpsAddr == "" {
+		c.OpsAddr = d.OpsAddr
 	}
 	if c.CellTimeout <= 0 {
 		c.CellTimeout = d.CellTimeout
@@ -110,7 +118,8 @@ func (c Config) withDefaults() Config {
 type Server struct {
 	cfg    Config
 	deps   Deps
-	http   *httpapi.Server
+	http   *httpapi.Server // public: the API, terse /readyz
+	ops    *httpapi.Server // ops: /metrics, detailed /readyz
 	issuer string
 	// group runs the components; its health is the "components"
 	// readiness check, so a dead one turns /readyz red.
@@ -145,13 +154,20 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		{Name: "nats", Fn: func(ctx context.Context) error { return natsReady(deps.NATS) }},
 		{Name: "components", Fn: s.group.Check},
 	}
-	hs, err := httpapi.New(httpapi.Config{Addr: cfg.Addr}, httpapi.Deps{Handler: mux, Registry: deps.Registry, Checks: checks, Log: deps.Log.With("component", "global-http")})
+	hs, err := httpapi.New(httpapi.Config{Addr: cfg.Addr, Public: true}, httpapi.Deps{Handler: mux, Registry: deps.Registry, Checks: checks, Log: deps.Log.With("component", "global-http")})
 	if err != nil {
 		return nil, fmt.Errorf("global: %w", err)
 	}
 	s.http = hs
+	ops, err := httpapi.New(httpapi.Config{Addr: cfg.OpsAddr}, httpapi.Deps{Registry: deps.Registry, Checks: checks, Log: deps.Log.With("component", "global-ops-http")})
+	if err != nil {
+		_ = hs.Close()
+		return nil, fmt.Errorf("global: ops listener: %w", err)
+	}
+	s.ops = ops
 	if err := s.build(mux); err != nil {
 		_ = hs.Close()
+		_ = ops.Close()
 		return nil, err
 	}
 	return s, nil
@@ -260,6 +276,7 @@ func (s *Server) build(mux *httpapi.Router) error {
 		return deps.Topology.Watch(ctx, deps.NATS, cfg.CellTimeout, deps.Log.With("component", "topology"))
 	}
 	s.group.AddLingering("http", cfg.UnreadyLinger, s.http.Run)
+	s.group.AddLingering("ops http", cfg.UnreadyLinger, s.ops.Run)
 	s.group.Add("leaderboard seasons", lb.Run)
 	s.group.Add("results", res.Run)
 	s.group.Add("telemetry sink", tel.Run)
@@ -287,6 +304,9 @@ func natsReady(nc *nats.Conn) error {
 // URL is the base URL of the global API.
 func (s *Server) URL() string { return s.http.URL() }
 
+// OpsURL is the ops listener's base URL (/metrics, detailed /readyz).
+func (s *Server) OpsURL() string { return s.ops.URL() }
+
 // Run serves and runs every component until ctx ends, Close is called
 // or one of them fails: the first failure stops the others, turns /readyz
 // red while they wind down, and is returned (with any other failure,
@@ -295,7 +315,7 @@ func (s *Server) URL() string { return s.http.URL() }
 func (s *Server) Run(ctx context.Context) error {
 	ctx, done := s.life.Start(ctx)
 	defer done()
-	s.deps.Log.Info("global layer serving", "url", s.URL())
+	s.deps.Log.Info("global layer serving", "url", s.URL(), "ops", s.OpsURL())
 	return s.group.Run(ctx)
 }
 
@@ -303,5 +323,5 @@ func (s *Server) Run(ctx context.Context) error {
 // of a Server that was never run. Safe to call twice.
 func (s *Server) Close() error {
 	s.life.Close()
-	return s.http.Close()
+	return errors.Join(s.http.Close(), s.ops.Close())
 }

@@ -28,6 +28,7 @@ type rig struct {
 	js   jetstream.JetStream // on the global cluster
 	done chan error
 	stop context.CancelFunc
+	rd   *testenv.Redis
 }
 
 func start(t *testing.T) *rig {
@@ -70,7 +71,7 @@ func start(t *testing.T) *rig {
 	}
 	t.Cleanup(func() { _ = g.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &rig{g: g, js: js, done: make(chan error, 1), stop: cancel}
+	r := &rig{g: g, js: js, done: make(chan error, 1), stop: cancel, rd: rd}
 	go func() { r.done <- g.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
@@ -79,9 +80,9 @@ func start(t *testing.T) *rig {
 	return r
 }
 
-// readyz returns /readyz's status and its JSON body.
+// readyz returns the ops listener's /readyz status and its JSON body.
 func (r *rig) readyz() (int, map[string]string, error) {
-	resp, err := http.Get(r.g.URL() + "/readyz")
+	resp, err := http.Get(r.g.OpsURL() + "/readyz")
 	if err != nil {
 		return 0, nil, err
 	}
@@ -168,5 +169,46 @@ func TestCleanStop(t *testing.T) {
 	}
 	if err := r.g.Close(); err != nil {
 		t.Fatalf("second Close = %v", err)
+	}
+}
+
+// TestOpsListener: /metrics and the readiness errors are served on the
+// ops listener only; with Redis down the public /readyz names the failing
+// check without its error text.
+func TestOpsListener(t *testing.T) {
+	r := start(t)
+	get := func(url string) (int, string, string) {
+		t.Helper()
+		res, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, res.Header.Get("Content-Type"), string(b)
+	}
+	if code, ct, body := get(r.g.URL() + "/metrics"); code != 404 || ct != "application/json" || !strings.Contains(body, `"code"`) {
+		t.Fatalf("public /metrics: %d %s %s, want 404 JSON", code, ct, body)
+	}
+	if code, _, body := get(r.g.OpsURL() + "/metrics"); code != 200 || !strings.Contains(body, "go_goroutines") {
+		t.Fatalf("ops /metrics: %d %.200s", code, body)
+	}
+	r.rd.Stop(t)
+	testenv.Eventually(t, 30*time.Second, func() error {
+		code, body, err := r.readyz()
+		if err != nil || code != 503 || body["redis"] == "ok" || body["redis"] == "failing" || body["redis"] == "" {
+			return fmt.Errorf("ops readyz %d %v %v, want the redis error", code, body, err)
+		}
+		return nil
+	})
+	code, _, raw := get(r.g.URL() + "/readyz")
+	var body map[string]string
+	if err := json.Unmarshal([]byte(raw), &body); err != nil || code != 503 || body["redis"] != "failing" {
+		t.Fatalf("public readyz %d %s, want 503 with redis failing", code, raw)
+	}
+	for name, v := range body {
+		if v != "ok" && v != "failing" {
+			t.Errorf("public readyz %s = %q: error text on the public listener", name, v)
+		}
 	}
 }

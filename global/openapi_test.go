@@ -174,7 +174,6 @@ func TestOpenAPIDocument(t *testing.T) {
 		}
 		return nil
 	})
-	want(req{method: "GET", path: "/metrics"}, 200, nil)
 	want(req{method: "GET", path: "/topology"}, 200, nil)
 	want(req{method: "GET", path: "/.well-known/jwks.json"}, 200, nil)
 

@@ -13,6 +13,13 @@
 // incrementally by sequence number) and forms matches on each tick. A second
 // process takes over when the lease lapses.
 //
+// A claimed ticket is also indexed by claim time; a process that dies
+// between claiming a match and marking it ready (MarkReady, all or nothing)
+// leaves its tickets matched, and the Janitor puts them back in the queue
+// after JanitorConfig.Deadline with RequeueReason "match_abandoned", which
+// the cell API shows. A late MarkReady for requeued tickets fails with
+// ErrClaimLost, so the cell gives the match's server back.
+//
 // Form is the pure matching function: tickets sorted by rating, each
 // ticket's skill window widening linearly with its queue time, parties kept
 // whole on one team, teams balanced by rating sum, reported latency checked.

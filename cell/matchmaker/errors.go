@@ -21,6 +21,10 @@ var (
 	// ErrLatencyTooHigh means the reported latency to this cell is above the
 	// game mode's limit.
 	ErrLatencyTooHigh = errors.New("matchmaker: latency to this cell too high")
+	// ErrClaimLost means a match's tickets are no longer claimed for its
+	// session (the janitor requeued them, or they expired): the session
+	// must not start.
+	ErrClaimLost = errors.New("matchmaker: tickets no longer claimed for the session")
 )
 
 // PoolFullError is returned by Join when the pool holds its cap of queued

@@ -20,6 +20,16 @@ const (
 	StateCancelled = "cancelled"
 )
 
+// Why a matched ticket went back to the queue (Ticket.RequeueReason).
+const (
+	// RequeueNotStarted: the match's server could not be allocated or
+	// the session could not be recorded.
+	RequeueNotStarted = "match_not_started"
+	// RequeueAbandoned: the match stayed claimed past the janitor's
+	// deadline (its matchmaker died between claim and ready).
+	RequeueAbandoned = "match_abandoned"
+)
+
 // retention is how long a ticket stays readable after it left the queue.
 const retention = 10 * time.Minute
 
@@ -39,6 +49,10 @@ type Ticket struct {
 	// became ready; Tokens holds one connect token per player.
 	Ready  string
 	Tokens map[string]string
+	// RequeueReason says why a ticket that was matched is queued again
+	// (RequeueAbandoned, RequeueNotStarted); empty for a ticket that was
+	// never matched.
+	RequeueReason string
 }
 
 // Entry returns the pool entry of t.
@@ -104,6 +118,10 @@ func (s *Store) Key(parts ...string) string { return s.prefix + strings.Join(par
 func (s *Store) ticketKey(id string) string { return s.prefix + "t:" + id }
 func (s *Store) poolKey(mode string) string { return s.prefix + "pool:" + mode }
 func (s *Store) seqKey(mode string) string  { return s.prefix + "seq:" + mode }
+
+// claimedKey is the sorted set of claimed (matched) ticket ids scored by
+// their claim time in ms: the janitor's index of tickets that may be stuck.
+func (s *Store) claimedKey() string { return s.prefix + "claimed" }
 
 // joinScript queues a ticket if no player has an active ticket and the pool
 // is under its cap.
@@ -183,7 +201,7 @@ func (s *Store) Get(ctx context.Context, id string) (Ticket, error) {
 	if len(m) == 0 {
 		return Ticket{}, ErrNotFound
 	}
-	t := Ticket{ID: m["id"], Owner: m["owner"], Mode: m["mode"], State: m["state"], SessionID: m["session"], Ready: m["ready"]}
+	t := Ticket{ID: m["id"], Owner: m["owner"], Mode: m["mode"], State: m["state"], SessionID: m["session"], Ready: m["ready"], RequeueReason: m["requeued"]}
 	if m["players"] != "" {
 		t.Players = strings.Split(m["players"], ",")
 	}
@@ -258,19 +276,20 @@ func (s *Store) Cancel(ctx context.Context, t Ticket) error {
 
 // claimScript moves every ticket of one match from queued to matched, or
 // none of them.
-// KEYS: pool, tickets…  ARGV: session id, now ms, entries…
+// KEYS: pool, claimed, tickets…  ARGV: session id, now ms, entries…
 // Reply: {1, players…} or {0, index of the first ticket no longer queued}.
 var claimScript = rueidis.NewLuaScript(`
-for i = 2, #KEYS do
+for i = 3, #KEYS do
   if redis.call('HGET', KEYS[i], 'state') ~= 'queued' then
-    redis.call('ZREM', KEYS[1], ARGV[i + 1])
-    return {0, i - 1}
+    redis.call('ZREM', KEYS[1], ARGV[i])
+    return {0, i - 2}
   end
 end
 local out = {1}
-for i = 2, #KEYS do
+for i = 3, #KEYS do
   redis.call('HSET', KEYS[i], 'state', 'matched', 'session', ARGV[1], 'updated', ARGV[2])
-  redis.call('ZREM', KEYS[1], ARGV[i + 1])
+  redis.call('ZREM', KEYS[1], ARGV[i])
+  redis.call('ZADD', KEYS[2], ARGV[2], redis.call('HGET', KEYS[i], 'id'))
   out[#out + 1] = redis.call('HGET', KEYS[i], 'players')
 end
 return out
@@ -280,9 +299,9 @@ return out
 // session sessionID. On success it returns each ticket's players; when one
 // ticket is no longer queued it claims nothing and returns its index as stale.
 func (s *Store) Claim(ctx context.Context, mode, sessionID string, entries []Entry) (players [][]string, stale int, err error) {
-	keys := make([]string, 0, len(entries)+1)
+	keys := make([]string, 0, len(entries)+2)
 	args := make([]string, 0, len(entries)+2)
-	keys = append(keys, s.poolKey(mode))
+	keys = append(keys, s.poolKey(mode), s.claimedKey())
 	args = append(args, sessionID, strconv.FormatInt(s.now().UnixMilli(), 10))
 	for _, e := range entries {
 		keys = append(keys, s.ticketKey(e.TicketID))
@@ -305,14 +324,16 @@ func (s *Store) Claim(ctx context.Context, mode, sessionID string, entries []Ent
 }
 
 // requeueScript puts tickets claimed for a session back in the queue with
-// a fresh sequence number (their created time, hence their window, stays).
-// KEYS: pool, seq, tickets…  ARGV: session id, now ms, entries…
+// a fresh sequence number (their created time, hence their window, stays)
+// and records why.
+// KEYS: pool, seq, claimed, tickets…  ARGV: session id, now ms, reason, entries…
 var requeueScript = rueidis.NewLuaScript(`
 local n = 0
-for i = 3, #KEYS do
+for i = 4, #KEYS do
   if redis.call('HGET', KEYS[i], 'state') == 'matched' and redis.call('HGET', KEYS[i], 'session') == ARGV[1] then
-    redis.call('HSET', KEYS[i], 'state', 'queued', 'session', '', 'updated', ARGV[2])
+    redis.call('HSET', KEYS[i], 'state', 'queued', 'session', '', 'updated', ARGV[2], 'requeued', ARGV[3])
     redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[2]), ARGV[i])
+    redis.call('ZREM', KEYS[3], redis.call('HGET', KEYS[i], 'id'))
     n = n + 1
   end
 end
@@ -322,8 +343,12 @@ return n
 // Requeue returns the tickets of a match whose allocation failed to the
 // queue.
 func (s *Store) Requeue(ctx context.Context, mode, sessionID string, entries []Entry) error {
-	keys := []string{s.poolKey(mode), s.seqKey(mode)}
-	args := []string{sessionID, strconv.FormatInt(s.now().UnixMilli(), 10)}
+	return s.requeue(ctx, mode, sessionID, RequeueNotStarted, entries)
+}
+
+func (s *Store) requeue(ctx context.Context, mode, sessionID, reason string, entries []Entry) error {
+	keys := []string{s.poolKey(mode), s.seqKey(mode), s.claimedKey()}
+	args := []string{sessionID, strconv.FormatInt(s.now().UnixMilli(), 10), reason}
 	for _, e := range entries {
 		keys = append(keys, s.ticketKey(e.TicketID))
 		args = append(args, e.String())
@@ -334,37 +359,53 @@ func (s *Store) Requeue(ctx context.Context, mode, sessionID string, entries []E
 	return nil
 }
 
-// readyScript marks one matched ticket ready with its session document and
-// connect tokens, and frees its players for a new ticket.
-// KEYS: ticket. ARGV: session id, ready doc, now ms, key prefix, player, token, …
+// readyScript marks every ticket of a match ready with its session
+// document and connect tokens and frees their players, or, when any of
+// them is no longer claimed for the session (requeued by the janitor,
+// expired, forgotten), changes nothing and returns 0.
+// KEYS: claimed, tickets…  ARGV: session id, ready doc, now ms, key prefix,
+// then per ticket: player count, player, token, …
 var readyScript = rueidis.NewLuaScript(`
-if redis.call('HGET', KEYS[1], 'state') ~= 'matched' or redis.call('HGET', KEYS[1], 'session') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'ready', 'ready', ARGV[2], 'updated', ARGV[3])
-for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], 'tok:' .. ARGV[i], ARGV[i + 1]) end
-local id = redis.call('HGET', KEYS[1], 'id')
-for p in string.gmatch(redis.call('HGET', KEYS[1], 'players'), '[^,]+') do
-  local k = ARGV[4] .. 'active:' .. p
-  if redis.call('GET', k) == id then redis.call('DEL', k) end
+for i = 2, #KEYS do
+  if redis.call('HGET', KEYS[i], 'state') ~= 'matched' or redis.call('HGET', KEYS[i], 'session') ~= ARGV[1] then return 0 end
+end
+local a = 5
+for i = 2, #KEYS do
+  redis.call('HSET', KEYS[i], 'state', 'ready', 'ready', ARGV[2], 'updated', ARGV[3])
+  local n = tonumber(ARGV[a])
+  for j = a + 1, a + 2 * n, 2 do redis.call('HSET', KEYS[i], 'tok:' .. ARGV[j], ARGV[j + 1]) end
+  a = a + 1 + 2 * n
+  local id = redis.call('HGET', KEYS[i], 'id')
+  redis.call('ZREM', KEYS[1], id)
+  for p in string.gmatch(redis.call('HGET', KEYS[i], 'players'), '[^,]+') do
+    local k = ARGV[4] .. 'active:' .. p
+    if redis.call('GET', k) == id then redis.call('DEL', k) end
+  end
 end
 return 1
 `)
 
 // MarkReady stores the session document and tokens on every ticket of a
-// match and frees their players.
+// match and frees their players, all or nothing. It returns ErrClaimLost
+// when a ticket is no longer claimed for m's session; the caller must then
+// give the match's server back (its tickets are already elsewhere).
 func (s *Store) MarkReady(ctx context.Context, m Match, ready string, tokens map[string]string) error {
-	now := strconv.FormatInt(s.now().UnixMilli(), 10)
-	execs := make([]rueidis.LuaExec, 0, len(m.Tickets))
+	keys := make([]string, 0, len(m.Tickets)+1)
+	keys = append(keys, s.claimedKey())
+	args := []string{m.SessionID, ready, strconv.FormatInt(s.now().UnixMilli(), 10), s.prefix}
 	for _, t := range m.Tickets {
-		args := []string{m.SessionID, ready, now, s.prefix}
+		keys = append(keys, s.ticketKey(t.Entry.TicketID))
+		args = append(args, strconv.Itoa(len(t.Players)))
 		for _, p := range t.Players {
 			args = append(args, p, tokens[p])
 		}
-		execs = append(execs, rueidis.LuaExec{Keys: []string{s.ticketKey(t.Entry.TicketID)}, Args: args})
 	}
-	for _, r := range readyScript.ExecMulti(ctx, s.c, execs...) {
-		if err := r.Error(); err != nil {
-			return fmt.Errorf("mark %s ready: %w", m.SessionID, err)
-		}
+	n, err := readyScript.Exec(ctx, s.c, keys, args).AsInt64()
+	if err != nil {
+		return fmt.Errorf("mark %s ready: %w", m.SessionID, err)
+	}
+	if n != 1 {
+		return fmt.Errorf("mark %s ready: %w", m.SessionID, ErrClaimLost)
 	}
 	return nil
 }

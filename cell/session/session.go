@@ -2,7 +2,6 @@ package session
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,10 +22,22 @@ import (
 	"github.com/cellgrid/cellgrid/proto/events"
 )
 
+// ErrUnknownSession means a match result names a session this cell has
+// no row for (yet: see Run).
+var ErrUnknownSession = errors.New("session: unknown session")
+
+// unknownResultDeliveries is how many times a result for an unknown
+// session is tried (a second apart) before it is dropped.
+const unknownResultDeliveries = 10
+
 // Session statuses in game_sessions.status.
 const (
 	StatusRunning = "running"
 	StatusEnded   = "ended"
+	// StatusAborted: the session was recorded but its players were never
+	// told (the cell could not mark their tickets ready); its server was
+	// given back.
+	StatusAborted = "aborted"
 )
 
 // Session is one match running on one DGS.
@@ -201,8 +212,10 @@ func (s *Store) End(ctx context.Context, r events.MatchResult) error {
 	var sess Session
 	err = db.RunTx(ctx, s.pool, func(ctx context.Context, tx pgx.Tx) error {
 		sess = Session{ID: r.SessionID, DGSID: r.DGSID}
-		if _, err := tx.Exec(ctx, `UPDATE game_sessions SET status = $2, ended_at = $3, result = $4 WHERE id = $1 AND status <> $2`,
-			r.SessionID, StatusEnded, r.EndedAt, result); err != nil {
+		// An aborted session keeps its status (its server was released
+		// before any player was told) but records what its server said.
+		if _, err := tx.Exec(ctx, `UPDATE game_sessions SET status = $2, ended_at = $3, result = $4 WHERE id = $1 AND status = $5`,
+			r.SessionID, StatusEnded, r.EndedAt, result, StatusRunning); err != nil {
 			return fmt.Errorf("update session: %w", err)
 		}
 		if err := tx.QueryRow(ctx, `SELECT game_mode FROM game_sessions WHERE id = $1`, r.SessionID).Scan(&sess.Mode); err != nil {
@@ -235,8 +248,7 @@ func (s *Store) End(ctx context.Context, r events.MatchResult) error {
 		return tx.SendBatch(ctx, b).Close()
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
-		s.log.Warn("result for an unknown session", "session", r.SessionID)
-		return nil
+		return fmt.Errorf("end session %s: %w", r.SessionID, ErrUnknownSession)
 	}
 	if err != nil {
 		return fmt.Errorf("end session %s: %w", r.SessionID, err)
@@ -245,6 +257,25 @@ func (s *Store) End(ctx context.Context, r events.MatchResult) error {
 		return fmt.Errorf("end session %s: live: %w", r.SessionID, err)
 	}
 	return s.publish(ctx, "ended", sess, r.EndedAt)
+}
+
+// Abort closes a session that started but will never get its players:
+// its row becomes aborted, its live key goes (the relay refuses its
+// tokens), and session.ended is published. Idempotent.
+func (s *Store) Abort(ctx context.Context, sess Session) error {
+	now := time.Now()
+	err := db.RunTx(ctx, s.pool, func(ctx context.Context, tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE game_sessions SET status = $2, ended_at = $3 WHERE id = $1 AND status = $4`,
+			sess.ID, StatusAborted, now, StatusRunning)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("abort session %s: %w", sess.ID, err)
+	}
+	if err := s.rd.Do(ctx, s.rd.B().Del().Key(s.liveKey(sess.ID)).Build()).Error(); err != nil {
+		return fmt.Errorf("abort session %s: live: %w", sess.ID, err)
+	}
+	return s.publish(ctx, "ended", sess, now)
 }
 
 // Status returns a session's status from the database ("" if unknown).
@@ -297,6 +328,16 @@ func (s *Store) Run(ctx context.Context) error {
 		ectx, cancel := context.WithTimeout(hctx, 10*time.Second)
 		defer cancel()
 		if err := s.End(ectx, r); err != nil {
+			if errors.Is(err, ErrUnknownSession) {
+				// A short match's server can publish its result before
+				// Start committed the session's row: retry a few times,
+				// then drop it (a forged or stray result must not loop).
+				if md, merr := msg.Metadata(); merr == nil && md.NumDelivered >= unknownResultDeliveries {
+					s.log.Warn("result for an unknown session dropped", "session", r.SessionID, "deliveries", md.NumDelivered)
+					_ = msg.Term()
+					return
+				}
+			}
 			s.log.Warn("ending session failed; will retry", "session", r.SessionID, "err", err)
 			_ = msg.NakWithDelay(time.Second)
 			return
@@ -326,29 +367,4 @@ func (s *Store) Run(ctx context.Context) error {
 func (s *Store) Close() error {
 	s.life.Close()
 	return nil
-}
-
-// ReplayGuard implements relay.ReplayGuard on Redis: SET NX PX per nonce,
-// shared by every relay of the cell.
-type ReplayGuard struct {
-	rd     rueidis.Client
-	prefix string
-}
-
-// NewReplayGuard returns the guard of cell's connect-token nonces.
-func NewReplayGuard(rd rueidis.Client, cell string) *ReplayGuard {
-	return &ReplayGuard{rd: rd, prefix: "cg:{" + cell + "}:nonce:"}
-}
-
-// FirstUse implements relay.ReplayGuard.
-func (g *ReplayGuard) FirstUse(ctx context.Context, nonce [16]byte, ttl time.Duration) (bool, error) {
-	ms := max(ttl.Milliseconds(), 1)
-	err := g.rd.Do(ctx, g.rd.B().Set().Key(g.prefix+hex.EncodeToString(nonce[:])).Value("1").Nx().PxMilliseconds(ms).Build()).Error()
-	if rueidis.IsRedisNil(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("replay guard: %w", err)
-	}
-	return true, nil
 }

@@ -97,6 +97,7 @@ func cellCmd(rf *rootFlags, st starters) *cobra.Command {
 	f.StringVar(&cf.cfg.ID, "id", "", "cell id, e.g. eu-west-1 (required)")
 	f.StringVar(&cf.cfg.Region, "region", "", "region of the cell (default: the id)")
 	f.StringVar(&cf.cfg.HTTPAddr, "http-addr", "0.0.0.0:8081", "cell API listen address")
+	f.StringVar(&cf.cfg.OpsAddr, "ops-addr", "127.0.0.1:0", "ops listener (/metrics, /readyz with error text): keep it private; port 0 picks a free one, printed at start")
 	f.StringVar(&cf.cfg.RelayAddr, "relay-addr", "0.0.0.0:7777", "UDP relay and beacon listen address")
 	f.StringVar(&cf.cfg.RelayPublicAddr, "relay-public-addr", "", "relay address clients are told to use (default: the listen address)")
 	f.StringVar(&cf.globalURL, "global", "http://127.0.0.1:8080", "global layer URL: token issuer and JWKS")
@@ -146,7 +147,7 @@ func startCell(ctx context.Context, out io.Writer, log *slog.Logger, s cellSetup
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "cell %s api %s relay %s\n", cfg.ID, c.URL(), c.RelayAddr())
+	fmt.Fprintf(out, "cell %s api %s relay %s ops %s\n", cfg.ID, c.URL(), c.RelayAddr(), c.OpsURL())
 	if s.Consul == "" {
 		return c.Run(ctx)
 	}

@@ -41,6 +41,8 @@ func devCmd(rf *rootFlags, st starters) *cobra.Command {
 	f.StringSliceVar(&cfg.Cells, "cells", devstack.DefaultCells, "cell ids to run")
 	f.StringVar(&cfg.GlobalAddr, "global-addr", "127.0.0.1:8080", "global layer listen address")
 	f.IntVar(&cfg.CellBasePort, "cell-base-port", 8081, "cell i listens on 127.0.0.1:base+i (0: free ports)")
+	f.StringVar(&cfg.GlobalOpsAddr, "global-ops-addr", "127.0.0.1:9080", "global layer's ops listener (/metrics, /readyz with error text)")
+	f.IntVar(&cfg.CellOpsBasePort, "cell-ops-base-port", 9081, "cell i's ops listener is on 127.0.0.1:base+i (0: free ports)")
 	f.DurationVar(&cfg.MatchTimeLimit, "match-time-limit", devstack.DefaultMatchTimeLimit, "match length of every DGS, short for a demo (cellgrid dgs alone defaults to 3m)")
 	f.StringArrayVar(&cfg.DGSArgs, "dgs-arg", nil, "extra argument for every DGS, e.g. --dgs-arg=--score-limit=5 (repeatable)")
 	f.StringArrayVar(&cfg.AdminDevices, "admin-device", nil, "guest device id that is an admin on the /ops console (repeatable)")
@@ -67,9 +69,9 @@ func startDev(ctx context.Context, out io.Writer, log *slog.Logger, r devRun) er
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "global  %s\n", st.GlobalURL)
+	fmt.Fprintf(out, "global  %s  ops %s\n", st.GlobalURL, st.OpsURLs["global"])
 	for _, c := range st.Cells {
-		fmt.Fprintf(out, "cell    %-12s %s  relay %s\n", c.ID, c.API, c.Relay)
+		fmt.Fprintf(out, "cell    %-12s %s  relay %s  ops %s\n", c.ID, c.API, c.Relay, st.OpsURLs[c.ID])
 	}
 	fmt.Fprintf(out, "nats    %s\n", st.NATSURL())
 	fmt.Fprintf(out, "ops     %s/ops\n", st.GlobalURL)

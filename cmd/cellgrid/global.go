@@ -66,6 +66,7 @@ func globalCmd(rf *rootFlags, st starters) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Addr, "addr", "0.0.0.0:8080", "HTTP listen address")
+	f.StringVar(&cfg.OpsAddr, "ops-addr", "127.0.0.1:0", "ops listener (/metrics, /readyz with error text): keep it private; port 0 picks a free one (logged at start)")
 	f.StringVar(&cfg.PublicURL, "public-url", "", "URL clients and cells use for this layer (the token issuer); default the listen URL")
 	af.register(f, false)
 	of.register(f)

@@ -28,6 +28,11 @@ type Export struct {
 	GameSessions         []map[string]any `json:"game_sessions"`
 	LeaderboardRecords   []map[string]any `json:"leaderboard_records"`
 	GameEvents           []map[string]any `json:"game_event_log"`
+	// PlayerStorage is the player's key/value storage (values as written,
+	// base64); TelemetryDeadLetters are their telemetry events the
+	// database refused (raw as received, base64).
+	PlayerStorage        []map[string]any `json:"player_storage"`
+	TelemetryDeadLetters []map[string]any `json:"telemetry_dead_letter"`
 	// OtherTables holds every other table with a player_id column (found
 	// in information_schema at export time), so data added by later
 	// migrations is exported without a change here.
@@ -65,6 +70,8 @@ var exportSections = []struct {
 		WHERE sp.player_id = $1 ORDER BY s.started_at, sp.session_id`},
 	{"leaderboard_records", `SELECT * FROM leaderboard_records WHERE player_id = $1 ORDER BY leaderboard_id, season`},
 	{"game_event_log", `SELECT * FROM game_event_log WHERE player_id = $1 ORDER BY occurred_at, id`},
+	{"player_storage", `SELECT * FROM player_storage WHERE player_id = $1 ORDER BY storage_key`},
+	{"telemetry_dead_letter", `SELECT * FROM telemetry_dead_letter WHERE player_id = $1 ORDER BY dead_at, id`},
 }
 
 // Export gathers everything stored about a player (erased or not).
@@ -97,6 +104,7 @@ func (p *Profiles) Export(ctx context.Context, id uuid.UUID) (Export, error) {
 			"wallet_balances": &ex.WalletBalances, "inventory_items": &ex.InventoryItems,
 			"transactions": &ex.Transactions, "game_sessions": &ex.GameSessions,
 			"leaderboard_records": &ex.LeaderboardRecords, "game_event_log": &ex.GameEvents,
+			"player_storage": &ex.PlayerStorage, "telemetry_dead_letter": &ex.TelemetryDeadLetters,
 		}
 		for _, s := range exportSections {
 			rows, err := queryMaps(ctx, tx, s.sql, id)
@@ -114,7 +122,7 @@ func (p *Profiles) Export(ctx context.Context, id uuid.UUID) (Export, error) {
 var coveredTables = map[string]bool{
 	"players": true, "auth_identities": true, "refresh_token_families": true, "refresh_tokens": true,
 	"wallet_balances": true, "inventory_items": true, "transactions": true, "game_session_players": true,
-	"leaderboard_records": true, "game_event_log": true,
+	"leaderboard_records": true, "game_event_log": true, "player_storage": true, "telemetry_dead_letter": true,
 }
 
 func (p *Profiles) exportOtherTables(ctx context.Context, tx pgx.Tx, id uuid.UUID, ex *Export) error {

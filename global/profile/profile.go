@@ -154,11 +154,15 @@ func (p *Profiles) SetUsername(ctx context.Context, id uuid.UUID, username strin
 // Erase removes a player's personal data: username and email are cleared
 // and erased_at set; auth identities, refresh families and their tokens
 // are deleted (so no login or refresh reaches this player again: a new
-// login with the same identity makes a new player). Ledger, inventory,
-// session and leaderboard rows stay, keyed by the anonymous id. Erasing an
-// erased player is a no-op.
+// login with the same identity makes a new player). What the player (or
+// their game client) wrote goes too: their key/value storage is deleted,
+// the payloads of their telemetry events are cleared (type, time, session
+// and cell stay, for the anomaly rules and aggregate analytics) and their
+// telemetry dead letters are deleted. Ledger, inventory, session and
+// leaderboard rows stay, keyed by the anonymous id. Erasing an erased
+// player does the same again (finishing an erasure that failed half-way).
 func (p *Profiles) Erase(ctx context.Context, id uuid.UUID) error {
-	return db.RunTx(ctx, p.pool, func(ctx context.Context, tx pgx.Tx) error {
+	err := db.RunTx(ctx, p.pool, func(ctx context.Context, tx pgx.Tx) error {
 		var erased *time.Time
 		err := tx.QueryRow(ctx, `SELECT erased_at FROM players WHERE id = $1`, id).Scan(&erased)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -172,6 +176,7 @@ func (p *Profiles) Erase(ctx context.Context, id uuid.UUID) error {
 			`DELETE FROM refresh_tokens WHERE family_id IN (SELECT id FROM refresh_token_families WHERE player_id = $1)`,
 			`DELETE FROM refresh_token_families WHERE player_id = $1`,
 			`DELETE FROM auth_identities WHERE player_id = $1`,
+			`DELETE FROM player_storage WHERE player_id = $1`,
 		}
 		for i, s := range stmts {
 			args := []any{id}
@@ -184,4 +189,35 @@ func (p *Profiles) Erase(ctx context.Context, id uuid.UUID) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	// Telemetry can be large: cleared in bounded transactions after the
+	// account is closed (a failure here leaves the account erased; the
+	// next erase request finishes the job).
+	for _, s := range []string{
+		`UPDATE game_event_log SET payload = NULL WHERE id IN
+			(SELECT id FROM game_event_log WHERE player_id = $1 AND payload IS NOT NULL LIMIT $2)`,
+		`DELETE FROM telemetry_dead_letter WHERE id IN
+			(SELECT id FROM telemetry_dead_letter WHERE player_id = $1 LIMIT $2)`,
+	} {
+		for {
+			var n int64
+			err := db.RunTx(ctx, p.pool, func(ctx context.Context, tx pgx.Tx) error {
+				tag, err := tx.Exec(ctx, s, id, eraseBatch)
+				n = tag.RowsAffected()
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("erase %s: telemetry: %w", id, err)
+			}
+			if n < eraseBatch {
+				break
+			}
+		}
+	}
+	return nil
 }
+
+// eraseBatch bounds the telemetry rows one erasure transaction touches.
+const eraseBatch = 1000

@@ -3,6 +3,7 @@ package profile_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -206,6 +207,8 @@ func seed(t *testing.T, e *env, player string) {
 		`INSERT INTO transactions (player_id, kind, currency, amount, idempotency_key) VALUES ($1, 'grant', 'gold', 150, 'k1')`,
 		`INSERT INTO leaderboard_records (leaderboard_id, player_id, score) VALUES ('global', $1, 42)`,
 		`INSERT INTO game_event_log (id, player_id, event_type, occurred_at, payload) VALUES (gen_random_uuid(), $1, 'kill', now(), '{"weapon":"sword"}')`,
+		`INSERT INTO player_storage (player_id, storage_key, value, version) VALUES ($1, 'notes', '\x6d79206e6f746573', 1)`,
+		`INSERT INTO telemetry_dead_letter (id, player_id, event_type, reason, raw) VALUES (gen_random_uuid(), $1, 'chat', 'nul byte', '\x7b226d7367223a2268692074686572655c7530303030227d')`,
 	} {
 		if _, err := e.db.Pool.Exec(ctx, q, player); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -246,6 +249,7 @@ func TestExportAndErase(t *testing.T) {
 		"wallet_balances": ex.WalletBalances, "inventory_items": ex.InventoryItems,
 		"transactions": ex.Transactions, "game_sessions": ex.GameSessions,
 		"leaderboard_records": ex.LeaderboardRecords, "game_event_log": ex.GameEvents,
+		"player_storage": ex.PlayerStorage, "telemetry_dead_letter": ex.TelemetryDeadLetters,
 	} {
 		if len(rows) != 1 {
 			t.Errorf("export %s: %d rows, want 1: %v", name, len(rows), rows)
@@ -256,6 +260,12 @@ func TestExportAndErase(t *testing.T) {
 	}
 	if ev := ex.GameEvents[0]["payload"]; ev.(map[string]any)["weapon"] != "sword" {
 		t.Errorf("event payload %v", ev)
+	}
+	if v := ex.PlayerStorage[0]["value"]; ex.PlayerStorage[0]["storage_key"] != "notes" || v != base64.StdEncoding.EncodeToString([]byte("my notes")) {
+		t.Errorf("exported storage %v", ex.PlayerStorage[0])
+	}
+	if ex.TelemetryDeadLetters[0]["reason"] != "nul byte" || ex.TelemetryDeadLetters[0]["raw"] == "" {
+		t.Errorf("exported dead letter %v", ex.TelemetryDeadLetters[0])
 	}
 	if strings.Contains(body, "current_hash") || strings.Contains(body, "token_hash") || strings.Contains(body, bob.PlayerID) {
 		t.Fatalf("export leaks secrets or another player's data")
@@ -280,10 +290,14 @@ func TestExportAndErase(t *testing.T) {
 		t.Fatalf("after erase: username %v email %x erased %v", username, emailEnc, erased)
 	}
 	for q, want := range map[string]int{
-		`SELECT count(*) FROM auth_identities WHERE player_id = $1`:        0,
-		`SELECT count(*) FROM refresh_token_families WHERE player_id = $1`: 0,
-		`SELECT count(*) FROM transactions WHERE player_id = $1`:           1, // ledger kept, anonymous
-		`SELECT count(*) FROM wallet_balances WHERE player_id = $1`:        1,
+		`SELECT count(*) FROM auth_identities WHERE player_id = $1`:                        0,
+		`SELECT count(*) FROM refresh_token_families WHERE player_id = $1`:                 0,
+		`SELECT count(*) FROM transactions WHERE player_id = $1`:                           1, // ledger kept, anonymous
+		`SELECT count(*) FROM wallet_balances WHERE player_id = $1`:                        1,
+		`SELECT count(*) FROM player_storage WHERE player_id = $1`:                         0, // written by the player
+		`SELECT count(*) FROM telemetry_dead_letter WHERE player_id = $1`:                  0,
+		`SELECT count(*) FROM game_event_log WHERE player_id = $1`:                         1, // kept for the anomaly rules …
+		`SELECT count(*) FROM game_event_log WHERE player_id = $1 AND payload IS NOT NULL`: 0, // … without its payload
 	} {
 		var n int
 		if err := e.db.Pool.QueryRow(ctx, q, alice.PlayerID).Scan(&n); err != nil || n != want {
@@ -295,6 +309,16 @@ func TestExportAndErase(t *testing.T) {
 		t.Errorf("refresh tokens left = %d (only bob's should remain)", tokens)
 	}
 	// Bob is untouched.
+	for _, q := range []string{
+		`SELECT count(*) FROM player_storage WHERE player_id = $1`,
+		`SELECT count(*) FROM telemetry_dead_letter WHERE player_id = $1`,
+		`SELECT count(*) FROM game_event_log WHERE player_id = $1 AND payload IS NOT NULL`,
+	} {
+		var n int
+		if err := e.db.Pool.QueryRow(ctx, q, bob.PlayerID).Scan(&n); err != nil || n != 1 {
+			t.Errorf("bob: %s = %d (%v), want 1", q, n, err)
+		}
+	}
 	var pub map[string]any
 	if code, _ := e.do(t, "GET", "/player/"+bob.PlayerID+"/profile", bob.AccessToken, "", &pub); code != 200 || pub["username"] != "bob" {
 		t.Fatalf("bob after alice's erasure: %d %v", code, pub)

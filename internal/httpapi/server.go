@@ -15,6 +15,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
+// CheckFailing is what a Public listener's /readyz says of a failing
+// check (the ops listener says why).
+const CheckFailing = "failing"
+
 // Check is one readiness check (database, Redis, NATS…).
 type Check struct {
 	Name string
@@ -31,6 +35,13 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// ShutdownTimeout bounds the graceful shutdown in Close. Default 5s.
 	ShutdownTimeout time.Duration
+	// Public marks a listener the Internet reaches: /readyz names each
+	// check with "ok" or "failing" only (error text carries addresses and
+	// internals) and /metrics is not served (404). The zero value is an
+	// ops listener: /readyz with each check's error, and /metrics. A
+	// process serving clients runs both, the ops one on loopback or a
+	// private network.
+	Public bool
 	// Connection timeouts, so a slow or stalled client (slowloris) holds a
 	// connection for a bounded time and costs nobody else:
 	// ReadHeaderTimeout bounds reading a request's headers (default 5s),
@@ -88,7 +99,8 @@ func (c Config) withDefaults() Config {
 type Deps struct {
 	// Handler serves every path but /healthz, /readyz and /metrics.
 	Handler http.Handler
-	// Registry is served at /metrics; nil makes NewRegistry's.
+	// Registry is served at /metrics (not on a Public listener); nil
+	// makes NewRegistry's.
 	Registry *prometheus.Registry
 	// Checks run on every /readyz.
 	Checks []Check
@@ -121,8 +133,9 @@ func NewRegistry() *prometheus.Registry {
 // New listens on cfg.Addr and prepares to serve deps.Handler. /healthz
 // answers 200 while the process runs; /readyz runs deps.Checks within
 // cfg.ReadyTimeout and answers 503 when any fails, naming each check with
-// "ok" or its error. Nothing is served until Run (or Start); a Server
-// that is never run must be closed with Close.
+// "ok" or its error ("failing" on a Public listener). Nothing is served
+// until Run (or Start); a Server that is never run must be closed with
+// Close.
 func New(cfg Config, deps Deps) (*Server, error) {
 	cfg = cfg.withDefaults()
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -150,6 +163,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		for _, c := range checks {
 			if err := c.Fn(ctx); err != nil {
 				status[c.Name] = err.Error()
+				if cfg.Public {
+					status[c.Name] = CheckFailing
+				}
 				code = http.StatusServiceUnavailable
 			} else {
 				status[c.Name] = "ok"
@@ -157,7 +173,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		}
 		WriteJSON(w, code, status)
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	if !cfg.Public {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	}
 	if deps.Handler != nil {
 		mux.Handle("/", deps.Handler)
 	}

@@ -2,6 +2,9 @@ package testenv
 
 import (
 	"context"
+	"net"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,7 +18,9 @@ import (
 type Redis struct {
 	Addr   string
 	Client rueidis.Client
-	server *localserver.Redis
+	dir    string
+	mu     sync.Mutex
+	server *localserver.Redis // guarded by mu
 }
 
 // NewRedis starts a redis-server for this test alone (a few milliseconds),
@@ -24,7 +29,8 @@ func NewRedis(t testing.TB) *Redis {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	srv, err := localserver.StartRedis(ctx, localserver.RedisConfig{Dir: t.TempDir()})
+	dir := t.TempDir()
+	srv, err := localserver.StartRedis(ctx, localserver.RedisConfig{Dir: dir})
 	if err != nil {
 		t.Fatalf("testenv: redis-server unavailable: %v", err)
 	}
@@ -33,10 +39,43 @@ func NewRedis(t testing.TB) *Redis {
 		_ = srv.Close()
 		t.Fatal(err)
 	}
-	r := &Redis{Addr: srv.Addr(), Client: c, server: srv}
+	r := &Redis{Addr: srv.Addr(), Client: c, dir: dir, server: srv}
 	t.Cleanup(func() {
 		c.Close()
-		_ = srv.Close()
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		_ = r.server.Close()
 	})
 	return r
+}
+
+// Stop stops the server (Redis down); Restart brings it back empty.
+func (r *Redis) Stop(t testing.TB) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.server.Close(); err != nil {
+		t.Fatalf("testenv: stop redis: %v", err)
+	}
+}
+
+// Restart stops the server and starts a fresh one on the same port: every
+// key is gone (tests run without persistence), as after a crash. Client
+// reconnects by itself.
+func (r *Redis) Restart(t testing.TB) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.server.Close(); err != nil {
+		t.Fatalf("testenv: stop redis: %v", err)
+	}
+	_, port, _ := net.SplitHostPort(r.Addr)
+	p, _ := strconv.Atoi(port)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	srv, err := localserver.StartRedis(ctx, localserver.RedisConfig{Dir: r.dir, Port: p})
+	if err != nil {
+		t.Fatalf("testenv: restart redis on %s: %v", r.Addr, err)
+	}
+	r.server = srv
 }

@@ -84,6 +84,9 @@ func (c *Cell) join(w http.ResponseWriter, r *http.Request) error {
 		return &httpapi.Error{Status: http.StatusServiceUnavailable, Code: "cell_draining",
 			Message: "this cell is draining: join another cell from the topology", RetryAfter: c.cfg.RetryAfter}
 	}
+	if rf, ok := c.FailedOver(); ok {
+		return c.failedOverError(rf, req.LatenciesMS)
+	}
 	players, lat, err := parseJoin(req, me, c.cfg.ID)
 	if err != nil {
 		return err
@@ -116,6 +119,9 @@ func (c *Cell) join(w http.ResponseWriter, r *http.Request) error {
 			return cerr
 		}
 		return err
+	}
+	if mode, ok := c.tickets.Mode(req.GameMode); ok {
+		c.rememberLatencies(r.Context(), t.ID, mode, req.LatenciesMS)
 	}
 	httpapi.WriteJSON(w, http.StatusAccepted, map[string]string{"ticket_id": t.ID})
 	return nil
@@ -277,7 +283,7 @@ func (c *Cell) sessionFor(ctx context.Context, t matchmaker.Ticket, me string) (
 			sv.ExpiresAt = tok.ExpiresAt
 		}
 	}
-	if time.Until(sv.ExpiresAt) < c.cfg.ConnectTokenTTL/3 {
+	if time.Until(sv.ExpiresAt) < c.cfg.ConnectTokenTTL/3 && (doc.Cell == "" || doc.Cell == c.cfg.ID) {
 		live, err := c.sessions.SessionLive(ctx, uuid.MustParse(doc.ID))
 		if err != nil {
 			return nil, err

@@ -28,6 +28,7 @@ import (
 	"github.com/cellgrid/cellgrid/internal/redisclient"
 	"github.com/cellgrid/cellgrid/internal/supervise"
 	"github.com/cellgrid/cellgrid/proto/connecttoken"
+	"github.com/cellgrid/cellgrid/proto/events"
 	"github.com/cellgrid/cellgrid/relay"
 )
 
@@ -72,6 +73,7 @@ type Cell struct {
 
 	intake   *telemetry.Intake
 	draining atomic.Bool
+	failover atomic.Pointer[events.RegionFailover] // set while the region is failed over (region.go)
 	// group runs the components; its health is the "components"
 	// readiness check, so a dead one turns /readyz red.
 	group supervise.Group
@@ -235,6 +237,10 @@ func (c *Cell) OpsURL() string { return c.ops.URL() }
 // RelayAddr is the relay address handed to clients.
 func (c *Cell) RelayAddr() string { return c.relayPub }
 
+// RelayListenAddr is the relay's bound UDP address (RelayAddr differs when
+// something, e.g. a WAN emulator, stands in front of it).
+func (c *Cell) RelayListenAddr() string { return c.relay.Addr().String() }
+
 // Fleet exposes the DGS pool (ops commands, tests).
 func (c *Cell) Fleet() *fleet.Fleet { return c.fleet }
 
@@ -281,6 +287,8 @@ func (c *Cell) Run(ctx context.Context) error {
 	c.group.Add("match results", c.sessions.Run)
 	c.group.Add("telemetry intake", c.intake.Run)
 	c.group.Add("heartbeat", c.runHeartbeat)
+	c.group.Add("region watch", c.runRegionWatch)
+	c.group.Add("overflow", c.runOverflow)
 	c.log.Info("cell running", "api", c.URL(), "ops", c.OpsURL(), "relay", c.RelayAddr())
 	return c.group.Run(ctx)
 }

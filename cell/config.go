@@ -84,6 +84,11 @@ type Config struct {
 	// HeartbeatInterval is how often the cell announces itself to the
 	// topology (default 1 s).
 	HeartbeatInterval time.Duration
+	// OverflowAfter is how long a match's oldest ticket must have waited
+	// before a match this cell cannot give a server goes to the next cell
+	// within every player's latency limit (overflow.go). Negative turns
+	// overflow off; 1ns means at once. Default 5s.
+	OverflowAfter time.Duration
 	// Telemetry configures POST /game/telemetry; its Cell is set to ID.
 	Telemetry TelemetryConfig
 	// UnreadyLinger is how long the API keeps answering after a component
@@ -107,6 +112,7 @@ func DefaultConfig() Config {
 		SessionLiveTTL:    2 * time.Hour,
 		RetryAfter:        5 * time.Second,
 		HeartbeatInterval: time.Second,
+		OverflowAfter:     5 * time.Second,
 		UnreadyLinger:     2 * time.Second,
 	}
 }
@@ -145,6 +151,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.HeartbeatInterval <= 0 {
 		c.HeartbeatInterval = d.HeartbeatInterval
+	}
+	if c.OverflowAfter == 0 {
+		c.OverflowAfter = d.OverflowAfter
 	}
 	if c.UnreadyLinger <= 0 {
 		c.UnreadyLinger = d.UnreadyLinger

@@ -23,6 +23,9 @@ type readyDoc struct {
 	Region   string `json:"region"`
 	Relay    string `json:"relay_addr"`
 	GameAddr string `json:"game_addr"`
+	// Cell is set when another cell hosts the session (overflow.go); its
+	// tokens are that cell's to re-mint.
+	Cell string `json:"cell,omitempty"`
 }
 
 // handleMatch is the matchmaker's Handler: allocate a server, record the
@@ -37,6 +40,9 @@ func (c *Cell) handleMatch(ctx context.Context, m matchmaker.Match) error {
 		SessionID: m.SessionID, GameMode: m.Mode.Name, Players: m.Players(), Teams: m.Teams, ConnectKeys: []string{c.pubB64},
 	})
 	if err != nil {
+		if c.overflowDue(err, m) {
+			return c.overflow(ctx, m, err)
+		}
 		return err
 	}
 	sess.DGSID, sess.GameAddr, sess.StartedAt = alloc.ServerID, alloc.GameAddr, time.Now()

@@ -54,17 +54,29 @@ func (st *Stack) startCells(ctx context.Context, cfg Config, pool *pgxpool.Pool,
 		cc.Relay.HelloPerIP = -1
 		cc.DGS = fleet.Version{Name: "dev", Command: cfg.DGSCommand[0], Args: cfg.dgsArgs()}
 		cc.Fleet.Min, cc.Fleet.Buffer, cc.Fleet.Max = cfg.FleetBuffer, cfg.FleetBuffer, cfg.FleetMax
+		wanConn, wanAddr, err := st.wanRelaySocket(id)
+		if err != nil {
+			return err
+		}
+		cc.RelayPublicAddr = wanAddr
+		cc.GameModes = st.wanModes(cc.GameModes)
 		c, err := cell.New(cc, cell.Deps{
 			DB: pool, Redis: rc, NATS: nc, Verifier: verifier,
 			Launcher: &fleet.LocalLauncher{Env: cfg.DGSEnv, Output: cfg.DGSOutput},
 			Log:      st.log, // cell.New adds cell=<id>; its parts add their component
 		})
 		if err != nil {
+			if wanConn != nil {
+				_ = wanConn.Close()
+			}
 			return fmt.Errorf("devstack: cell %s: %w", id, err)
 		}
 		st.closers = append(st.closers, func() { _ = c.Close() })
 		st.OpsURLs[id] = c.OpsURL()
-		st.group.Add("cell "+id, c.Run)
+		if err := st.attachWANLink(id, wanConn, c.RelayListenAddr()); err != nil {
+			return err
+		}
+		st.group.Add("cell "+id, st.stoppableCell(id, c.Run))
 		topo.Put(topology.Cell{ID: id, Region: id, API: c.URL(), Relay: c.RelayAddr(), Beacon: c.RelayAddr()})
 	}
 	return nil

@@ -60,6 +60,9 @@ type Config struct {
 	DGSOutput io.Writer
 	// FleetBuffer is the warm pool per cell (default 2), FleetMax its cap (8).
 	FleetBuffer, FleetMax int
+	// WAN, when set, puts the player and the regions at emulated distances
+	// (wan.go); nil is plain loopback.
+	WAN *WAN
 	// Auth is the login configuration. Device (guest) login is always on in
 	// a dev stack; a missing EncryptionKey is generated once and kept in
 	// DataDir.
@@ -81,6 +84,8 @@ type Stack struct {
 	global  *global.Server
 	pool    *pgxpool.Pool
 	nats    *natsembed.SuperCluster
+	wan     *wanLayer // nil without Config.WAN
+	stops   cellStops // per-cell stop, for drills (drill.go)
 	log     *slog.Logger
 	closers []func() // in start order; closed in reverse
 	group   supervise.Group
@@ -113,6 +118,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 	}
 	cfg.DataDir = abs
 	st := &Stack{log: log}
+	if cfg.WAN != nil {
+		st.wan = newWANLayer(cfg.WAN)
+	}
 	defer func() {
 		if err != nil {
 			st.Close()
@@ -144,7 +152,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 		log.Info("schema migrated", "version", v)
 	}
 
-	sc, err := natsembed.StartSuperCluster(ctx, filepath.Join(cfg.DataDir, "nats"), append([]string{"global"}, cfg.Cells...), log)
+	sc, err := st.startSuperCluster(ctx, filepath.Join(cfg.DataDir, "nats"), append([]string{"global"}, cfg.Cells...))
 	if err != nil {
 		return nil, err
 	}

@@ -275,6 +275,10 @@ func (s *Server) build(mux *httpapi.Router) error {
 	watch := func(ctx context.Context) error {
 		return deps.Topology.Watch(ctx, deps.NATS, cfg.CellTimeout, deps.Log.With("component", "topology"))
 	}
+	failover, err := topology.NewFailover(topology.FailoverConfig{}, topology.FailoverDeps{NATS: deps.NATS, Registry: deps.Topology, Log: deps.Log.With("component", "failover")})
+	if err != nil {
+		return fmt.Errorf("global: %w", err)
+	}
 	s.group.AddLingering("http", cfg.UnreadyLinger, s.http.Run)
 	s.group.AddLingering("ops http", cfg.UnreadyLinger, s.ops.Run)
 	s.group.Add("leaderboard seasons", lb.Run)
@@ -283,6 +287,7 @@ func (s *Server) build(mux *httpapi.Router) error {
 	s.group.Add("topology watch", watch)
 	s.group.Add("cell sources", sources.Run)
 	s.group.Add("ops fleet view", opsLayer.Run)
+	s.group.Add("region failover", failover.Run)
 	s.issuer = cfg.PublicURL
 	return nil
 }

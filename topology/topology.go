@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cellgrid/cellgrid/internal/httpapi"
+	"github.com/cellgrid/cellgrid/proto/events"
 )
 
 // Cell states.
@@ -16,6 +17,9 @@ const (
 	StateHealthy  = "healthy"
 	StateDraining = "draining"
 	StateFailed   = "failed"
+	// StateFailedOver: an operator failed the cell's region over
+	// (`cellgrid region failover`); sticky until `region restore`.
+	StateFailedOver = "failed_over"
 )
 
 // Cell is one regional cell as clients see it.
@@ -40,6 +44,12 @@ type Registry struct {
 	mu       sync.RWMutex
 	cells    map[string]Cell      // guarded by mu
 	lastSeen map[string]time.Time // guarded by mu: last heartbeat (or Put)
+	// admin holds states an operator set with SetState; they win over
+	// what heartbeats report until cleared.
+	admin map[string]string // guarded by mu
+	// failedOver holds the regions an operator failed over (the durable
+	// record is the events.RegionBucket; see Failover).
+	failedOver map[string]events.RegionFailover // guarded by mu
 	// catalog is, per Consul datacenter, the cells its catalog lists
 	// (guarded by mu). Non-nil once WatchConsul started: then the catalog,
 	// not the heartbeats, says which cells exist and whether they are alive.
@@ -51,7 +61,8 @@ type Registry struct {
 
 // NewRegistry returns a registry holding cells.
 func NewRegistry(cells ...Cell) *Registry {
-	r := &Registry{cells: map[string]Cell{}, lastSeen: map[string]time.Time{}, changed: make(chan struct{})}
+	r := &Registry{cells: map[string]Cell{}, lastSeen: map[string]time.Time{}, changed: make(chan struct{}),
+		admin: map[string]string{}, failedOver: map[string]events.RegionFailover{}}
 	for _, c := range cells {
 		r.Put(c)
 	}
@@ -69,7 +80,9 @@ func (r *Registry) Put(c Cell) {
 	r.heard(c, time.Now())
 }
 
-// SetState marks a cell healthy, draining or failed.
+// SetState marks a cell draining or failed, sticky: heartbeats do not
+// change what an operator set. StateHealthy clears the override, so the
+// cell's own reports count again.
 func (r *Registry) SetState(id, state string) error {
 	switch state {
 	case StateHealthy, StateDraining, StateFailed:
@@ -78,13 +91,26 @@ func (r *Registry) SetState(id, state string) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	c, ok := r.cells[id]
-	if !ok {
+	if _, ok := r.cells[id]; !ok {
 		return fmt.Errorf("set state of %s: %w", id, ErrUnknownCell)
 	}
-	c.State = state
-	r.cells[id] = c
+	if state == StateHealthy {
+		delete(r.admin, id)
+	} else {
+		r.admin[id] = state
+	}
 	return nil
+}
+
+// effectiveLocked is c as clients see it: a failed-over region wins, then
+// an operator's SetState, then what the cell reported (or its silence).
+func (r *Registry) effectiveLocked(c Cell) Cell {
+	if _, ok := r.failedOver[c.Region]; ok {
+		c.State = StateFailedOver
+	} else if st, ok := r.admin[c.ID]; ok {
+		c.State = st
+	}
+	return c
 }
 
 // Changed returns a channel that is closed the next time a cell id the
@@ -115,6 +141,9 @@ func (r *Registry) Cells() []Cell {
 			out = append(out, c)
 		}
 	}
+	for i := range out {
+		out[i] = r.effectiveLocked(out[i])
+	}
 	r.mu.RUnlock()
 	slices.SortFunc(out, func(a, b Cell) int {
 		switch {
@@ -130,13 +159,14 @@ func (r *Registry) Cells() []Cell {
 
 // Document is the body of GET /topology.
 type Document struct {
-	Cells []Cell `json:"cells"`
+	Cells   []Cell               `json:"cells"`
+	Regions []events.RegionState `json:"regions"`
 }
 
 // Register mounts GET /topology on mux.
 func (r *Registry) Register(mux httpapi.Mux) {
 	mux.HandleFunc("GET /topology", func(w http.ResponseWriter, _ *http.Request) {
-		httpapi.WriteJSON(w, http.StatusOK, Document{Cells: r.Cells()})
+		httpapi.WriteJSON(w, http.StatusOK, Document{Cells: r.Cells(), Regions: r.Regions()})
 	})
 }
 

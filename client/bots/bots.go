@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	mrand "math/rand/v2"
 	"slices"
@@ -67,6 +68,12 @@ type Summary struct {
 	RelayRTT    Percentiles `json:"relay_rtt"`
 	// InputRTT is input sent → snapshot acknowledging it, through the relay.
 	InputRTT Percentiles `json:"input_rtt"`
+	// ProbeRTT is each cell's beacon round trip as the bots measured it
+	// when choosing a cell; Cells counts the bots that joined each cell.
+	ProbeRTT map[string]Percentiles `json:"probe_rtt,omitempty"`
+	Cells    map[string]int         `json:"cells,omitempty"`
+	// Sessions are the ids of the matches that ended with END.
+	Sessions []string `json:"sessions,omitempty"`
 }
 
 // ErrorCount is one cause of failure and how many bots it stopped.
@@ -103,6 +110,8 @@ type result struct {
 	inputRTT    []time.Duration
 	sessionID   string
 	ended       bool
+	cell        string         // where the bot joined
+	probes      map[string]int // beacon RTT per cell, ms
 }
 
 // Run plays cfg.Players bots concurrently and returns their summary. The
@@ -143,6 +152,7 @@ func summarize(cfg Config, results []result) Summary {
 	s := Summary{Players: len(results)}
 	var ttm, rrtt, irtt []time.Duration
 	sessions := map[string]bool{}
+	s.ProbeRTT, s.Cells = probeSummary(results)
 	causes := map[string]int{}
 	for _, r := range results {
 		if r.matched {
@@ -170,6 +180,7 @@ func summarize(cfg Config, results []result) Summary {
 		return strings.Compare(a.Cause, b.Cause)
 	})
 	s.MatchesCompleted = len(sessions)
+	s.Sessions = slices.Sorted(maps.Keys(sessions))
 	s.TimeToMatch, s.RelayRTT, s.InputRTT = percentiles(ttm), percentiles(rrtt), percentiles(irtt)
 	return s
 }
@@ -251,6 +262,7 @@ func playOne(ctx context.Context, cfg Config, cheat bool, ctr *Counters) (res re
 			return fail(stageProbe, err)
 		}
 	}
+	res.cell, res.probes = cell.ID, lat
 	start := time.Now()
 	ticket, err := c.Join(ctx, cell, client.JoinRequest{GameMode: cfg.Mode, LatenciesMS: lat})
 	if err != nil {

@@ -139,6 +139,7 @@ func printSummary(w io.Writer, s bots.Summary, took time.Duration) {
 	fmt.Fprintf(w, "time to match   p50 %-10s p99 %-10s (n=%d)\n", s.TimeToMatch.P50.Round(time.Microsecond), s.TimeToMatch.P99.Round(time.Microsecond), s.TimeToMatch.N)
 	fmt.Fprintf(w, "relay RTT       p50 %-10s p99 %-10s (n=%d)\n", s.RelayRTT.P50.Round(time.Microsecond), s.RelayRTT.P99.Round(time.Microsecond), s.RelayRTT.N)
 	fmt.Fprintf(w, "input→ack RTT   p50 %-10s p99 %-10s (n=%d)\n", s.InputRTT.P50.Round(time.Microsecond), s.InputRTT.P99.Round(time.Microsecond), s.InputRTT.N)
+	printProbes(w, s)
 	for i, e := range s.Errors {
 		if i == 5 {
 			fmt.Fprintf(w, "… %d more causes\n", len(s.Errors)-5)

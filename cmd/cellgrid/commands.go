@@ -49,6 +49,8 @@ func newRoot(st starters) *cobra.Command {
 		cellCmd(rf, st),
 		dgsCmd(st),
 		jobsCmd(rf),
+		regionCmd(rf),
+		drillCmd(rf),
 	)
 	return root
 }

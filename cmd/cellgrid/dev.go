@@ -16,6 +16,8 @@ func devCmd(rf *rootFlags, st starters) *cobra.Command {
 	var cfg devstack.Config
 	var af authFlags
 	var onNomad bool
+	var useWAN bool
+	var wanConfig string
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the whole stack on this machine: PostgreSQL, Redis, NATS supercluster, global layer and cells",
@@ -33,6 +35,9 @@ func devCmd(rf *rootFlags, st starters) *cobra.Command {
 				return err
 			}
 			c.DGSCommand = []string{exe, "dgs"}
+			if c.WAN, err = wanLayout(useWAN, wanConfig); err != nil {
+				return err
+			}
 			return st.dev(cmd.Context(), cmd.OutOrStdout(), log, devRun{Cfg: c, Nomad: onNomad, Exe: exe})
 		},
 	}
@@ -47,6 +52,8 @@ func devCmd(rf *rootFlags, st starters) *cobra.Command {
 	f.StringArrayVar(&cfg.DGSArgs, "dgs-arg", nil, "extra argument for every DGS, e.g. --dgs-arg=--score-limit=5 (repeatable)")
 	f.StringArrayVar(&cfg.AdminDevices, "admin-device", nil, "guest device id that is an admin on the /ops console (repeatable)")
 	f.BoolVar(&onNomad, "nomad", false, "run global and cells as jobs on local Nomad and Consul dev agents (build them: build/hashistack.sh)")
+	f.BoolVar(&useWAN, "wan", false, "put the player and the regions behind an emulated WAN (eu-west-1 20 ms, us-east-1 80 ms, ap-south-1 150 ms one way)")
+	f.StringVar(&wanConfig, "wan-config", "", "JSON file with another WAN layout (implies --wan; see devstack.LoadWAN)")
 	af.register(f, true)
 	return cmd
 }
@@ -75,6 +82,7 @@ func startDev(ctx context.Context, out io.Writer, log *slog.Logger, r devRun) er
 	}
 	fmt.Fprintf(out, "nats    %s\n", st.NATSURL())
 	fmt.Fprintf(out, "ops     %s/ops\n", st.GlobalURL)
+	st.PrintWANLayout(out)
 	fmt.Fprintln(out, "Ctrl-C stops everything.")
 	return st.Run(ctx)
 }

@@ -17,6 +17,9 @@ type Error struct {
 	Message    string
 	RetryAfter time.Duration // sets Retry-After when > 0
 	Err        error         // cause, not shown to clients
+	// Details, when set, is written as "details" inside the envelope
+	// (e.g. the cell a refused join should go to instead).
+	Details any
 }
 
 func (e *Error) Error() string {
@@ -50,6 +53,7 @@ type envelope struct {
 type envelopeBody struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	Details any    `json:"details,omitempty"`
 }
 
 // WriteError writes err as the JSON envelope. An *Error anywhere in the chain
@@ -62,7 +66,7 @@ func WriteError(w http.ResponseWriter, err error) {
 	if he.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int((he.RetryAfter+time.Second-1)/time.Second)))
 	}
-	WriteJSON(w, he.Status, envelope{Error: envelopeBody{Code: he.Code, Message: he.Message}})
+	WriteJSON(w, he.Status, envelope{Error: envelopeBody{Code: he.Code, Message: he.Message, Details: he.Details}})
 }
 
 // WriteJSON writes v with status.

@@ -34,6 +34,10 @@ type Config struct {
 	Gateways map[string]string
 	// StoreDir is the JetStream store directory. Empty disables JetStream.
 	StoreDir string
+	// GatewayAdvertise, when set, is the host:port this server tells other
+	// clusters to reach its gateway at (e.g. a WAN emulator in front of
+	// it); default the bound gateway address.
+	GatewayAdvertise string
 	// Tags are server tags usable in stream placement.
 	Tags []string
 	// Standalone runs a lone server: no cluster routes, no gateways, and
@@ -113,6 +117,8 @@ func Start(cfg Config, log *slog.Logger) (*Server, error) {
 			Name: cfg.Cluster,
 			Host: cfg.Host,
 			Port: cfg.GatewayPort,
+
+			Advertise: cfg.GatewayAdvertise,
 		},
 	}
 	for name, raw := range cfg.Gateways {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
+	"strconv"
 	"time"
 )
 
@@ -19,6 +21,18 @@ type SuperCluster struct {
 // directory per cluster. It waits until every gateway is up and JetStream
 // answers.
 func StartSuperCluster(ctx context.Context, storeRoot string, names []string, log *slog.Logger) (*SuperCluster, error) {
+	return StartSuperClusterFronted(ctx, storeRoot, names, nil, log)
+}
+
+// GatewayFront puts something (a WAN emulator) in front of a cluster's
+// gateway listening at addr and returns the host:port other clusters
+// must dial instead.
+type GatewayFront func(cluster, addr string) (string, error)
+
+// StartSuperClusterFronted is StartSuperCluster with every cluster's
+// gateway reached through front (nil: directly). The fronted address is
+// advertised, so discovered gateways go through it too.
+func StartSuperClusterFronted(ctx context.Context, storeRoot string, names []string, front GatewayFront, log *slog.Logger) (*SuperCluster, error) {
 	if len(names) == 0 {
 		return nil, fmt.Errorf("supercluster: no clusters")
 	}
@@ -29,21 +43,38 @@ func StartSuperCluster(ctx context.Context, storeRoot string, names []string, lo
 	sc := &SuperCluster{}
 	var seed map[string]string
 	for _, name := range names {
-		s, err := Start(Config{
+		cfg := Config{
 			Cluster:  name,
 			StoreDir: filepath.Join(storeRoot, name),
 			Gateways: seed,
 			Tags:     []string{"cluster:" + name},
 			// One cluster alone has nobody to gateway to.
 			Standalone: len(names) == 1,
-		}, log)
+		}
+		if front != nil && !cfg.Standalone {
+			port, err := FreePort("127.0.0.1")
+			if err != nil {
+				sc.Shutdown()
+				return nil, err
+			}
+			cfg.GatewayPort = port
+			if cfg.GatewayAdvertise, err = front(name, net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err != nil {
+				sc.Shutdown()
+				return nil, fmt.Errorf("supercluster: gateway front of %s: %w", name, err)
+			}
+		}
+		s, err := Start(cfg, log)
 		if err != nil {
 			sc.Shutdown()
 			return nil, err
 		}
 		sc.Servers = append(sc.Servers, s)
 		if seed == nil {
-			seed = map[string]string{name: s.GatewayURL()}
+			gw := s.GatewayURL()
+			if cfg.GatewayAdvertise != "" {
+				gw = "nats://" + cfg.GatewayAdvertise
+			}
+			seed = map[string]string{name: gw}
 		}
 	}
 	for _, s := range sc.Servers {

@@ -238,8 +238,12 @@ func (s *Server) build(mux *httpapi.Router) error {
 		return fmt.Errorf("global: %w", err)
 	}
 
+	failover, err := topology.NewFailover(topology.FailoverConfig{}, topology.FailoverDeps{NATS: deps.NATS, Registry: deps.Topology, Log: deps.Log.With("component", "failover")})
+	if err != nil {
+		return fmt.Errorf("global: %w", err)
+	}
 	if opsLayer, err = ops.New(cfg.Ops, ops.Deps{DB: deps.DB, NATS: deps.NATS, Topology: deps.Topology,
-		Leaderboards: lb, Store: st, Log: logFor("ops"), Metrics: deps.Registry}); err != nil {
+		Leaderboards: lb, Store: st, Regions: failover, Log: logFor("ops"), Metrics: deps.Registry}); err != nil {
 		return fmt.Errorf("global: %w", err)
 	}
 
@@ -274,10 +278,6 @@ func (s *Server) build(mux *httpapi.Router) error {
 	}
 	watch := func(ctx context.Context) error {
 		return deps.Topology.Watch(ctx, deps.NATS, cfg.CellTimeout, deps.Log.With("component", "topology"))
-	}
-	failover, err := topology.NewFailover(topology.FailoverConfig{}, topology.FailoverDeps{NATS: deps.NATS, Registry: deps.Topology, Log: deps.Log.With("component", "failover")})
-	if err != nil {
-		return fmt.Errorf("global: %w", err)
 	}
 	s.group.AddLingering("http", cfg.UnreadyLinger, s.http.Run)
 	s.group.AddLingering("ops http", cfg.UnreadyLinger, s.ops.Run)

@@ -353,6 +353,21 @@ func TestOpenAPIDocument(t *testing.T) {
 	want(req{method: "PUT", path: "/ops/catalog/items/potion", token: admin.AccessToken, body: `{"name":"x","prices":{"beans":1},"max_stack":1,"reason":"x"}`}, 400, nil)
 	want(req{method: "PUT", path: "/ops/catalog/items/potion", token: p2.AccessToken, body: `{"name":"x","prices":{},"max_stack":1,"reason":"x"}`}, 403, nil)
 	want(req{method: "GET", path: "/store/items", token: p1.AccessToken, header: map[string]string{"If-None-Match": h.Get("ETag")}}, 200, nil)
+	// Region failover: a second region to send eu's players to; the
+	// failover store opens in the background, so wait until it answers.
+	s.deps.Topology.Put(topology.Cell{ID: "us-test", Region: "us", API: "http://127.0.0.1:3", Relay: "127.0.0.1:4"})
+	testenv.Eventually(t, 20*time.Second, func() error {
+		if code, _ := do(req{method: "POST", path: "/ops/regions/eu/failover", token: admin.AccessToken, body: `{"to":"us","reason":"drill"}`}, nil); code != 200 {
+			return fmt.Errorf("failover: %d", code)
+		}
+		return nil
+	})
+	want(req{method: "GET", path: "/ops/snapshot", token: admin.AccessToken}, 200, nil)
+	want(req{method: "POST", path: "/ops/regions/eu/failover", token: p2.AccessToken, body: `{"reason":"x"}`}, 403, nil)
+	want(req{method: "POST", path: "/ops/regions/mars/failover", token: admin.AccessToken, body: `{"reason":"x"}`}, 404, nil)
+	want(req{method: "POST", path: "/ops/regions/eu/restore", token: admin.AccessToken, body: `{"reason":"drill over"}`}, 200, nil)
+	want(req{method: "POST", path: "/ops/regions/eu/restore", token: admin.AccessToken, body: `{"reason":"again"}`}, 409, nil)
+	want(req{method: "POST", path: "/ops/regions/eu/restore", token: admin.AccessToken, body: `{}`}, 400, nil)
 	want(req{method: "GET", path: "/ops/audit?limit=2", token: admin.AccessToken}, 200, nil)
 	want(req{method: "GET", path: "/ops/audit?cursor=nope", token: admin.AccessToken}, 400, nil)
 	want(req{method: "GET", path: "/ops/audit", token: p2.AccessToken}, 403, nil)
@@ -401,11 +416,12 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"CellLoad": ops.CellLoad{}, "OpsTotals": ops.Totals{}, "CellAction": ops.CellAction{},
 		"AuditPage": audit.Page{}, "AuditEntry": audit.Entry{}, "WalletResult": ops.WalletResult{}, "ItemsResult": ops.ItemsResult{},
 		"CorrectionResult": ops.CorrectionResult{}, "ItemEditResult": ops.ItemEditResult{},
+		"RegionAction": ops.RegionAction{}, "RegionState": events.RegionState{},
 		"ReviewedFlag": ops.ReviewedFlag{}, "Review": ops.Review{}, "ReviewedFlags": ops.FlagList{},
 	}, map[string]any{
 		"PurchaseRequest": store.PurchaseRequest{},
 		"WalletRequest":   ops.WalletRequest{}, "CellActionRequest": ops.ActionRequest{}, "ItemsRequest": ops.ItemsRequest{},
 		"ReviewRequest": ops.ReviewRequest{}, "CorrectionRequest": ops.CorrectionRequest{},
-		"ItemEditRequest": ops.ItemEditRequest{},
+		"ItemEditRequest": ops.ItemEditRequest{}, "RegionRequest": ops.RegionRequest{},
 	})
 }

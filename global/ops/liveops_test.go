@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -12,6 +13,7 @@ import (
 	"github.com/cellgrid/cellgrid/global/leaderboard"
 	"github.com/cellgrid/cellgrid/global/store"
 	"github.com/cellgrid/cellgrid/internal/db"
+	"github.com/cellgrid/cellgrid/internal/testenv"
 )
 
 func TestWalletGrantAndRevokeThroughTheLedger(t *testing.T) {
@@ -343,5 +345,78 @@ func TestCatalogEditKeepsAVersionAndOutlivesRestarts(t *testing.T) {
 	}
 	if code, _ := e.call("PUT", "/ops/catalog/items/potion", e.player(""), `{"name":"Free","prices":{"gold":0},"max_stack":1,"reason":"x"}`, nil); code != 403 {
 		t.Fatalf("a player editing the catalog: %d", code)
+	}
+}
+
+func TestRegionFailoverAndRestore(t *testing.T) {
+	admin := uuid.New()
+	e := newEnv(t, Config{Admins: Holders{PlayerIDs: []string{admin.String()}}})
+	region := func(name string) RegionView {
+		t.Helper()
+		var s Snapshot
+		if code, _ := e.call("GET", "/ops/snapshot", admin, "", &s); code != 200 {
+			t.Fatalf("snapshot %d", code)
+		}
+		for _, r := range s.Regions {
+			if r.Region == name {
+				return r
+			}
+		}
+		t.Fatalf("no region %s in %+v", name, s.Regions)
+		return RegionView{}
+	}
+	if r := region("eu"); r.State != "active" {
+		t.Fatalf("eu before: %+v", r)
+	}
+	var act RegionAction
+	// The failover store opens in the background: wait until it answers.
+	testenv.Eventually(t, 20*time.Second, func() error {
+		code, ecode := e.call("POST", "/ops/regions/eu/failover", admin, `{"to":"us","reason":"eu-west power"}`, &act)
+		if code != 200 {
+			return fmt.Errorf("failover: %d %s", code, ecode)
+		}
+		return nil
+	})
+	if act.Before.State != "active" || act.After.State != "failed_over" || act.After.To != "us" || act.AuditID == "" {
+		t.Fatalf("failover answer %+v", act)
+	}
+	if r := region("eu"); r.State != "failed_over" || r.To != "us" {
+		t.Fatalf("eu after the failover: %+v", r)
+	}
+	if code, ecode := e.call("POST", "/ops/regions/us/failover", admin, `{"to":"eu","reason":"x"}`, nil); code != 409 || ecode != "region_op_refused" {
+		t.Fatalf("failing over to a failed-over region: %d %s", code, ecode)
+	}
+	if code, ecode := e.call("POST", "/ops/regions/eu/restore", admin, `{"reason":"power back"}`, &act); code != 200 || act.After.State != "active" {
+		t.Fatalf("restore: %d %s %+v", code, ecode, act)
+	}
+	if code, ecode := e.call("POST", "/ops/regions/eu/restore", admin, `{"reason":"again"}`, nil); code != 409 || ecode != "region_op_refused" {
+		t.Fatalf("restoring an active region: %d %s", code, ecode)
+	}
+	for _, c := range []struct {
+		who        uuid.UUID
+		path, body string
+		status     int
+		code       string
+	}{
+		{admin, "/ops/regions/mars/failover", `{"reason":"x"}`, 404, "unknown_region"},
+		{admin, "/ops/regions/eu/failover", `{}`, 400, "invalid_reason"},
+		{e.player(""), "/ops/regions/eu/failover", `{"reason":"x"}`, 403, "forbidden"},
+	} {
+		if code, ecode := e.call("POST", c.path, c.who, c.body, nil); code != c.status || ecode != c.code {
+			t.Errorf("%s %s: %d %s, want %d %s", c.path, c.body, code, ecode, c.status, c.code)
+		}
+	}
+	fo, re := e.auditRows("region.failover"), e.auditRows("region.restore")
+	okFo := 0
+	for _, r := range fo {
+		if r.Outcome == "ok" {
+			okFo++
+			if r.Target != "eu" || r.Reason != "eu-west power" || !strings.Contains(string(r.After), `"failed_over"`) {
+				t.Errorf("failover audit row %+v %s", r, r.After)
+			}
+		}
+	}
+	if okFo != 1 || len(re) != 2 || re[0].Outcome != "failed" || re[1].Outcome != "ok" {
+		t.Fatalf("audit: %d ok failovers of %d, restores %+v", okFo, len(fo), re)
 	}
 }

@@ -66,7 +66,9 @@ type Deps struct {
 	Topology     *topology.Registry
 	Leaderboards *leaderboard.Leaderboards
 	Store        *store.Store
-	Log          *slog.Logger
+	// Regions fails regions over; nil leaves the region routes out.
+	Regions RegionOps
+	Log     *slog.Logger
 	// Metrics receives the topology gauge and the actions counter; nil
 	// registers nowhere.
 	Metrics prometheus.Registerer
@@ -124,6 +126,10 @@ func (o *Ops) Register(mux httpapi.Mux, requireAuth func(http.Handler) http.Hand
 	mux.Handle("GET /ops/audit", o.require(RoleAdmin, o.handleAudit))
 	mux.Handle("GET /ops/flags", o.require(RoleSupport, o.handleFlags))
 	mux.Handle("POST /ops/flags/{flagId}/review", o.require(RoleSupport, o.handleReview))
+	if o.deps.Regions != nil {
+		mux.Handle("POST /ops/regions/{region}/failover", o.require(RoleAdmin, o.regionHandler("failover")))
+		mux.Handle("POST /ops/regions/{region}/restore", o.require(RoleAdmin, o.regionHandler("restore")))
+	}
 	if o.deps.Leaderboards != nil {
 		mux.Handle("POST /ops/leaderboards/{boardId}/records/{playerId}", o.require(RoleAdmin, o.handleCorrection))
 	}

@@ -66,7 +66,11 @@ func newEnv(t *testing.T, cfg Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := New(cfg, Deps{DB: d.Pool, NATS: nc, Topology: topo, Store: st, Leaderboards: lb, Log: log, Metrics: reg})
+	failover, err := topology.NewFailover(topology.FailoverConfig{}, topology.FailoverDeps{NATS: nc, Registry: topo, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := New(cfg, Deps{DB: d.Pool, NATS: nc, Topology: topo, Store: st, Leaderboards: lb, Regions: failover, Log: log, Metrics: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,12 +88,15 @@ func newEnv(t *testing.T, cfg Config) *env {
 	srv := httptest.NewServer(httpapi.JSONErrors(mux))
 	t.Cleanup(srv.Close)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	done := make(chan error, 2)
 	go func() { done <- o.Run(ctx) }()
+	go func() { done <- failover.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("ops run: %v", err)
+		for range 2 {
+			if err := <-done; err != nil {
+				t.Errorf("ops/failover run: %v", err)
+			}
 		}
 	})
 	return &env{t: t, ops: o, url: srv.URL, db: d, nc: nc, topo: topo, reg: reg, lb: lb}

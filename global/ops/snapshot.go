@@ -11,6 +11,7 @@ import (
 
 	"github.com/cellgrid/cellgrid/global/leaderboard"
 	"github.com/cellgrid/cellgrid/internal/httpapi"
+	"github.com/cellgrid/cellgrid/proto/events"
 )
 
 // slowPartsTTL: flags and the leaderboard come from the database and
@@ -29,8 +30,11 @@ type CellView struct {
 
 // RegionView groups the cells of one region.
 type RegionView struct {
-	Region string     `json:"region"`
-	Cells  []CellView `json:"cells"`
+	Region string `json:"region"`
+	// State is active or failed_over (To: where its players go).
+	State string     `json:"state"`
+	To    string     `json:"to,omitempty"`
+	Cells []CellView `json:"cells"`
 }
 
 // Totals sum the cells' load.
@@ -85,7 +89,11 @@ func (o *Ops) snapshot(ctx context.Context, role Role) Snapshot {
 		if !ok {
 			i = len(s.Regions)
 			byRegion[c.Region] = i
-			s.Regions = append(s.Regions, RegionView{Region: c.Region})
+			rv := RegionView{Region: c.Region, State: events.RegionActive}
+			if rs, ok := o.regionState(c.Region); ok {
+				rv.State, rv.To = rs.State, rs.To
+			}
+			s.Regions = append(s.Regions, rv)
 		}
 		s.Regions[i].Cells = append(s.Regions[i].Cells, cv)
 	}

@@ -33,7 +33,13 @@
     const root = $("regions");
     root.replaceChildren();
     for (const r of snap.regions) {
-      const box = el("div", { class: "region", "data-region": r.region }, el("b", {}, r.region));
+      const box = el("div", { class: "region", "data-region": r.region }, el("b", {}, r.region), " ",
+        el("span", { class: "region-state " + r.state }, r.state === "failed_over" ? `failed over → ${r.to || "others"}` : r.state));
+      if (role === "admin") {
+        const verb = r.state === "failed_over" ? "restore" : "failover";
+        box.append(" ", el("button", { class: "region-" + verb, type: "button", "data-region": r.region, onclick: () => regionAct(r.region, verb) },
+          verb === "restore" ? "restore" : "fail over"));
+      }
       for (const c of r.cells) {
         const row = el("div", { class: "cell", "data-cell": c.id },
           el("span", { class: "name" }, c.id + " "),
@@ -109,6 +115,14 @@
       showError("");
       loadAudit(true);
     } catch (e) { $("grant-result").textContent = ""; showError(`${kind}: ${e.message}`); }
+  }
+
+  async function regionAct(region, verb) {
+    try {
+      await api("POST", `/ops/regions/${encodeURIComponent(region)}/${verb}`, { reason: $("reason").value || verb + " from the console" });
+      showError("");
+      loadAudit(true);
+    } catch (e) { showError(`${verb} ${region}: ${e.message}`); }
   }
 
   async function loadAudit(fresh) {

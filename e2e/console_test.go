@@ -287,6 +287,26 @@ func TestOpsConsoleInChromium(t *testing.T) {
 	if s := text(player, "#regions"); strings.Contains(s, "us-east-1 draining") {
 		t.Fatalf("the refused drain changed us-east-1: %q", s)
 	}
+	// Region failover from the console: both pages show it, then restore.
+	regionState := func(tab context.Context, region, state string) {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(tab, 30*time.Second)
+		defer cancel()
+		if err := chromedp.Do(wctx, chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`.region[data-region=%q] .region-state.%s`, region, state)))); err != nil {
+			t.Fatalf("region %s never showed %s: %v", region, state, err)
+		}
+	}
+	if err := chromedp.Do(admin, chromedp.Click(chromedp.CSS(`button.region-failover[data-region="ap-south-1"]`))); err != nil {
+		t.Fatal(err)
+	}
+	regionState(admin, "ap-south-1", "failed_over")
+	regionState(player, "ap-south-1", "failed_over")
+	waitState(player, "ap-south-1", "failed_over")
+	if err := chromedp.Do(admin, chromedp.Click(chromedp.CSS(`button.region-restore[data-region="ap-south-1"]`))); err != nil {
+		t.Fatal(err)
+	}
+	regionState(player, "ap-south-1", "active")
+
 	var n int
 	if err := st.DB().QueryRow(ctx, `SELECT count(*) FROM ops_audit WHERE target = 'eu-west-1' AND outcome = 'ok'`).Scan(&n); err != nil || n != 2 {
 		t.Fatalf("audit rows for eu-west-1: %d (%v), want drain and undrain", n, err)

@@ -10,7 +10,7 @@ RACE_PKGS := ./internal/... ./relay/... ./cell/... ./dgs/... ./global/... ./clie
 FUZZTIME  ?= 10s
 BENCHTIME ?= 1s
 
-.PHONY: all deps build run test test-race bench lint fuzz clean
+.PHONY: all deps build run test test-race bench lint rules fuzz clean
 
 all: build
 
@@ -23,7 +23,7 @@ build:
 run: deps build
 	./$(BIN) dev
 
-test: deps lint
+test: deps lint rules
 	build/hashistack.sh
 	$(GO) test -count=1 -timeout 15m ./...
 	cd examples && $(GO) build ./... && $(GO) vet ./...
@@ -39,6 +39,11 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+
+# Prometheus alert rules: syntax and their unit tests (deploy/deploy_test.go
+# runs the same and also checks every metric name against the code).
+rules:
+	cd deploy/prometheus && promtool check rules alerts.yml && promtool test rules alerts_test.yml
 
 # Runs every fuzz target for FUZZTIME each (seed corpora live in testdata/).
 fuzz:

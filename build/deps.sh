@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the system packages cellgrid needs to run and test: PostgreSQL and
-# redis-server (Debian/Ubuntu). As root it installs them with apt-get; as a
+# Installs the system packages cellgrid needs to run and test: PostgreSQL,
+# redis-server, prometheus (for promtool, which checks deploy/prometheus)
+# and chromium (the ops console's browser test) (Debian/Ubuntu). As root it installs them with apt-get; as a
 # normal user it prints the exact command to run. It never starts a service:
 # cellgrid starts its own private servers in a data folder.
 set -euo pipefail
@@ -13,6 +14,8 @@ done
 command -v postgres >/dev/null 2>&1 && command -v initdb >/dev/null 2>&1 && have_pg=true
 $have_pg || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
 
 if ! command -v go >/dev/null 2>&1; then
   echo "Go is not installed: install Go 1.26 from https://go.dev/dl/ (or your distribution)" >&2

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cellgrid/cellgrid/global"
 	"github.com/cellgrid/cellgrid/global/auth"
+	"github.com/cellgrid/cellgrid/global/ops"
 	"github.com/cellgrid/cellgrid/internal/db"
 	"github.com/cellgrid/cellgrid/internal/localserver"
 	"github.com/cellgrid/cellgrid/internal/natsauth"
@@ -67,6 +68,10 @@ type Config struct {
 	// a dev stack; a missing EncryptionKey is generated once and kept in
 	// DataDir.
 	Auth auth.Config
+	// AdminDevices are guest device ids that hold the admin role on the
+	// /ops console and API (a dev stack's way to have an admin without an
+	// identity provider).
+	AdminDevices []string
 }
 
 // Stack is a running dev stack.
@@ -206,6 +211,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 	}
 	gcfg := DevGlobal()
 	gcfg.Addr, gcfg.OpsAddr, gcfg.Cells, gcfg.Auth = cfg.GlobalAddr, cfg.GlobalOpsAddr, cfg.Cells, cfg.Auth
+	for _, d := range cfg.AdminDevices {
+		gcfg.Ops.Admins.Identities = append(gcfg.Ops.Admins.Identities, ops.Identity{Issuer: "device", Subject: d})
+	}
 	g, err := global.New(gcfg, global.Deps{
 		DB: pool, Redis: gRedis, NATS: gNATS, Topology: topo, Log: log, // each part adds its component
 	})

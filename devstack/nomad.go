@@ -175,9 +175,13 @@ func StartNomad(ctx context.Context, cfg NomadConfig, log *slog.Logger) (_ *Noma
 	// Variables (README, Trust).
 	gcommon.Env = map[string]string{"CELLGRID_ENCRYPTION_KEY": hex.EncodeToString(cfg.Auth.EncryptionKey), "CELLGRID_NATS_CREDS": gcreds}
 	st.GlobalURL = "http://127.0.0.1:" + strconv.Itoa(httpPort)
+	gargs := []string{"--allow-device-login", "--dev-game-config"}
+	for _, d := range cfg.AdminDevices {
+		gargs = append(gargs, "--ops-admin=device|"+d)
+	}
 	gjob, err := jobs.GlobalJob(jobs.GlobalSpec{Common: gcommon, DBURL: dbURL, RedisAddr: gRedis, NATSURL: sc.Server("global").ClientURL(),
 		PublicURL: st.GlobalURL, Cells: cfg.Cells, HTTPPort: httpPort, ConsulAddr: cons.Addr,
-		ExtraArgs: []string{"--allow-device-login", "--dev-game-config"}})
+		ExtraArgs: gargs})
 	if err != nil {
 		return nil, err
 	}

@@ -2,12 +2,14 @@ package global
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -17,7 +19,9 @@ import (
 	"github.com/cellgrid/cellgrid/global/achievement"
 	"github.com/cellgrid/cellgrid/global/auth"
 	"github.com/cellgrid/cellgrid/global/cellsources"
+	"github.com/cellgrid/cellgrid/global/lag"
 	"github.com/cellgrid/cellgrid/global/leaderboard"
+	"github.com/cellgrid/cellgrid/global/ops"
 	"github.com/cellgrid/cellgrid/global/payment"
 	"github.com/cellgrid/cellgrid/global/profile"
 	"github.com/cellgrid/cellgrid/global/results"
@@ -73,6 +77,8 @@ type Config struct {
 	// died, with /readyz 503 naming it, before Run returns the failure
 	// (health checkers see it before the listener closes). Default 2s.
 	UnreadyLinger time.Duration
+	// Ops configures roles and the /ops console (global/ops).
+	Ops ops.Config
 }
 
 // Deps are the shared clients the global layer runs on.
@@ -192,11 +198,15 @@ func (s *Server) build(mux *httpapi.Router) error {
 	}
 	authCfg := cfg.Auth
 	authCfg.Issuer = cfg.PublicURL
+	var opsLayer *ops.Ops // built below; roles are recorded at login
 	a, err := auth.New(authCfg, auth.Deps{
 		DB: deps.DB, Log: logFor("auth"), Metrics: deps.Registry,
 		OnNewPlayer: st.GrantStarting,
 		OnRevoke: func(family, _ uuid.UUID, reason string) {
 			revoker.Revoke(family.String(), "", reason)
+		},
+		OnLogin: func(ctx context.Context, tx pgx.Tx, id uuid.UUID, iss string, claims json.RawMessage) error {
+			return opsLayer.OnLogin(ctx, tx, id, iss, claims)
 		},
 	})
 	if err != nil {
@@ -241,6 +251,17 @@ func (s *Server) build(mux *httpapi.Router) error {
 		return fmt.Errorf("global: %w", err)
 	}
 
+	failover, err := topology.NewFailover(topology.FailoverConfig{}, topology.FailoverDeps{NATS: deps.NATS, Registry: deps.Topology, Log: deps.Log.With("component", "failover")})
+	if err != nil {
+		return fmt.Errorf("global: %w", err)
+	}
+	if opsLayer, err = ops.New(cfg.Ops, ops.Deps{DB: deps.DB, NATS: deps.NATS, Topology: deps.Topology,
+		Leaderboards: lb, Store: st, Regions: failover, Log: logFor("ops"), Metrics: deps.Registry}); err != nil {
+		return fmt.Errorf("global: %w", err)
+	}
+
+	httpapi.RegisterCollector(deps.Registry, lag.New(js, nil, logFor("lag")))
+
 	requireAuth := a.Verifier().Middleware
 	mux.Handle("GET /openapi.json", httpapi.ServeDocument(openAPIDocument))
 	deps.Topology.Register(mux)
@@ -250,6 +271,7 @@ func (s *Server) build(mux *httpapi.Router) error {
 	lb.Register(mux, requireAuth)
 	ach.Register(mux, requireAuth)
 	tel.Register(mux, requireAuth)
+	opsLayer.Register(mux, requireAuth)
 	if cfg.Payment.StripeWebhookSecret != "" {
 		payCfg := cfg.Payment
 		if payCfg.Currencies == nil {
@@ -270,10 +292,6 @@ func (s *Server) build(mux *httpapi.Router) error {
 	watch := func(ctx context.Context) error {
 		return deps.Topology.Watch(ctx, deps.NATS, cfg.CellTimeout, deps.Log.With("component", "topology"))
 	}
-	failover, err := topology.NewFailover(topology.FailoverConfig{}, topology.FailoverDeps{NATS: deps.NATS, Registry: deps.Topology, Log: deps.Log.With("component", "failover")})
-	if err != nil {
-		return fmt.Errorf("global: %w", err)
-	}
 	s.group.AddLingering("http", cfg.UnreadyLinger, s.http.Run)
 	s.group.AddLingering("ops http", cfg.UnreadyLinger, s.ops.Run)
 	s.group.Add("leaderboard seasons", lb.Run)
@@ -282,6 +300,7 @@ func (s *Server) build(mux *httpapi.Router) error {
 	s.group.Add("topology watch", watch)
 	s.group.Add("revocations", revoker.Run)
 	s.group.Add("cell sources", sources.Run)
+	s.group.Add("ops fleet view", opsLayer.Run)
 	s.group.Add("region failover", failover.Run)
 	s.issuer = cfg.PublicURL
 	return nil

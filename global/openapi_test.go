@@ -15,16 +15,20 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 
 	"github.com/cellgrid/cellgrid/global/achievement"
+	"github.com/cellgrid/cellgrid/global/audit"
 	"github.com/cellgrid/cellgrid/global/auth"
 	"github.com/cellgrid/cellgrid/global/leaderboard"
+	"github.com/cellgrid/cellgrid/global/ops"
 	"github.com/cellgrid/cellgrid/global/payment"
 	"github.com/cellgrid/cellgrid/global/profile"
 	"github.com/cellgrid/cellgrid/global/store"
 	"github.com/cellgrid/cellgrid/global/telemetry"
 	"github.com/cellgrid/cellgrid/internal/httpapi/openapitest"
 	"github.com/cellgrid/cellgrid/internal/testenv"
+	"github.com/cellgrid/cellgrid/proto/events"
 	"github.com/cellgrid/cellgrid/topology"
 )
 
@@ -71,6 +75,7 @@ func startGlobal(t *testing.T, adminID uuid.UUID) *Server {
 		}},
 		Telemetry: telemetry.Config{AdminPlayerIDs: []string{adminID.String()}},
 		Payment:   payment.Config{StripeWebhookSecret: webhookSecret},
+		Ops:       ops.Config{Admins: ops.Holders{PlayerIDs: []string{adminID.String()}}},
 	}
 	topo := topology.NewRegistry(topology.Cell{ID: testCell, Region: "eu", API: "http://127.0.0.1:1", Relay: "127.0.0.1:2", Version: "v1"})
 	s, err := New(cfg, Deps{DB: d.Pool, Redis: rd.Client, NATS: nc, Topology: topo,
@@ -272,6 +277,101 @@ func TestOpenAPIDocument(t *testing.T) {
 	want(req{method: "GET", path: "/admin/flags?limit=5000", token: admin.AccessToken}, 400, nil)
 	want(req{method: "GET", path: "/admin/flags", token: p1.AccessToken}, 403, nil)
 
+	// The ops console and its admin API. eu-test is in the topology but
+	// runs nowhere: a stand-in answers its drain requests once subscribed.
+	want(req{method: "GET", path: "/ops"}, 200, nil)
+	want(req{method: "GET", path: "/ops/console.js"}, 200, nil)
+	want(req{method: "GET", path: "/ops/me"}, 401, nil)
+	want(req{method: "GET", path: "/ops/me", token: p2.AccessToken}, 200, nil)
+	want(req{method: "GET", path: "/ops/snapshot", token: admin.AccessToken}, 200, nil)
+	want(req{method: "GET", path: "/ops/snapshot", token: p2.AccessToken}, 200, nil)
+	want(req{method: "GET", path: "/ops/events?count=1", token: admin.AccessToken}, 200, nil)
+	want(req{method: "GET", path: "/ops/events?count=0", token: admin.AccessToken}, 400, nil)
+	drainPath := "/ops/cells/" + testCell + "/drain"
+	want(req{method: "POST", path: drainPath, token: p2.AccessToken}, 403, nil)
+	want(req{method: "POST", path: "/ops/cells/nowhere-1/drain", token: admin.AccessToken}, 404, nil)
+	want(req{method: "POST", path: drainPath, token: admin.AccessToken, body: `{"reason":"no cell answers"}`}, 502, nil)
+	want(req{method: "POST", path: drainPath, token: admin.AccessToken, body: `{"reason":`}, 400, nil)
+	sub, err := s.deps.NATS.Subscribe(events.CellDrainSubject(testCell), func(m *nats.Msg) {
+		_ = m.Respond([]byte(map[string]string{"drain": "draining", "undrain": "healthy"}[string(m.Data)]))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	want(req{method: "POST", path: drainPath, token: admin.AccessToken, body: `{"reason":"game day"}`}, 200, nil)
+	want(req{method: "POST", path: "/ops/cells/" + testCell + "/undrain", token: admin.AccessToken}, 200, nil)
+	wallet := "/ops/players/" + p2.PlayerID + "/wallet"
+	grant := func(cur string, amount int64, key string) string {
+		return fmt.Sprintf(`{"currency":%q,"amount":%d,"reason":"support ticket 42","idempotency_key":%q}`, cur, amount, key)
+	}
+	want(req{method: "POST", path: wallet, token: admin.AccessToken, body: grant("gems", 25, "t42")}, 200, nil)
+	want(req{method: "POST", path: wallet, token: admin.AccessToken, body: grant("gems", -500, "t43")}, 409, nil)
+	want(req{method: "POST", path: wallet, token: admin.AccessToken, body: grant("beans", 5, "t44")}, 400, nil)
+	want(req{method: "POST", path: wallet, token: p2.AccessToken, body: grant("gems", 5, "t45")}, 403, nil)
+	want(req{method: "POST", path: "/ops/players/" + uuid.NewString() + "/wallet", token: admin.AccessToken, body: grant("gems", 5, "t46")}, 404, nil)
+	items := "/ops/players/" + p2.PlayerID + "/items"
+	itemBody := func(item string, q int64, key string) string {
+		return fmt.Sprintf(`{"item_template_id":%q,"quantity":%d,"reason":"event reward","idempotency_key":%q}`, item, q, key)
+	}
+	want(req{method: "POST", path: items, token: admin.AccessToken, body: itemBody("potion", 2, "i1")}, 200, nil)
+	want(req{method: "POST", path: items, token: admin.AccessToken, body: itemBody("potion", -5, "i2")}, 409, nil)
+	want(req{method: "POST", path: items, token: admin.AccessToken, body: itemBody("shield", 1, "i3")}, 400, nil)
+	want(req{method: "POST", path: items, token: p2.AccessToken, body: itemBody("potion", 1, "i4")}, 403, nil)
+	var flag struct {
+		ID uuid.UUID
+	}
+	if err := s.deps.DB.QueryRow(context.Background(), `INSERT INTO player_flags (player_id, rule, window_start, observed, threshold)
+		VALUES ($1, 'score_event_rate', now(), 500, 120) RETURNING id`, p2.PlayerID).Scan(&flag.ID); err != nil {
+		t.Fatal(err)
+	}
+	want(req{method: "GET", path: "/ops/flags", token: admin.AccessToken}, 200, nil)
+	want(req{method: "GET", path: "/ops/flags?status=closed", token: admin.AccessToken}, 400, nil)
+	want(req{method: "GET", path: "/ops/flags", token: p2.AccessToken}, 403, nil)
+	want(req{method: "POST", path: "/ops/flags/" + flag.ID.String() + "/review", token: admin.AccessToken, body: `{"verdict":"confirmed","note":"replay"}`}, 200, nil)
+	want(req{method: "GET", path: "/ops/flags?status=reviewed", token: admin.AccessToken}, 200, nil)
+	want(req{method: "POST", path: "/ops/flags/" + uuid.NewString() + "/review", token: admin.AccessToken, body: `{"verdict":"cleared"}`}, 404, nil)
+	want(req{method: "POST", path: "/ops/flags/" + flag.ID.String() + "/review", token: admin.AccessToken, body: `{"verdict":"maybe"}`}, 400, nil)
+	if _, err := s.deps.DB.Exec(context.Background(), `INSERT INTO leaderboard_records (leaderboard_id, season, player_id, region, score)
+		VALUES ('score', 0, $1, 'eu', 5000)`, p2.PlayerID); err != nil {
+		t.Fatal(err)
+	}
+	record := "/ops/leaderboards/score/records/" + p2.PlayerID
+	want(req{method: "POST", path: record, token: admin.AccessToken, body: `{"score":50,"reason":"replay showed a bug"}`}, 200, nil)
+	want(req{method: "POST", path: record, token: admin.AccessToken, body: `{"reason":"neither"}`}, 400, nil)
+	want(req{method: "POST", path: "/ops/leaderboards/score/records/" + p1.PlayerID, token: admin.AccessToken, body: `{"remove":true,"reason":"x"}`}, 404, nil)
+	want(req{method: "POST", path: record, token: p2.AccessToken, body: `{"score":9,"reason":"x"}`}, 403, nil)
+	h = want(req{method: "GET", path: "/store/items", token: p1.AccessToken}, 200, nil)
+	want(req{method: "GET", path: "/store/items", token: p1.AccessToken, header: map[string]string{"If-None-Match": h.Get("ETag")}}, 304, nil)
+	var edited struct {
+		CatalogVersion int64 `json:"catalog_version"`
+	}
+	want(req{method: "PUT", path: "/ops/catalog/items/potion", token: admin.AccessToken,
+		body: `{"name":"Health potion","prices":{"gold":40},"max_stack":20,"consumable":true,"reason":"sale"}`}, 200, &edited)
+	want(req{method: "PUT", path: "/ops/catalog/items/potion", token: admin.AccessToken,
+		body: fmt.Sprintf(`{"name":"Health potion","prices":{"gold":45},"max_stack":20,"reason":"late","catalog_version":%d}`, edited.CatalogVersion-1)}, 409, nil)
+	want(req{method: "PUT", path: "/ops/catalog/items/potion", token: admin.AccessToken, body: `{"name":"x","prices":{"beans":1},"max_stack":1,"reason":"x"}`}, 400, nil)
+	want(req{method: "PUT", path: "/ops/catalog/items/potion", token: p2.AccessToken, body: `{"name":"x","prices":{},"max_stack":1,"reason":"x"}`}, 403, nil)
+	want(req{method: "GET", path: "/store/items", token: p1.AccessToken, header: map[string]string{"If-None-Match": h.Get("ETag")}}, 200, nil)
+	// Region failover: a second region to send eu's players to; the
+	// failover store opens in the background, so wait until it answers.
+	s.deps.Topology.Put(topology.Cell{ID: "us-test", Region: "us", API: "http://127.0.0.1:3", Relay: "127.0.0.1:4"})
+	testenv.Eventually(t, 20*time.Second, func() error {
+		if code, _ := do(req{method: "POST", path: "/ops/regions/eu/failover", token: admin.AccessToken, body: `{"to":"us","reason":"drill"}`}, nil); code != 200 {
+			return fmt.Errorf("failover: %d", code)
+		}
+		return nil
+	})
+	want(req{method: "GET", path: "/ops/snapshot", token: admin.AccessToken}, 200, nil)
+	want(req{method: "POST", path: "/ops/regions/eu/failover", token: p2.AccessToken, body: `{"reason":"x"}`}, 403, nil)
+	want(req{method: "POST", path: "/ops/regions/mars/failover", token: admin.AccessToken, body: `{"reason":"x"}`}, 404, nil)
+	want(req{method: "POST", path: "/ops/regions/eu/restore", token: admin.AccessToken, body: `{"reason":"drill over"}`}, 200, nil)
+	want(req{method: "POST", path: "/ops/regions/eu/restore", token: admin.AccessToken, body: `{"reason":"again"}`}, 409, nil)
+	want(req{method: "POST", path: "/ops/regions/eu/restore", token: admin.AccessToken, body: `{}`}, 400, nil)
+	want(req{method: "GET", path: "/ops/audit?limit=2", token: admin.AccessToken}, 200, nil)
+	want(req{method: "GET", path: "/ops/audit?cursor=nope", token: admin.AccessToken}, 400, nil)
+	want(req{method: "GET", path: "/ops/audit", token: p2.AccessToken}, 403, nil)
+
 	// The payment webhook is signed by the provider, not a token.
 	event := fmt.Sprintf(`{"id":"evt_1","type":"checkout.session.completed","data":{"object":{"id":"cs_1","amount_total":500,"payment_status":"paid","metadata":{"player_id":%q,"currency":"gems","credit_amount":"50"}}}}`, p1.PlayerID)
 	sig := payment.SignatureHeader(webhookSecret, time.Now(), []byte(event))
@@ -311,8 +411,17 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"AchievementStatus": achievement.Status{},
 		"ItemTemplate":      store.ItemTemplate{}, "PurchaseResult": store.PurchaseResult{}, "InventoryItem": store.InventoryItem{},
 		"LeaderboardPage": leaderboard.Page{}, "LeaderboardEntry": leaderboard.Entry{},
-		"Flag": telemetry.Flag{},
+		"Flag":  telemetry.Flag{},
+		"OpsMe": ops.Me{}, "OpsSnapshot": ops.Snapshot{}, "RegionView": ops.RegionView{}, "CellView": ops.CellView{},
+		"CellLoad": ops.CellLoad{}, "OpsTotals": ops.Totals{}, "CellAction": ops.CellAction{},
+		"AuditPage": audit.Page{}, "AuditEntry": audit.Entry{}, "WalletResult": ops.WalletResult{}, "ItemsResult": ops.ItemsResult{},
+		"CorrectionResult": ops.CorrectionResult{}, "ItemEditResult": ops.ItemEditResult{},
+		"RegionAction": ops.RegionAction{}, "RegionState": events.RegionState{},
+		"ReviewedFlag": ops.ReviewedFlag{}, "Review": ops.Review{}, "ReviewedFlags": ops.FlagList{},
 	}, map[string]any{
 		"PurchaseRequest": store.PurchaseRequest{},
+		"WalletRequest":   ops.WalletRequest{}, "CellActionRequest": ops.ActionRequest{}, "ItemsRequest": ops.ItemsRequest{},
+		"ReviewRequest": ops.ReviewRequest{}, "CorrectionRequest": ops.CorrectionRequest{},
+		"ItemEditRequest": ops.ItemEditRequest{}, "RegionRequest": ops.RegionRequest{},
 	})
 }

@@ -50,6 +50,7 @@ func devCmd(rf *rootFlags, st starters) *cobra.Command {
 	f.IntVar(&cfg.CellOpsBasePort, "cell-ops-base-port", 9081, "cell i's ops listener is on 127.0.0.1:base+i (0: free ports)")
 	f.DurationVar(&cfg.MatchTimeLimit, "match-time-limit", devstack.DefaultMatchTimeLimit, "match length of every DGS, short for a demo (cellgrid dgs alone defaults to 3m)")
 	f.StringArrayVar(&cfg.DGSArgs, "dgs-arg", nil, "extra argument for every DGS, e.g. --dgs-arg=--score-limit=5 (repeatable)")
+	f.StringArrayVar(&cfg.AdminDevices, "admin-device", nil, "guest device id that is an admin on the /ops console (repeatable)")
 	f.BoolVar(&onNomad, "nomad", false, "run global and cells as jobs on local Nomad and Consul dev agents (build them: build/hashistack.sh)")
 	f.BoolVar(&useWAN, "wan", false, "put the player and the regions behind an emulated WAN (eu-west-1 20 ms, us-east-1 80 ms, ap-south-1 150 ms one way)")
 	f.StringVar(&wanConfig, "wan-config", "", "JSON file with another WAN layout (implies --wan; see devstack.LoadWAN)")
@@ -80,6 +81,7 @@ func startDev(ctx context.Context, out io.Writer, log *slog.Logger, r devRun) er
 		fmt.Fprintf(out, "cell    %-12s %s  relay %s  ops %s\n", c.ID, c.API, c.Relay, st.OpsURLs[c.ID])
 	}
 	fmt.Fprintf(out, "nats    %s  (ops credential: --nats-creds %s)\n", st.NATSURL(), st.OpsCredsFile())
+	fmt.Fprintf(out, "ops     %s/ops\n", st.GlobalURL)
 	st.PrintWANLayout(out)
 	fmt.Fprintln(out, "Ctrl-C stops everything.")
 	return st.Run(ctx)

@@ -24,6 +24,7 @@ func globalCmd(rf *rootFlags, st starters) *cobra.Command {
 	var cfg global.Config
 	var inf infraFlags
 	var af authFlags
+	var of opsFlags
 	var consulAddr string
 	var devGame bool
 	setup := func() (globalSetup, error) {
@@ -35,6 +36,9 @@ func globalCmd(rf *rootFlags, st starters) *cobra.Command {
 		}
 		var err error
 		if c.Auth, err = af.config(); err != nil {
+			return globalSetup{}, err
+		}
+		if c.Ops, err = of.config(); err != nil {
 			return globalSetup{}, err
 		}
 		if c.Auth.EncryptionKey == nil {
@@ -65,6 +69,7 @@ func globalCmd(rf *rootFlags, st starters) *cobra.Command {
 	f.StringVar(&cfg.OpsAddr, "ops-addr", "127.0.0.1:0", "ops listener (/metrics, /readyz with error text): keep it private; port 0 picks a free one (logged at start)")
 	f.StringVar(&cfg.PublicURL, "public-url", "", "URL clients and cells use for this layer (the token issuer); default the listen URL")
 	af.register(f, false)
+	of.register(f)
 	f.StringSliceVar(&cfg.Cells, "cells", nil, "cell ids whose streams to source from the start (optional: cells are also sourced when they appear in the topology)")
 	inf.register(f, "")
 	f.BoolVar(&devGame, "dev-game-config", false, "use the dev stack's catalog, boards, achievements and rewards (cellgrid dev --nomad)")

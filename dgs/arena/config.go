@@ -33,7 +33,7 @@ type Config struct {
 	InputQueue   int           // per-player input queue; 8
 	OutQueue     int           // per-player outgoing frame queue; 8
 	JoinTimeout  time.Duration // wait for JOIN on a new stream; 5 s
-	Linger       time.Duration // keep a stream open after END/REFUSE so KCP delivers it; 500 ms
+	Linger       time.Duration // keep a stream open after END/REFUSE while the peer still talks (so KCP delivers it), at most this long; 5 s
 	WriteTimeout time.Duration // a blocked stream write gives up; 2 s
 	TokenLeeway  time.Duration // clock skew allowed on token expiry; 2 s
 
@@ -99,7 +99,7 @@ func (c *Config) setDefaults() error {
 		c.OutQueue = 8
 	}
 	def(&c.JoinTimeout, 5*time.Second)
-	def(&c.Linger, 500*time.Millisecond)
+	def(&c.Linger, 5*time.Second)
 	def(&c.WriteTimeout, 2*time.Second)
 	def(&c.TokenLeeway, 2*time.Second)
 	if c.HelloPerSource <= 0 {

@@ -35,13 +35,20 @@ type conn struct {
 // dropped (KCP has no keepalive of its own; clients send an input per tick).
 const idleTimeout = 10 * time.Second
 
+// lingerQuiet ends a lingering stream once its peer has sent nothing for
+// this long (it has END and stopped).
+const lingerQuiet = 300 * time.Millisecond
+
 // readLoop reads INPUT frames until the stream fails, idles, lingers out, or
 // breaks the protocol.
 func (c *conn) readLoop(r *bufio.Reader, buf []byte) {
 	for {
 		deadline := time.Now().Add(idleTimeout)
 		if l := c.lingerTill.Load(); l != 0 {
-			deadline = time.Unix(0, l)
+			deadline = time.Now().Add(lingerQuiet)
+			if end := time.Unix(0, l); end.Before(deadline) {
+				deadline = end
+			}
 		}
 		_ = c.sess.SetReadDeadline(deadline)
 		frame, err := wire.ReadFrame(r, buf)
@@ -119,8 +126,14 @@ func (c *conn) writeLoop() {
 				}
 				break
 			}
-			c.lingerTill.Store(time.Now().Add(c.srv.cfg.Linger).UnixNano())
-			_ = c.sess.SetReadDeadline(time.Now().Add(c.srv.cfg.Linger))
+			// Linger while the peer is still talking, at most Linger: a
+			// client that has END stops sending, one whose END was lost
+			// keeps sending inputs while KCP retransmits END. (A fixed
+			// 500 ms linger closed streams on lossy paths with END still
+			// in flight, and the client waited for it until its timeout.)
+			now := time.Now()
+			c.lingerTill.Store(now.Add(c.srv.cfg.Linger).UnixNano())
+			_ = c.sess.SetReadDeadline(now.Add(lingerQuiet))
 			return
 		case <-c.closed:
 			return

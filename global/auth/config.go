@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -140,6 +141,11 @@ type Deps struct {
 	// (logout, reuse), so its access tokens can be withdrawn before they
 	// expire (the global layer pushes it to every cell).
 	OnRevoke func(family, playerID uuid.UUID, reason string)
+	// OnLogin, when set, runs inside every login's transaction with the
+	// verified ID token's claims (nil for a device login), e.g. to record
+	// the roles an identity provider grants (global/ops). Same retry
+	// rules as OnNewPlayer.
+	OnLogin func(ctx context.Context, tx pgx.Tx, playerID uuid.UUID, issuer string, claims json.RawMessage) error
 	// HTTPClient fetches OIDC discovery documents and keys. nil: a client
 	// with a 10 s timeout.
 	HTTPClient *http.Client

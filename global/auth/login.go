@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -33,6 +34,7 @@ type identity struct {
 	provider string // "oidc" or "device"
 	hints    []string
 	email    string
+	claims   json.RawMessage // verified ID-token claims; nil for a device
 }
 
 // Tokens is what login and refresh return.
@@ -113,6 +115,11 @@ func (a *Auth) login(ctx context.Context, id identity) (Tokens, error) {
 		playerID, username, created, err = a.upsertPlayer(ctx, tx, id, now)
 		if err != nil {
 			return err
+		}
+		if a.deps.OnLogin != nil {
+			if err := a.deps.OnLogin(ctx, tx, playerID, id.issuer, id.claims); err != nil {
+				return fmt.Errorf("on login: %w", err)
+			}
 		}
 		familyID, err = insertFamily(ctx, tx, playerID, refreshHash, now, now.Add(a.cfg.RefreshTTL))
 		return err
@@ -239,6 +246,6 @@ func (retryErr) SQLState() string { return "40001" }
 func oidcIdentity(iss string, c idClaims) identity {
 	return identity{
 		issuer: iss, subject: c.Subject, provider: "oidc",
-		hints: []string{c.PreferredUsername, c.Name}, email: c.Email,
+		hints: []string{c.PreferredUsername, c.Name}, email: c.Email, claims: c.raw,
 	}
 }

@@ -65,6 +65,8 @@ type idClaims struct {
 	Email             string `json:"email"`
 	PreferredUsername string `json:"preferred_username"`
 	Name              string `json:"name"`
+	// raw is the whole verified payload, for Deps.OnLogin.
+	raw json.RawMessage
 }
 
 // verifyIDToken picks the configured issuer named by the token's (not yet
@@ -91,6 +93,7 @@ func (a *Auth) verifyIDToken(ctx context.Context, raw string) (issuer string, c 
 	if err := tok.Claims(&c); err != nil {
 		return "", idClaims{}, fmt.Errorf("%w: claims: %v", ErrInvalidIDToken, err)
 	}
+	_ = tok.Claims(&c.raw)
 	if c.Subject == "" || len(c.Subject) > 255 {
 		return "", idClaims{}, fmt.Errorf("%w: bad subject", ErrInvalidIDToken)
 	}

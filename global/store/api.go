@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -40,12 +41,25 @@ func PlayerParam(r *http.Request, name string, caller uuid.UUID) (uuid.UUID, err
 	return id, nil
 }
 
+// handleItems answers the catalog with its version; the ETag is the
+// version, so a client that cached it sends If-None-Match and gets 304.
 func (s *Store) handleItems(w http.ResponseWriter, r *http.Request) error {
+	v, err := s.CatalogVersion(r.Context())
+	if err != nil {
+		return err
+	}
+	etag := fmt.Sprintf(`"catalog-%d"`, v)
+	w.Header().Set("ETag", etag)
+	w.Header().Set("Cache-Control", "private, no-cache")
+	if r.Header.Get("If-None-Match") == etag {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
 	items, err := s.Catalog(r.Context())
 	if err != nil {
 		return err
 	}
-	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"items": items})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"items": items, "version": v})
 	return nil
 }
 

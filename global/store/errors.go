@@ -18,4 +18,9 @@ var (
 	ErrNotAllowed = errors.New("action not allowed for this item")
 	// ErrUnknownCurrency: the currency is not configured.
 	ErrUnknownCurrency = errors.New("unknown currency")
+	// ErrVersionConflict: the catalog changed since the version an edit
+	// was based on.
+	ErrVersionConflict = errors.New("catalog version conflict")
+	// ErrInvalidItem: an edited item template is not valid (see EditItem).
+	ErrInvalidItem = errors.New("invalid item template")
 )

@@ -15,6 +15,10 @@ const (
 	KindStartingGrant = "starting_grant"
 	KindMatchReward   = "match_reward"
 	KindTopUp         = "topup"
+	// KindOpsGrant and KindOpsRevoke are an operator's credit and debit
+	// (global/ops, audited there).
+	KindOpsGrant  = "ops_grant"
+	KindOpsRevoke = "ops_revoke"
 )
 
 // Entry is one credit to a wallet.
@@ -57,6 +61,41 @@ func Credit(ctx context.Context, tx pgx.Tx, e Entry) (bool, error) {
 		SET balance = wallet_balances.balance + excluded.balance, updated_at = now()`,
 		e.PlayerID, e.Currency, e.Amount); err != nil {
 		return false, fmt.Errorf("credit %s: balance: %w", e.Kind, err)
+	}
+	return true, nil
+}
+
+// Debit takes e.Amount (> 0) from the wallet and writes a ledger row of
+// -Amount, inside tx. Like Credit it reports false, and changes nothing,
+// when a row with the same (player, key, currency) exists. It returns
+// ErrInsufficientFunds, changing nothing, when the balance is smaller than
+// the amount: a balance never goes below zero.
+func Debit(ctx context.Context, tx pgx.Tx, e Entry) (bool, error) {
+	if e.Amount <= 0 {
+		return false, fmt.Errorf("debit %s: amount %d must be positive", e.Kind, e.Amount)
+	}
+	var id uuid.UUID
+	err := tx.QueryRow(ctx, `
+		INSERT INTO transactions (player_id, kind, currency, amount, idempotency_key, reference)
+		VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (player_id, idempotency_key, currency) DO NOTHING
+		RETURNING id`,
+		e.PlayerID, e.Kind, e.Currency, -e.Amount, e.IdempotencyKey, e.Reference).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("debit %s: ledger: %w", e.Kind, err)
+	}
+	tag, err := tx.Exec(ctx, `
+		UPDATE wallet_balances SET balance = balance - $3, updated_at = now()
+		WHERE player_id = $1 AND currency = $2 AND balance >= $3`,
+		e.PlayerID, e.Currency, e.Amount)
+	if err != nil {
+		return false, fmt.Errorf("debit %s: balance: %w", e.Kind, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return false, ErrInsufficientFunds // the caller's transaction rolls the ledger row back
 	}
 	return true, nil
 }

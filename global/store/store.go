@@ -23,7 +23,9 @@ type Store struct {
 }
 
 // New validates cfg and seeds the catalog from cfg.Items (config wins over
-// the database: names, flags and prices are updated in place).
+// the database: names, flags and prices are updated in place), except for
+// items an operator edited (EditItem), which keep the edit. Seeding bumps
+// the catalog version.
 func New(cfg Config, deps Deps) (*Store, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
@@ -54,9 +56,17 @@ func (s *Store) seed(ctx context.Context) error {
 				VALUES ($1, $2, $3, $4, $5, $6, $7)
 				ON CONFLICT (id) DO UPDATE SET name = excluded.name, description = excluded.description,
 					max_stack = excluded.max_stack, tradable = excluded.tradable,
-					consumable = excluded.consumable, equippable = excluded.equippable`,
+					consumable = excluded.consumable, equippable = excluded.equippable
+				WHERE item_templates.ops_edited = false`,
 				it.ID, it.Name, it.Description, it.MaxStack, it.Tradable, it.Consumable, it.Equippable); err != nil {
 				return fmt.Errorf("item %s: %w", it.ID, err)
+			}
+			var edited bool
+			if err := tx.QueryRow(ctx, `SELECT ops_edited FROM item_templates WHERE id = $1`, it.ID).Scan(&edited); err != nil {
+				return fmt.Errorf("item %s: %w", it.ID, err)
+			}
+			if edited {
+				continue // an operator's edit outlives restarts
 			}
 			for cur, amt := range it.Prices {
 				if _, err := tx.Exec(ctx, `
@@ -67,7 +77,8 @@ func (s *Store) seed(ctx context.Context) error {
 				}
 			}
 		}
-		return nil
+		_, err := bumpCatalogVersion(ctx, tx)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("store: seed catalog: %w", err)

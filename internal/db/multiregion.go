@@ -30,10 +30,14 @@ var PlayerHomedTables = []string{
 	"game_session_players", "leaderboard_records", "game_event_log",
 	"applied_events", "achievement_progress", "player_storage", "player_flags",
 	"telemetry_dead_letter",
+	// Operator tables: a role row lives with its player; an audit row in
+	// the region of the operator who acted, so the log stays writable
+	// while another region is down (the time a failover is audited).
+	"player_roles", "ops_audit", "flag_reviews",
 }
 
 // GlobalTables are read everywhere and written rarely: GLOBAL locality.
-var GlobalTables = []string{"item_templates", "item_prices", "signing_keys", "leaderboard_seasons"}
+var GlobalTables = []string{"item_templates", "item_prices", "signing_keys", "leaderboard_seasons", "catalog_version"}
 
 // DDL returns the statements that make the database multi-region, in order.
 func (m MultiRegion) DDL() ([]string, error) {

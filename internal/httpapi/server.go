@@ -47,7 +47,8 @@ type Config struct {
 	// ReadHeaderTimeout bounds reading a request's headers (default 5s),
 	// ReadTimeout the whole request, body included (default 15s),
 	// WriteTimeout from the end of the headers to the end of the response
-	// (default 30s; no endpoint streams or long-polls), and IdleTimeout a
+	// (default 30s; the one stream, global/ops's event stream, moves its
+	// own deadlines with http.ResponseController), and IdleTimeout a
 	// kept-alive connection between requests (default 60s).
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration

@@ -139,8 +139,13 @@ func (r Role) Permissions() jwt.Permissions {
 		// It is also the only writer of the region failover bucket and
 		// answers the ops' region requests.
 		return perms(
-			[]string{"$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$KV." + events.RegionBucket + ".>", events.RevocationSubject},
-			[]string{events.CellHeartbeatFilter, events.RevocationListSubject, events.RegionOpsSubject, inbox},
+			// Its ops console drains cells for humans holding the ops role
+			// (checked on their access token), so it may send drains too.
+			[]string{"$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$KV." + events.RegionBucket + ".>", events.RevocationSubject,
+				"cellgrid.cells.*.drain"},
+			// (and its ops console follows every DGS and session, read only)
+			[]string{events.CellHeartbeatFilter, events.RevocationListSubject, events.RegionOpsSubject,
+				events.DGSHealthFilter("*"), "match.*.session.*", inbox},
 			true)
 	case KindCell:
 		c, tok := r.Cell, events.MatchStream(r.Cell)

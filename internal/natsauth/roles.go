@@ -117,6 +117,14 @@ func streamAPI(stream string) []string {
 
 func perms(pub, sub []string, respond bool) jwt.Permissions {
 	p := jwt.Permissions{Pub: jwt.Permission{Allow: pub}, Sub: jwt.Permission{Allow: sub}}
+	// An empty allow list means "anything" to NATS: deny everything
+	// instead.
+	if len(pub) == 0 {
+		p.Pub.Deny = jwt.StringList{">"}
+	}
+	if len(sub) == 0 {
+		p.Sub.Deny = jwt.StringList{">"}
+	}
 	if respond {
 		// Answer requests received on an allowed subject (one reply
 		// each, within a minute) without a publish grant on the

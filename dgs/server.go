@@ -175,6 +175,12 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 	// result is still published), then announces the shutdown state and
 	// stops the SDK.
 	stop := func(runErr error) error {
+		if !game.Busy() {
+			// Between matches: let the last match's streams deliver END.
+			sctx, scancel := context.WithTimeout(context.Background(), settleTimeout)
+			game.Settle(sctx)
+			scancel()
+		}
 		stopGame()
 		<-gameDone
 		for done := false; !done; {
@@ -242,6 +248,10 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		}
 	}
 }
+
+// settleTimeout bounds how long a stopping server waits for the last match's
+// streams to finish lingering (arena's default Linger).
+const settleTimeout = 5 * time.Second
 
 func advertised(cfg ServerConfig, local net.Addr) (string, error) {
 	ua, ok := local.(*net.UDPAddr)

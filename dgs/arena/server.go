@@ -31,6 +31,7 @@ type Server struct {
 	closing   chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup // every goroutine the server started
+	streams   atomic.Int64   // KCP streams being served (lingering ones too)
 
 	mu    sync.Mutex
 	match *match // guarded by mu: the running match, nil between matches
@@ -109,6 +110,20 @@ func (s *Server) Run(ctx context.Context) error {
 	s.shutdown()
 	s.wg.Wait()
 	return ctx.Err()
+}
+
+// Settle waits until no match runs and every stream has ended (a stream
+// lingers after END until its player has it, see Config.Linger), or ctx is
+// done. A server that stops right after a match calls it first, so closing
+// the socket does not cut an END still being retransmitted.
+func (s *Server) Settle(ctx context.Context) {
+	for s.Busy() || s.streams.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // Close stops the server like cancelling Run's context; safe twice.
@@ -247,6 +262,8 @@ func (s *Server) matchEnded(m *match) {
 // serveStream runs one KCP stream: JOIN, then the player's inputs.
 func (s *Server) serveStream(sess *kcp.UDPSession) {
 	defer s.wg.Done()
+	s.streams.Add(1)
+	defer s.streams.Add(-1)
 	tuneKCP(sess)
 	ap, _ := addrPort(sess.RemoteAddr())
 	r := bufio.NewReaderSize(sess, 4096)

@@ -36,7 +36,19 @@ modcopy() { # module@version -> writable copy of its source
   echo "$dir"
 }
 
-if ! { [ -x "$nomad" ] && "$nomad" version 2>/dev/null | grep -q "Nomad v$NOMAD_VERSION"; }; then
+# has BIN WANT: BIN exists and its `version` names WANT. The output is read
+# whole first: with pipefail, `… | grep -q` fails when grep exits at the
+# first line and the agent dies of SIGPIPE writing the rest (Consul prints
+# three lines), which rebuilt Consul on every run.
+has() {
+  local out
+  [ -x "$1" ] || return 1
+  out=$("$1" version 2>/dev/null) || return 1
+  case "$out" in *"$2"*) return 0 ;; esac
+  return 1
+}
+
+if ! has "$nomad" "Nomad v$NOMAD_VERSION"; then
   echo "building Nomad v$NOMAD_VERSION into $nomad (a few minutes, once)" >&2
   src=$(modcopy "github.com/hashicorp/nomad@v$NOMAD_VERSION")
   (
@@ -49,7 +61,7 @@ if ! { [ -x "$nomad" ] && "$nomad" version 2>/dev/null | grep -q "Nomad v$NOMAD_
   rm -rf "$src"
 fi
 
-if ! { [ -x "$consul" ] && "$consul" version 2>/dev/null | grep -q "Consul v$CONSUL_VERSION"; }; then
+if ! has "$consul" "Consul v$CONSUL_VERSION"; then
   echo "building Consul v$CONSUL_VERSION into $consul (a few minutes, once)" >&2
   src=$(modcopy "github.com/hashicorp/consul@v$CONSUL_VERSION")
   (

@@ -18,9 +18,9 @@ import (
 	"github.com/cellgrid/cellgrid/devstack"
 	"github.com/cellgrid/cellgrid/dgs"
 	"github.com/cellgrid/cellgrid/internal/accesstoken"
-	"github.com/cellgrid/cellgrid/internal/natsauth"
 	"github.com/cellgrid/cellgrid/internal/testenv"
 	"github.com/cellgrid/cellgrid/proto/events"
+	"github.com/cellgrid/cellgrid/proto/natscreds"
 )
 
 func TestMain(m *testing.M) {
@@ -153,11 +153,11 @@ func TestDrainCell(t *testing.T) {
 	}
 	// Drain needs the ops credential (what `cellgrid cell drain
 	// --nats-creds` loads).
-	ops, err := natsauth.LoadCreds(st.OpsCredsFile())
+	ops, err := natscreds.LoadCreds(st.OpsCredsFile())
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(st.ClusterNATSURL("global"), natsauth.Options(ops, nil)...)
+	nc, err := nats.Connect(st.ClusterNATSURL("global"), natscreds.Options(ops, nil)...)
 	if err != nil {
 		t.Fatal(err)
 	}

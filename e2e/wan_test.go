@@ -16,9 +16,9 @@ import (
 	"github.com/cellgrid/cellgrid/client"
 	"github.com/cellgrid/cellgrid/client/bots"
 	"github.com/cellgrid/cellgrid/devstack"
-	"github.com/cellgrid/cellgrid/internal/natsauth"
 	"github.com/cellgrid/cellgrid/internal/testenv"
 	"github.com/cellgrid/cellgrid/proto/events"
+	"github.com/cellgrid/cellgrid/proto/natscreds"
 )
 
 // startWANStack runs a dev stack behind the default emulated WAN.
@@ -135,11 +135,11 @@ func TestWANLatencyRoutingAndRegionFailover(t *testing.T) {
 		t.Fatalf("join at ap-south-1 with %d ms: %d %+v", lat["ap-south-1"], code, out)
 	}
 
-	opsCreds, err := natsauth.LoadCreds(st.OpsCredsFile()) // region ops need the ops credential
+	opsCreds, err := natscreds.LoadCreds(st.OpsCredsFile()) // region ops need the ops credential
 	if err != nil {
 		t.Fatal(err)
 	}
-	ops, err := nats.Connect(st.ClusterNATSURL("us-east-1"), natsauth.Options(opsCreds, nil)...)
+	ops, err := nats.Connect(st.ClusterNATSURL("us-east-1"), natscreds.Options(opsCreds, nil)...)
 	if err != nil {
 		t.Fatal(err)
 	}

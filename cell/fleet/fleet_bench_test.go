@@ -12,8 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/cellgrid/cellgrid/internal/natsauth"
 	"github.com/cellgrid/cellgrid/proto/events"
+	"github.com/cellgrid/cellgrid/proto/natscreds"
 )
 
 func quantile(ds []time.Duration, q float64) time.Duration {
@@ -37,11 +37,11 @@ type instantHandle struct {
 func (h *instantHandle) Exited() <-chan struct{} { return h.done }
 
 func (instantLauncher) Start(_ context.Context, spec LaunchSpec) (Handle, error) {
-	creds, err := natsauth.ParseCreds(spec.Creds) // the credential the fleet minted for it
+	creds, err := natscreds.ParseCreds(spec.Creds) // the credential the fleet minted for it
 	if err != nil {
 		return nil, err
 	}
-	nc, err := nats.Connect(spec.NATSURL, append([]nats.Option{nats.Name("instant-dgs " + spec.ID)}, natsauth.Options(creds, nil)...)...)
+	nc, err := nats.Connect(spec.NATSURL, append([]nats.Option{nats.Name("instant-dgs " + spec.ID)}, natscreds.Options(creds, nil)...)...)
 	if err != nil {
 		return nil, err
 	}

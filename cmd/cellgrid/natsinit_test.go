@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
-	"github.com/cellgrid/cellgrid/internal/natsauth"
+	"github.com/cellgrid/cellgrid/proto/natscreds"
 )
 
 // TestNATSInitConfiguresARealServer: a nats-server configured with the
@@ -47,11 +47,11 @@ func TestNATSInitConfiguresARealServer(t *testing.T) {
 		t.Fatal("anonymous client accepted")
 	}
 	for _, f := range []string{"global.creds", "ops.creds", "cell-eu-west-1.creds"} {
-		creds, err := natsauth.LoadCreds(filepath.Join(dir, f))
+		creds, err := natscreds.LoadCreds(filepath.Join(dir, f))
 		if err != nil {
 			t.Fatal(err)
 		}
-		nc, err := nats.Connect(ns.ClientURL(), natsauth.Options(creds, nil)...)
+		nc, err := nats.Connect(ns.ClientURL(), natscreds.Options(creds, nil)...)
 		if err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
@@ -66,7 +66,7 @@ func TestNATSInitConfiguresARealServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(ns.ClientURL(), natsauth.Options(creds, nil)...)
+	nc, err := nats.Connect(ns.ClientURL(), natscreds.Options(creds, nil)...)
 	if err != nil {
 		t.Fatalf("dgs: %v", err)
 	}

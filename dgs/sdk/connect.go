@@ -3,7 +3,7 @@ package sdk
 import (
 	"github.com/nats-io/nats.go"
 
-	"github.com/cellgrid/cellgrid/internal/natsauth"
+	"github.com/cellgrid/cellgrid/proto/natscreds"
 )
 
 // CredsEnv is the environment variable a launched game server finds its
@@ -17,9 +17,9 @@ const CredsEnv = "CELLGRID_NATS_CREDS"
 // os.Getenv(CredsEnv); empty: none) and the reply-inbox prefix its
 // permissions allow.
 func NATSOptions(creds string) ([]nats.Option, error) {
-	c, err := natsauth.LoadCreds(creds)
+	c, err := natscreds.LoadCreds(creds)
 	if err != nil {
 		return nil, err
 	}
-	return natsauth.Options(c, nil), nil
+	return natscreds.Options(c, nil), nil
 }

@@ -38,10 +38,12 @@ type Violation struct {
 func (v Violation) String() string { return v.Rule + ": " + v.Package + ": " + v.Detail }
 
 // ProtoAllowedImports are the third-party imports proto/ may use: small
-// codecs, and the NATS client whose JetStream stream configuration
-// proto/events names.
+// codecs, the NATS client whose JetStream stream configuration
+// proto/events names, and the NATS JWT codec of the .creds format
+// (proto/natscreds).
 var ProtoAllowedImports = []string{
 	"github.com/google/uuid",
+	"github.com/nats-io/jwt/v2",
 	"github.com/nats-io/nats.go",
 	"github.com/nats-io/nats.go/jetstream",
 }

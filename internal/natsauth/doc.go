@@ -14,5 +14,5 @@
 //
 // Trust holds the private keys (dev stack, `cellgrid nats init`);
 // ServerAuth is what a NATS server needs (public JWTs and the route
-// secret); Creds is one user's credential, in the standard .creds format.
+// secret); natscreds.Creds is one user's credential, in the standard .creds format.
 package natsauth

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/jwt/v2"
+
+	"github.com/cellgrid/cellgrid/proto/natscreds"
 )
 
 func TestTrustRoundTripAndCreds(t *testing.T) {
@@ -46,12 +48,12 @@ func TestTrustRoundTripAndCreds(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "c.creds")
 	_ = os.WriteFile(file, text, 0o600)
 	for _, v := range []string{string(text), file} {
-		got, err := LoadCreds(v)
+		got, err := natscreds.LoadCreds(v)
 		if err != nil || got != c {
-			t.Fatalf("LoadCreds(%.20q): %v", v, err)
+			t.Fatalf("natscreds.LoadCreds(%.20q): %v", v, err)
 		}
 	}
-	if got, err := LoadCreds(""); err != nil || !got.Zero() {
+	if got, err := natscreds.LoadCreds(""); err != nil || !got.Zero() {
 		t.Fatalf("empty: %v %v", got, err)
 	}
 	if c.Name() != "cell_eu-west-1" {

@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/jwt/v2"
 
 	"github.com/cellgrid/cellgrid/proto/events"
+	"github.com/cellgrid/cellgrid/proto/natscreds"
 )
 
 // Kind is a role's kind.
@@ -62,11 +63,6 @@ func (r Role) Name() string {
 	}
 	return string(r.Kind)
 }
-
-// InboxPrefix is the reply-subject prefix a connection of this role must
-// use (nats.CustomInboxPrefix): its permissions only let it subscribe
-// there, so no role can read another's replies.
-func InboxPrefix(name string) string { return "_INBOX." + name }
 
 func (r Role) validate() error {
 	switch r.Kind {
@@ -138,7 +134,7 @@ func perms(pub, sub []string, respond bool) jwt.Permissions {
 // permissions come from its cell's scoped signing key (DGSTemplate); this
 // returns the same subjects expanded for r.ID.
 func (r Role) Permissions() jwt.Permissions {
-	inbox := InboxPrefix(r.Name()) + ".>"
+	inbox := natscreds.InboxPrefix(r.Name()) + ".>"
 	switch r.Kind {
 	case KindGlobal:
 		// The global layer creates its sourcing streams and consumers
@@ -209,7 +205,7 @@ func DGSTemplate(cell string) jwt.Permissions {
 			events.MatchResultSubject(cell, id),
 			"$JS.API.STREAM.INFO." + events.MatchStream(cell),
 		},
-		[]string{fmt.Sprintf("cellgrid.%s.dgs.%s.>", cell, id), InboxPrefix(id) + ".>"},
+		[]string{fmt.Sprintf("cellgrid.%s.dgs.%s.>", cell, id), natscreds.InboxPrefix(id) + ".>"},
 		true)
 }
 

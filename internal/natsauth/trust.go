@@ -13,6 +13,8 @@ import (
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nkeys"
+
+	"github.com/cellgrid/cellgrid/proto/natscreds"
 )
 
 // AppAccountName is the name of the account every cellgrid subject and
@@ -221,20 +223,20 @@ func (t *Trust) ServerAuth() (ServerAuth, error) {
 
 // Issue mints a credential for role, signed by the APP account (a DGS's
 // by its cell's scoped signing key). ttl 0 means it does not expire.
-func (t *Trust) Issue(role Role, ttl time.Duration) (Creds, error) {
+func (t *Trust) Issue(role Role, ttl time.Duration) (natscreds.Creds, error) {
 	if err := role.validate(); err != nil {
-		return Creds{}, err
+		return natscreds.Creds{}, err
 	}
 	if role.Kind == KindDGS {
 		d, err := t.DGSIssuer(role.Cell)
 		if err != nil {
-			return Creds{}, err
+			return natscreds.Creds{}, err
 		}
 		return d.Issue(role.ID, ttl)
 	}
 	ukp, err := nkeys.CreateUser()
 	if err != nil {
-		return Creds{}, fmt.Errorf("natsauth: user key: %w", err)
+		return natscreds.Creds{}, fmt.Errorf("natsauth: user key: %w", err)
 	}
 	upub, _ := ukp.PublicKey()
 	uc := jwt.NewUserClaims(upub)
@@ -245,10 +247,10 @@ func (t *Trust) Issue(role Role, ttl time.Duration) (Creds, error) {
 	}
 	ujwt, err := uc.Encode(t.app)
 	if err != nil {
-		return Creds{}, fmt.Errorf("natsauth: user jwt %s: %w", role.Name(), err)
+		return natscreds.Creds{}, fmt.Errorf("natsauth: user jwt %s: %w", role.Name(), err)
 	}
 	seed, _ := ukp.Seed()
-	return Creds{JWT: ujwt, Seed: string(seed)}, nil
+	return natscreds.Creds{JWT: ujwt, Seed: string(seed)}, nil
 }
 
 // DGSIssuer returns what cell needs to mint its DGSs' credentials.
@@ -275,25 +277,25 @@ type DGSIssuer struct {
 }
 
 // Issue mints DGS id's credential, expiring after ttl (0: never).
-func (d DGSIssuer) Issue(id string, ttl time.Duration) (Creds, error) {
+func (d DGSIssuer) Issue(id string, ttl time.Duration) (natscreds.Creds, error) {
 	if err := DGS(d.Cell, id).validate(); err != nil {
-		return Creds{}, err
+		return natscreds.Creds{}, err
 	}
 	signer, err := nkeys.FromSeed([]byte(d.SignerSeed))
 	if err != nil {
-		return Creds{}, fmt.Errorf("natsauth: dgs signer: %w", err)
+		return natscreds.Creds{}, fmt.Errorf("natsauth: dgs signer: %w", err)
 	}
 	ukp, err := nkeys.CreateUser()
 	if err != nil {
-		return Creds{}, fmt.Errorf("natsauth: user key: %w", err)
+		return natscreds.Creds{}, fmt.Errorf("natsauth: user key: %w", err)
 	}
 	upub, _ := ukp.PublicKey()
 	ujwt, err := jwt.IssueUserJWT(signer, d.Account, upub, id, ttl)
 	if err != nil {
-		return Creds{}, fmt.Errorf("natsauth: dgs jwt %s: %w", id, err)
+		return natscreds.Creds{}, fmt.Errorf("natsauth: dgs jwt %s: %w", id, err)
 	}
 	seed, _ := ukp.Seed()
-	return Creds{JWT: ujwt, Seed: string(seed)}, nil
+	return natscreds.Creds{JWT: ujwt, Seed: string(seed)}, nil
 }
 
 // Zero reports whether d is unset (no DGS credentials to hand out).

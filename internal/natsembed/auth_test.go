@@ -20,6 +20,7 @@ import (
 
 	"github.com/cellgrid/cellgrid/internal/natsauth"
 	"github.com/cellgrid/cellgrid/proto/events"
+	"github.com/cellgrid/cellgrid/proto/natscreds"
 )
 
 func startAuthed(t *testing.T, names []string, tlsCfg *TLS) *SuperCluster {
@@ -62,12 +63,12 @@ func TestEveryServerRefusesAClientWithoutCredentials(t *testing.T) {
 }
 
 // violations collects the permission errors the server sends a connection.
-func violations(t *testing.T, s *Server, name string, creds natsauth.Creds) (*nats.Conn, chan error) {
+func violations(t *testing.T, s *Server, name string, creds natscreds.Creds) (*nats.Conn, chan error) {
 	t.Helper()
 	errs := make(chan error, 16)
 	opts := append([]nats.Option{nats.Name(name), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 		errs <- err
-	})}, natsauth.Options(creds, s.CA())...)
+	})}, natscreds.Options(creds, s.CA())...)
 	nc, err := nats.Connect(s.ClientURL(), opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +164,7 @@ func TestDGSCredentialIsConfinedToItsOwnSubjects(t *testing.T) {
 func TestOnlyOpsMayDrainAndOnlyTheCellMayAnnounceItself(t *testing.T) {
 	sc := startAuthed(t, []string{"global", "eu-west-1"}, nil)
 	eu := sc.Server("eu-west-1")
-	issue := func(r natsauth.Role) natsauth.Creds {
+	issue := func(r natsauth.Role) natscreds.Creds {
 		c, err := sc.Trust.Issue(r, time.Hour)
 		if err != nil {
 			t.Fatal(err)
@@ -273,7 +274,7 @@ func TestTLSSuperCluster(t *testing.T) {
 	}
 	// Without trusting the CA a client cannot connect, credential or not.
 	creds, _ := sc.Trust.Issue(natsauth.Admin(), 0)
-	opts := append([]nats.Option{nats.MaxReconnects(0)}, natsauth.Options(creds, nil)...)
+	opts := append([]nats.Option{nats.MaxReconnects(0)}, natscreds.Options(creds, nil)...)
 	if nc, err := nats.Connect(sc.Server("global").ClientURL(), opts...); err == nil {
 		nc.Close()
 		t.Fatal("connected without trusting the server's CA")

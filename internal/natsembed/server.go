@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cellgrid/cellgrid/internal/natsauth"
+	"github.com/cellgrid/cellgrid/proto/natscreds"
 )
 
 // Config describes one embedded server. Zero ports mean "pick a free one";
@@ -55,7 +56,7 @@ type Config struct {
 	TLS *TLS
 	// ConnectCreds is the credential Connect uses (tests, readiness
 	// checks); empty connects without one.
-	ConnectCreds natsauth.Creds
+	ConnectCreds natscreds.Creds
 }
 
 // Server is a running embedded NATS server.
@@ -219,8 +220,8 @@ func (s *Server) Connect(name string) (*nats.Conn, error) {
 
 // ConnectAs opens a client connection with creds (and the server's CA
 // when TLS is on).
-func (s *Server) ConnectAs(name string, creds natsauth.Creds) (*nats.Conn, error) {
-	opts := append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1)}, natsauth.Options(creds, s.CA())...)
+func (s *Server) ConnectAs(name string, creds natscreds.Creds) (*nats.Conn, error) {
+	opts := append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1)}, natscreds.Options(creds, s.CA())...)
 	nc, err := nats.Connect(s.ClientURL(), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("natsembed: connect %s: %w", s.cfg.Name, err)

@@ -59,7 +59,9 @@ type Config struct {
 	MatchTimeLimit time.Duration
 	// DGSOutput receives the DGS processes' output; nil discards it.
 	DGSOutput io.Writer
-	// FleetBuffer is the warm pool per cell (default 2), FleetMax its cap (8).
+	// FleetBuffer is the warm pool per cell (default 4: the README's 8-bot
+	// demo meets in one cell as 4 duels, none waiting for a cold start),
+	// FleetMax its cap (8).
 	FleetBuffer, FleetMax int
 	// WAN, when set, puts the player and the regions at emulated distances
 	// (wan.go); nil is plain loopback.
@@ -106,7 +108,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 		cfg.DataDir = ".cellgrid"
 	}
 	if cfg.FleetBuffer <= 0 {
-		cfg.FleetBuffer = 2
+		cfg.FleetBuffer = 4
 	}
 	if cfg.FleetMax <= 0 {
 		cfg.FleetMax = 8

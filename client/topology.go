@@ -53,9 +53,21 @@ type ProbeConfig struct {
 // regions apart differ by tens of milliseconds.
 const DefaultTolerance = 5 * time.Millisecond
 
+// MaxNoiseTolerance caps how far BestCell widens the tolerance when its
+// probes were noisy (twice the largest ping spread): regions apart differ by
+// far more.
+const MaxNoiseTolerance = 25 * time.Millisecond
+
 // Probe pings every joinable cell's beacon over UDP and returns the lowest
 // round trip per cell id (see PingBeacon). Cells that never answer are absent.
 func Probe(ctx context.Context, cells []Cell, cfg ProbeConfig) map[string]time.Duration {
+	rtts, _ := probe(ctx, cells, cfg)
+	return rtts
+}
+
+// probe is Probe that also returns the measurement noise: the largest
+// spread (slowest minus fastest ping) seen at any beacon.
+func probe(ctx context.Context, cells []Cell, cfg ProbeConfig) (map[string]time.Duration, time.Duration) {
 	if cfg.Pings <= 0 {
 		cfg.Pings = 5
 	}
@@ -67,6 +79,7 @@ func Probe(ctx context.Context, cells []Cell, cfg ProbeConfig) map[string]time.D
 	}
 	var mu sync.Mutex
 	out := map[string]time.Duration{}
+	var noise time.Duration
 	var wg sync.WaitGroup
 	for _, cell := range cells {
 		if !cell.Joinable() || cell.Beacon == "" {
@@ -75,16 +88,17 @@ func Probe(ctx context.Context, cells []Cell, cfg ProbeConfig) map[string]time.D
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rtt, err := PingBeacon(ctx, cell.Beacon, cfg)
+			rtts, err := pingBeacon(ctx, cell.Beacon, cfg)
 			if err == nil {
 				mu.Lock()
-				out[cell.ID] = rtt
+				out[cell.ID] = slices.Min(rtts)
+				noise = max(noise, slices.Max(rtts)-slices.Min(rtts))
 				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
-	return out
+	return out, noise
 }
 
 // PingBeacon sends cfg.Pings PINGs to addr and returns the lowest RTT: the
@@ -93,13 +107,23 @@ func Probe(ctx context.Context, cells []Cell, cfg ProbeConfig) map[string]time.D
 // median on a loaded machine drifted past DefaultTolerance and split a swarm
 // of bots across equal cells).
 func PingBeacon(ctx context.Context, addr string, cfg ProbeConfig) (time.Duration, error) {
+	rtts, err := pingBeacon(ctx, addr, cfg)
+	if err != nil {
+		return 0, err
+	}
+	return slices.Min(rtts), nil
+}
+
+// pingBeacon returns the round trips of the PONGs that came back (at
+// least one, or an error).
+func pingBeacon(ctx context.Context, addr string, cfg ProbeConfig) ([]time.Duration, error) {
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
-		return 0, fmt.Errorf("ping %s: %w", addr, err)
+		return nil, fmt.Errorf("ping %s: %w", addr, err)
 	}
 	conn, err := net.DialUDP("udp", nil, ua)
 	if err != nil {
-		return 0, fmt.Errorf("ping %s: %w", addr, err)
+		return nil, fmt.Errorf("ping %s: %w", addr, err)
 	}
 	defer conn.Close()
 	deadline := time.Now().Add(cfg.Timeout)
@@ -136,9 +160,9 @@ func PingBeacon(ctx context.Context, addr string, cfg ProbeConfig) (time.Duratio
 	_ = conn.SetDeadline(time.Now()) // unblock the writer if it is still sending
 	<-errc
 	if len(rtts) == 0 {
-		return 0, fmt.Errorf("ping %s: no answer", addr)
+		return nil, fmt.Errorf("ping %s: no answer", addr)
 	}
-	return slices.Min(rtts), nil
+	return rtts, nil
 }
 
 // ErrNoCell means no joinable cell answered its beacon.
@@ -152,22 +176,34 @@ func (c *Client) BestCell(ctx context.Context, pc ProbeConfig) (Cell, map[string
 	if err != nil {
 		return Cell{}, nil, err
 	}
-	rtts := Probe(ctx, cells, pc)
+	rtts, noise := probe(ctx, cells, pc)
 	ms := map[string]int{}
 	for _, cell := range cells {
 		if rtt, ok := rtts[cell.ID]; ok {
 			ms[cell.ID] = int((rtt + time.Millisecond - 1) / time.Millisecond)
 		}
 	}
-	tol := pc.Tolerance
-	if tol == 0 {
-		tol = DefaultTolerance
-	}
-	best, ok := chooseCell(cells, rtts, max(tol, 0))
+	best, ok := chooseCell(cells, rtts, tolerance(pc.Tolerance, noise))
 	if !ok {
 		return Cell{}, nil, ErrNoCell
 	}
 	return best, ms, nil
+}
+
+// tolerance is the tie tolerance BestCell uses: tol (0: DefaultTolerance,
+// negative: exact), widened to twice the probes' noise up to
+// MaxNoiseTolerance. Differences within the measurement's own noise are no
+// differences: a loaded machine at times delays every ping of a probe by
+// tens of milliseconds, and bots on one machine would split across equal
+// cells. The cap keeps regions apart (tens of ms more) apart.
+func tolerance(tol, noise time.Duration) time.Duration {
+	switch {
+	case tol < 0:
+		return 0
+	case tol == 0:
+		tol = DefaultTolerance
+	}
+	return max(tol, min(2*noise, MaxNoiseTolerance))
 }
 
 // chooseCell returns the cell with the lowest round trip in rtts (cells

@@ -134,3 +134,30 @@ func TestChooseCellTieBreak(t *testing.T) {
 		})
 	}
 }
+
+func TestToleranceWidensWithNoise(t *testing.T) {
+	ms := time.Millisecond
+	for _, tc := range []struct {
+		tol, noise, want time.Duration
+	}{
+		{0, 0, DefaultTolerance},
+		{0, 1 * ms, DefaultTolerance},
+		{0, 8 * ms, 16 * ms},
+		{0, time.Second, MaxNoiseTolerance},
+		{10 * ms, 2 * ms, 10 * ms},
+		{-1, 8 * ms, 0},
+	} {
+		if got := tolerance(tc.tol, tc.noise); got != tc.want {
+			t.Errorf("tolerance(%v, %v) = %v, want %v", tc.tol, tc.noise, got, tc.want)
+		}
+	}
+	// A loaded machine: equal cells measured 14 ms apart with 9 ms of ping
+	// spread are a tie (lowest id); regions 40 ms apart are not.
+	cells := []Cell{{ID: "b", State: "healthy"}, {ID: "a", State: "healthy"}}
+	if got, _ := chooseCell(cells, map[string]time.Duration{"a": 15 * ms, "b": 1 * ms}, tolerance(0, 9*ms)); got.ID != "a" {
+		t.Errorf("noisy equal cells: chose %s, want a", got.ID)
+	}
+	if got, _ := chooseCell(cells, map[string]time.Duration{"a": 41 * ms, "b": 1 * ms}, tolerance(0, 9*ms)); got.ID != "b" {
+		t.Errorf("regions apart: chose %s, want b", got.ID)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	consul "github.com/hashicorp/consul/api"
@@ -49,12 +48,7 @@ func startConsulOnce(ctx context.Context, cfg ConsulConfig) (*Consul, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, tmp := cfg.Dir, cfg.Dir == ""
-	if tmp {
-		dir, err = os.MkdirTemp("", "cellgrid-consul-")
-	} else {
-		err = os.MkdirAll(dir, 0o700)
-	}
+	dir, tmp, err := agentDir("consul", cfg.Dir)
 	if err != nil {
 		return nil, err
 	}
@@ -77,18 +71,8 @@ ports {
   grpc_tls = -1
 }
 `, ports[0], cfg.Datacenter, ports[1], ports[2], ports[3])
-	conf := filepath.Join(dir, "agent.hcl")
-	if err := os.WriteFile(conf, []byte(hcl), 0o600); err != nil {
-		return nil, err
-	}
-	a, err := startAgent("consul", bin, dir, "agent", "-dev", "-config-file", conf)
-	if a != nil {
-		a.tmpDir = tmp
-	}
+	a, err := launchAgent("consul", bin, dir, tmp, "-config-file", hcl)
 	if err != nil {
-		if tmp {
-			_ = os.RemoveAll(dir)
-		}
 		return nil, err
 	}
 	c := &Consul{

@@ -115,6 +115,35 @@ type agent struct {
 
 // startAgent runs bin args with its output in dir/agent.log. The agent gets
 // SIGINT if the test binary dies (a killed Nomad dev agent leaves mounts).
+// agentDir returns dir, created if missing, or a fresh temporary folder
+// for the named agent when dir is "" (tmp: the agent's Stop removes it).
+func agentDir(name, dir string) (string, bool, error) {
+	if dir == "" {
+		d, err := os.MkdirTemp("", "cellgrid-"+name+"-")
+		return d, true, err
+	}
+	return dir, false, os.MkdirAll(dir, 0o700)
+}
+
+// launchAgent writes hcl to dir/agent.hcl and starts `bin agent -dev
+// <configFlag> dir/agent.hcl`. On failure a temporary dir is removed.
+func launchAgent(name, bin, dir string, tmp bool, configFlag, hcl string) (*agent, error) {
+	conf := filepath.Join(dir, "agent.hcl")
+	err := os.WriteFile(conf, []byte(hcl), 0o600)
+	var a *agent
+	if err == nil {
+		a, err = startAgent(name, bin, dir, "agent", "-dev", configFlag, conf)
+	}
+	if err != nil {
+		if tmp {
+			_ = os.RemoveAll(dir)
+		}
+		return nil, err
+	}
+	a.tmpDir = tmp
+	return a, nil
+}
+
 func startAgent(name, bin, dir string, args ...string) (*agent, error) {
 	logPath := filepath.Join(dir, "agent.log")
 	lf, err := os.Create(logPath)

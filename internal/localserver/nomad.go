@@ -66,12 +66,7 @@ func startNomadOnce(ctx context.Context, cfg NomadConfig) (*Nomad, error) {
 	}
 	// The data folder is not a t.TempDir: a dev agent mounts task secrets
 	// under it, and it must be removed only after the agent unmounted them.
-	dir, tmp := cfg.Dir, cfg.Dir == ""
-	if tmp {
-		dir, err = os.MkdirTemp("", "cellgrid-nomad-")
-	} else {
-		err = os.MkdirAll(dir, 0o700)
-	}
+	dir, tmp, err := agentDir("nomad", cfg.Dir)
 	if err != nil {
 		return nil, err
 	}
@@ -116,18 +111,8 @@ plugin "raw_exec" {
   }
 }
 `, ports[0], cfg.Region, cfg.Datacenter, filepath.Join(dir, "data"), ports[1], ports[2], consul)
-	conf := filepath.Join(dir, "agent.hcl")
-	if err := os.WriteFile(conf, []byte(hcl), 0o600); err != nil {
-		return nil, err
-	}
-	a, err := startAgent("nomad", bin, dir, "agent", "-dev", "-config", conf)
-	if a != nil {
-		a.tmpDir = tmp
-	}
+	a, err := launchAgent("nomad", bin, dir, tmp, "-config", hcl)
 	if err != nil {
-		if tmp {
-			_ = os.RemoveAll(dir)
-		}
 		return nil, err
 	}
 	n := &Nomad{

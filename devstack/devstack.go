@@ -131,18 +131,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 		}
 	}()
 
-	dbURL := cfg.DatabaseURL
-	if dbURL == "" {
-		pg, err := localserver.StartPostgres(ctx, localserver.PostgresConfig{Dir: filepath.Join(cfg.DataDir, "postgres"), NoFsync: cfg.Ephemeral})
-		if err != nil {
-			return nil, err
-		}
-		st.closers = append(st.closers, func() { _ = pg.Close() })
-		if err := ensureDatabase(ctx, pg.URL("postgres"), "cellgrid"); err != nil {
-			return nil, err
-		}
-		dbURL = pg.URL("cellgrid")
-		log.Info("postgres started", "url", dbURL)
+	dbURL, err := databaseURL(ctx, cfg.DatabaseURL, cfg.DataDir, cfg.Ephemeral, &st.closers, log)
+	if err != nil {
+		return nil, err
 	}
 	pool, err := db.Open(ctx, dbURL)
 	if err != nil {
@@ -284,3 +275,23 @@ func (st *Stack) DB() *pgxpool.Pool { return st.pool }
 
 // Global is the stack's global layer.
 func (st *Stack) Global() *global.Server { return st.global }
+
+// databaseURL is url, or when it is empty the URL of a private PostgreSQL
+// started in dataDir/postgres (its stop appended to closers) with the
+// cellgrid database created.
+func databaseURL(ctx context.Context, url, dataDir string, ephemeral bool, closers *[]func(), log *slog.Logger) (string, error) {
+	if url != "" {
+		return url, nil
+	}
+	pg, err := localserver.StartPostgres(ctx, localserver.PostgresConfig{Dir: filepath.Join(dataDir, "postgres"), NoFsync: ephemeral})
+	if err != nil {
+		return "", err
+	}
+	*closers = append(*closers, func() { _ = pg.Close() })
+	if err := ensureDatabase(ctx, pg.URL("postgres"), "cellgrid"); err != nil {
+		return "", err
+	}
+	url = pg.URL("cellgrid")
+	log.Info("postgres started", "url", url)
+	return url, nil
+}

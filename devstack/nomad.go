@@ -92,17 +92,9 @@ func StartNomad(ctx context.Context, cfg NomadConfig, log *slog.Logger) (_ *Noma
 		}
 	}()
 
-	dbURL := cfg.DatabaseURL
-	if dbURL == "" {
-		pg, err := localserver.StartPostgres(ctx, localserver.PostgresConfig{Dir: filepath.Join(cfg.DataDir, "postgres"), NoFsync: cfg.Ephemeral})
-		if err != nil {
-			return nil, err
-		}
-		st.closers = append(st.closers, func() { _ = pg.Close() })
-		if err := ensureDatabase(ctx, pg.URL("postgres"), "cellgrid"); err != nil {
-			return nil, err
-		}
-		dbURL = pg.URL("cellgrid")
+	dbURL, err := databaseURL(ctx, cfg.DatabaseURL, cfg.DataDir, cfg.Ephemeral, &st.closers, log)
+	if err != nil {
+		return nil, err
 	}
 	pool, err := db.Open(ctx, dbURL)
 	if err != nil {

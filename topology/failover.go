@@ -166,6 +166,9 @@ func (f *Failover) Run(ctx context.Context) error {
 		if err == nil {
 			break
 		}
+		if ctx.Err() != nil {
+			return nil // stopped while waiting for the bucket
+		}
 		f.log.Warn("region bucket not ready", "err", err)
 		select {
 		case <-ctx.Done():
@@ -175,6 +178,9 @@ func (f *Failover) Run(ctx context.Context) error {
 	}
 	w, err := kv.WatchAll(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped as the watch started
+		}
 		return fmt.Errorf("topology failover: watch: %w", err)
 	}
 	defer func() { _ = w.Stop() }()
@@ -208,6 +214,9 @@ func (f *Failover) Run(ctx context.Context) error {
 					return nil
 				}
 				if w, err = kv.WatchAll(ctx); err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
 					return fmt.Errorf("topology failover: watch: %w", err)
 				}
 				continue
